@@ -7,5 +7,7 @@
 //! - pipeline objects built on the device (streams of dma-buf frames).
 
 pub mod device;
+pub mod dmabuf;
 
 pub use device::{enumerate_nodes, Device, DeviceInfo, NodeKind, OpenError};
+pub use dmabuf::{Dmabuf, DmabufPlane, Fourcc, Mapping, DRM_FORMAT_MOD_LINEAR};

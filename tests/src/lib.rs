@@ -1,1 +1,155 @@
+//! Helpers shared by dmacam's integration tests, above all the VM suite (`tests/suite/`), which runs inside
+//! the test-bed VM (`tests/vm/suite`) against real vivid, vkms, udmabuf, DMA-BUF heaps, lavapipe and Weston.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Panics (fails the test) unless running inside the test-bed VM. VM tests never pass silently on a host.
+pub fn require_vm() {
+    assert_eq!(
+        std::env::var("DMACAM_VM").as_deref(),
+        Ok("1"),
+        "this test needs the real kernel of the test-bed VM; run it with tests/vm/suite"
+    );
+}
+
+/// The work tree as seen from the current machine (`/src` inside the VM).
+pub fn src_dir() -> PathBuf {
+    std::env::var_os("DMACAM_SRC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+}
+
+/// Where a test may leave files for the host to read (`/results` in the VM, copied to target/vm/results/).
+pub fn results_dir() -> PathBuf {
+    let dir = if Path::new("/results").is_dir() {
+        PathBuf::from("/results")
+    } else {
+        std::env::temp_dir().join("dmacam-results")
+    };
+    std::fs::create_dir_all(&dir).expect("create results dir");
+    dir
+}
+
+/// A command for the `dmacam` binary on PATH (the test-bed puts the freshly built one there).
+pub fn dmacam() -> Command {
+    Command::new("dmacam")
+}
+
+/// Runs a command to completion, capturing its output, and panics with its stderr if it cannot be started.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    out
+}
+
+/// Runs a command, asserting success; returns its stdout as text.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A headless Weston started for one test (GL renderer, the test-bed's stable configuration); killed on drop.
+pub struct Weston {
+    pid: i32,
+    pub display: String,
+    pub runtime_dir: PathBuf,
+}
+
+impl Weston {
+    /// Starts Weston on socket `name` with `extra` arguments (e.g. `--renderer=pixman` for a compositor
+    /// without linux-dmabuf).
+    pub fn start(name: &str, extra: &[&str]) -> Weston {
+        let runtime_dir = PathBuf::from(
+            std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/run/user/0".to_owned()),
+        );
+        let script = src_dir().join("tests/vm/guest/weston-start");
+        let out = run(Command::new(&script)
+            .arg(name)
+            .args(extra)
+            .env("XDG_RUNTIME_DIR", &runtime_dir));
+        assert!(
+            out.status.success(),
+            "weston did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pid: i32 = std::fs::read_to_string(runtime_dir.join("weston.pid"))
+            .expect("weston.pid")
+            .trim()
+            .parse()
+            .expect("weston pid");
+        Weston {
+            pid,
+            display: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            runtime_dir,
+        }
+    }
+
+    /// Sets `WAYLAND_DISPLAY` and `XDG_RUNTIME_DIR` on `cmd` so it talks to this compositor.
+    pub fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("WAYLAND_DISPLAY", &self.display)
+            .env("XDG_RUNTIME_DIR", &self.runtime_dir)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Whether the compositor process is still running (a crash under a client is a test failure).
+    pub fn is_alive(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+    }
+
+    /// Weston's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.runtime_dir.join("weston.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Weston {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.pid.to_string())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Path::new(&format!("/proc/{}", self.pid)).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Waits for a child with a deadline; kills it and panics if it overruns.
+pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Number of open fds of process `pid` (`/proc/PID/fd`).
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
