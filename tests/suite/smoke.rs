@@ -3,7 +3,7 @@
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dmacam_tests::{dmacam, require_vm, run_ok, wait_with_deadline, Weston};
 
@@ -125,60 +125,102 @@ const BARS_75: [[u8; 3]; 8] = [
     [0, 0, 0],
 ];
 
-/// A peer dma-buf client (weston-simple-dmabuf-v4l: vivid YUYV buffers exported with EXPBUF, handed to the
-/// compositor as linux-dmabuf wl_buffers) really reaches the screen: the compositor's screenshot shows the bars.
+/// A peer dma-buf client (GStreamer: vivid YUYV buffers exported with EXPBUF by `v4l2src io-mode=dmabuf`,
+/// handed to the compositor as linux-dmabuf wl_buffers by `waylandsink`) really reaches the screen: the
+/// compositor's screenshot shows the bars. (weston-simple-dmabuf-v4l crashes this Weston's llvmpipe under
+/// load, see TESTBED.md; GStreamer's client does not.)
 #[test]
 fn smoke_peer_dmabuf_client_reaches_the_screen() {
     require_vm();
     let weston = Weston::start("wayland-peer", &[]);
-    // 5 fps: that client at 30 fps crashes this Weston (TESTBED.md); the check here is the compositor side.
-    run_ok(Command::new("v4l2-ctl").args(["-d", "/dev/video0", "-p", "5"]));
     let mut client = weston
-        .env(&mut Command::new("weston-simple-dmabuf-v4l"))
-        .args(["-v", "/dev/video0", "-f", "YUYV"])
+        .env(&mut Command::new("gst-launch-1.0"))
+        .args([
+            "-q",
+            "v4l2src",
+            "device=/dev/video0",
+            "io-mode=dmabuf",
+            "!",
+            "video/x-raw,format=YUY2,width=640,height=360",
+            "!",
+            "waylandsink",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start weston-simple-dmabuf-v4l");
-    std::thread::sleep(Duration::from_secs(5));
-    assert!(
-        client.try_wait().unwrap().is_none(),
-        "weston-simple-dmabuf-v4l exited early"
-    );
-    let shots = tempdir("peer-shot");
+        .expect("start gst-launch-1.0");
+    // Under TCG (and a loaded host) the first frame can take many seconds to reach the screen: take
+    // screenshots until the bars show, within a deadline.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut attempt = 0;
+    loop {
+        assert!(
+            client.try_wait().unwrap().is_none(),
+            "gst-launch-1.0 exited early"
+        );
+        attempt += 1;
+        let (w, h, rgb) = screenshot(&weston, &format!("peer-shot-{attempt}"));
+        assert!(
+            weston.is_alive(),
+            "Weston died under the peer client:\n{}",
+            weston.log()
+        );
+        match check_bars(w, h, &rgb) {
+            Ok(()) => break,
+            Err(e) if Instant::now() >= deadline => panic!("after {attempt} screenshots: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_secs(2)),
+        }
+    }
+    let _ = client.kill();
+    let _ = client.wait();
+}
+
+/// Finds vivid's 75% bars in a screenshot, wherever the compositor placed and scaled the frame: the frame's
+/// left edge is the white bar, its right edge 8/7 of the way to the end of the blue bar (the last bar is
+/// black); below the on-screen text, the centre of each eighth of the frame is one bar.
+fn check_bars(w: usize, h: usize, rgb: &[u8]) -> Result<(), String> {
+    let lit = |x: usize, y: usize| rgb[(y * w + x) * 3..][..3].iter().any(|&c| c > 40);
+    let rows: Vec<usize> = (0..h).filter(|&y| (0..w).any(|x| lit(x, y))).collect();
+    let (Some(&top), Some(&bottom)) = (rows.first(), rows.last()) else {
+        return Err("the screen is black".into());
+    };
+    let y = top + (bottom - top) * 5 / 6;
+    let left = (0..w).find(|&x| lit(x, y)).unwrap_or(0);
+    let right = (0..w).rev().find(|&x| lit(x, y)).unwrap_or(0) + 1;
+    let frame_w = (right.saturating_sub(left)) * 8 / 7;
+    if frame_w < 64 {
+        return Err(format!(
+            "no frame on screen (lit span {left}..{right} at row {y})"
+        ));
+    }
+    for (i, want) in BARS_75.iter().enumerate() {
+        let x = (left + frame_w * (2 * i + 1) / 16).min(w - 1);
+        let got = &rgb[(y * w + x) * 3..][..3];
+        if (0..3).any(|c| got[c].abs_diff(want[c]) > 12) {
+            return Err(format!(
+                "bar {i} at ({x},{y}) is {got:?}, expected about {want:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Takes a compositor screenshot with weston-screenshooter (Weston runs with --debug) and decodes it.
+fn screenshot(weston: &Weston, name: &str) -> (usize, usize, Vec<u8>) {
+    let shots = tempdir(name);
     let mut shooter = weston
         .env(&mut Command::new("weston-screenshooter"))
         .current_dir(&shots)
         .spawn()
         .expect("start weston-screenshooter");
-    assert!(wait_with_deadline(&mut shooter, Duration::from_secs(30)).success());
-    assert!(
-        weston.is_alive(),
-        "Weston died under the peer client:\n{}",
-        weston.log()
-    );
-    let _ = client.kill();
-    let _ = client.wait();
+    assert!(wait_with_deadline(&mut shooter, Duration::from_secs(60)).success());
     let png = std::fs::read_dir(&shots)
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|x| x == "png"))
         .expect("weston-screenshooter wrote a PNG");
-    let (w, h, rgb) = decode_rgb(&png);
-    assert_eq!((w, h), (1280, 720), "the kiosk output is 1280x720");
-    // Below vivid's on-screen text, the centre of each eighth of the width is one bar.
-    let y = h * 5 / 6;
-    for (i, want) in BARS_75.iter().enumerate() {
-        let x = w * (2 * i + 1) / 16;
-        let got = &rgb[(y * w + x) * 3..][..3];
-        for c in 0..3 {
-            assert!(
-                got[c].abs_diff(want[c]) <= 12,
-                "bar {i} at ({x},{y}) is {got:?}, expected about {want:?}"
-            );
-        }
-    }
+    decode_rgb(&png)
 }
 
 fn tempdir(name: &str) -> std::path::PathBuf {
