@@ -1,6 +1,8 @@
 //! `dmacam`: camera frames from V4L2 to the screen or to disk without a CPU copy.
 
 mod cmd;
+mod pixels;
+mod sink;
 
 use std::process::ExitCode;
 
@@ -26,6 +28,14 @@ enum Command {
     List(cmd::list::Args),
     /// Report what this machine offers the pipeline: V4L2 nodes, dma-buf allocators, Vulkan, Wayland.
     Doctor(cmd::doctor::Args),
+    /// Stream frames to a file: .raw, .y4m, or one .png/.ppm per frame ('#' = sequence number).
+    Dump(cmd::dump::Args),
+    /// Driver test run: stream each format and verify sequence, timestamps, sizes, flags and pixels.
+    Check(cmd::check::Args),
+    /// Show the camera in a Wayland window (zero-copy through linux-dmabuf where the compositor allows).
+    View(cmd::view::Args),
+    /// Show the camera on a bare DRM/KMS display, no compositor (PRIME import, page-flip paced).
+    KmsView(cmd::kms::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +44,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::List(args) => cmd::list::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
+        Command::Dump(args) => cmd::dump::run(args),
+        Command::Check(args) => cmd::check::run(args),
+        Command::View(args) => cmd::view::run(args),
+        Command::KmsView(args) => cmd::kms::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,13 +1,23 @@
 //! V4L2 capture for dmacam.
 //!
 //! Layers, bottom up:
-//! - raw ioctls: `v4l2r::ioctl` (one safe function per V4L2 ioctl), plus this crate's own for the
-//!   dma-buf side;
-//! - typed device: [`device::Device`], an opened node with its capabilities;
-//! - pipeline objects built on the device (streams of dma-buf frames).
+//! - raw ioctls (crate-private `raw`): one `nix` ioctl per V4L2 / dma-heap / udmabuf request over the
+//!   kernel structures `v4l2r` generates;
+//! - typed device: [`device::Device`], an opened node with its capabilities, its formats, sizes and
+//!   intervals ([`format`]) and controls ([`controls`]);
+//! - pipeline objects built on the device: a [`stream::Stream`] of [`stream::Frame`]s, each a [`Dmabuf`]
+//!   that goes back to the driver when its last holder drops it.
 
+pub mod alloc;
+pub mod controls;
 pub mod device;
 pub mod dmabuf;
+pub mod format;
+mod raw;
+pub mod stream;
 
+pub use controls::{Control, ControlError, ControlType};
 pub use device::{enumerate_nodes, Device, DeviceInfo, NodeKind, OpenError};
 pub use dmabuf::{Dmabuf, DmabufPlane, Fourcc, Mapping, DRM_FORMAT_MOD_LINEAR};
+pub use format::{Format, FormatError, FormatRequest, Layout, PixelFormat};
+pub use stream::{Frame, IoMode, Stream, StreamError, StreamOptions};

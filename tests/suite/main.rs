@@ -1,4 +1,8 @@
 //! The VM suite: runs inside the test-bed VM (tests/vm/suite) against real drivers. One module per area.
 //! Every test starts with `require_vm()`, so this binary fails, never passes, outside the VM.
 
+mod capture;
+mod kms;
+mod render;
 mod smoke;
+mod view;

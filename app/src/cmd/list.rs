@@ -1,8 +1,10 @@
-//! `dmacam list`: every V4L2 node with its capabilities.
+//! `dmacam list`: every V4L2 node with its capabilities, and for capture nodes their formats, frame sizes,
+//! frame intervals and controls.
 
 use std::process::ExitCode;
 
-use dmacam_capture::{enumerate_nodes, DeviceInfo};
+use dmacam_capture::format::{fourcc_name, FrameIntervals, FrameSizes};
+use dmacam_capture::{enumerate_nodes, Device, DeviceInfo};
 use serde_json::json;
 
 #[derive(clap::Args)]
@@ -13,12 +15,21 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // A listing piped into `head` should end quietly, as other listing tools do, not panic in println!.
+    // SAFETY: restoring the default disposition of SIGPIPE touches no Rust state.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let nodes = enumerate_nodes();
     if args.json {
         let list: Vec<_> = nodes
             .iter()
             .map(|n| match n {
-                Ok(info) => node_json(info),
+                Ok(info) => {
+                    let mut v = node_json(info);
+                    if info.kind.is_capture() {
+                        v["capture"] = capture_json(info);
+                    }
+                    v
+                }
                 Err(e) => json!({ "error": e.to_string() }),
             })
             .collect();
@@ -50,6 +61,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ),
                 Err(e) => println!("skipped: {e}"),
             }
+            if let Ok(i) = n {
+                if i.kind.is_capture() {
+                    print_capture(i);
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -66,4 +82,159 @@ pub fn node_json(i: &DeviceInfo) -> serde_json::Value {
         "streaming": i.streaming,
         "caps": format!("{}", i.caps),
     })
+}
+
+/// Formats, sizes, intervals and controls of a capture node as JSON (errors in place).
+fn capture_json(info: &DeviceInfo) -> serde_json::Value {
+    let dev = match Device::open(&info.path) {
+        Ok(d) => d,
+        Err(e) => return json!({ "error": e.to_string() }),
+    };
+    let formats = match dev.formats() {
+        Ok(f) => f,
+        Err(e) => return json!({ "error": e.to_string() }),
+    };
+    let current = dev.format().ok();
+    let fmts: Vec<_> = formats
+        .iter()
+        .map(|f| {
+            let sizes = dev.frame_sizes(f.fourcc).ok().flatten();
+            let (size_list, steps) = match &sizes {
+                Some(FrameSizes::Discrete(v)) => (v.clone(), None),
+                Some(FrameSizes::Stepwise { min, max, step }) => {
+                    (Vec::new(), Some(json!({"min": min, "max": max, "step": step})))
+                }
+                None => (Vec::new(), None),
+            };
+            let sizes_json: Vec<_> = size_list
+                .iter()
+                .map(|&(w, h)| {
+                    json!({
+                        "width": w,
+                        "height": h,
+                        "intervals": intervals_json(dev.frame_intervals(f.fourcc, w, h).ok().flatten()),
+                    })
+                })
+                .collect();
+            json!({
+                "fourcc": f.fourcc.to_string(),
+                "name": fourcc_name(f.fourcc),
+                "description": f.description,
+                "supported": f.supported,
+                "sizes": sizes_json,
+                "stepwise": steps,
+            })
+        })
+        .collect();
+    let controls: Vec<_> = dev
+        .controls()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "name": c.name,
+                "label": c.label,
+                "type": c.kind.as_str(),
+                "min": c.minimum,
+                "max": c.maximum,
+                "step": c.step,
+                "default": c.default,
+                "value": dev.get_control(c).ok(),
+                "menu": c.menu.iter().map(|(i, n)| json!({"index": i, "name": n})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "current": current.map(|f| json!({
+            "fourcc": f.fourcc.to_string(),
+            "width": f.width,
+            "height": f.height,
+            "planes": f.planes.iter().map(|p| json!({"bytesperline": p.bytesperline, "sizeimage": p.sizeimage})).collect::<Vec<_>>(),
+        })),
+        "formats": fmts,
+        "controls": controls,
+    })
+}
+
+fn intervals_json(iv: Option<FrameIntervals>) -> serde_json::Value {
+    match iv {
+        Some(FrameIntervals::Discrete(v)) => {
+            json!(v.iter().map(|f| f.to_string()).collect::<Vec<_>>())
+        }
+        Some(FrameIntervals::Stepwise { min, max, step }) => {
+            json!({"min": min.to_string(), "max": max.to_string(), "step": step.to_string()})
+        }
+        None => json!([]),
+    }
+}
+
+fn print_capture(info: &DeviceInfo) {
+    let dev = match Device::open(&info.path) {
+        Ok(d) => d,
+        Err(e) => {
+            println!("  {e}");
+            return;
+        }
+    };
+    if let Ok(f) = dev.format() {
+        println!("  current format: {f}");
+    }
+    match dev.formats() {
+        Ok(formats) => {
+            println!("  formats:");
+            for f in &formats {
+                let note = if f.supported {
+                    ""
+                } else {
+                    " (not supported by dmacam)"
+                };
+                println!("    {} '{}'{note}", fourcc_name(f.fourcc), f.description);
+                match dev.frame_sizes(f.fourcc).ok().flatten() {
+                    Some(FrameSizes::Discrete(v)) => {
+                        for (w, h) in v {
+                            let iv = match dev.frame_intervals(f.fourcc, w, h).ok().flatten() {
+                                Some(FrameIntervals::Discrete(v)) => v
+                                    .iter()
+                                    .map(|i| format!("{:.3}", i.fps()))
+                                    .collect::<Vec<_>>()
+                                    .join(" "),
+                                Some(FrameIntervals::Stepwise { min, max, .. }) => {
+                                    format!("{:.3} to {:.3}", max.fps(), min.fps())
+                                }
+                                None => String::new(),
+                            };
+                            println!("      {w}x{h}: {iv} fps");
+                        }
+                    }
+                    Some(s) => println!("      sizes {s}"),
+                    None => {}
+                }
+            }
+        }
+        Err(e) => println!("  {e}"),
+    }
+    if let Ok(ctrls) = dev.controls() {
+        println!("  controls:");
+        for c in &ctrls {
+            let value = dev
+                .get_control(c)
+                .map(|v| v.to_string())
+                .unwrap_or_else(|_| "-".to_owned());
+            let menu = if c.menu.is_empty() {
+                String::new()
+            } else {
+                let items: Vec<String> = c.menu.iter().map(|(i, n)| format!("{i}={n}")).collect();
+                format!(" [{}]", items.join(", "))
+            };
+            println!(
+                "    {} ({}) {}..{} default {} value {value}{menu}",
+                c.name,
+                c.kind.as_str(),
+                c.minimum,
+                c.maximum,
+                c.default
+            );
+        }
+    }
 }

@@ -1,4 +1,8 @@
 //! One module per subcommand.
 
+pub mod check;
 pub mod doctor;
+pub mod dump;
+pub mod kms;
 pub mod list;
+pub mod view;

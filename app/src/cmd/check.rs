@@ -1,0 +1,467 @@
+//! `dmacam check`: a driver test run. Streams each format and checks sequence numbers, CLOCK_MONOTONIC
+//! timestamps, bytesused against sizeimage, buffer flags, and, on vivid, the pixel content of a known colour
+//! bar pattern in the format's own encoding. Reports as text, JSON and JUnit XML.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use dmacam_capture::format::{fourcc_name, parse_fourcc, supported_names};
+use dmacam_capture::stream::{BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC};
+use dmacam_capture::{
+    Device, Format, FormatRequest, Fourcc, Frame, PixelFormat, Stream, StreamOptions,
+};
+use serde_json::json;
+
+use super::dump::{open, CaptureOpts};
+use crate::pixels::{Csc, Sample, View};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub capture: CaptureOpts,
+    /// Frames to stream per format.
+    #[arg(long, default_value_t = 10)]
+    pub frames: u32,
+    /// Comma-separated formats to test (default: every format the device offers).
+    #[arg(long, value_delimiter = ',')]
+    pub formats: Vec<String>,
+    /// Write a JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Pass,
+    Fail,
+    Skip,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Skip => "skip",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct CaseResult {
+    name: String,
+    status: Status,
+    /// Why it failed or was skipped, or notes.
+    messages: Vec<String>,
+    frames: u32,
+    drops: u32,
+    pixels_checked: bool,
+    seconds: f64,
+}
+
+/// The eight bars of vivid's "100% Colorbar" pattern, left to right, as full-range R'G'B'.
+const BARS: [(&str, [u8; 3]); 8] = [
+    ("white", [255, 255, 255]),
+    ("yellow", [255, 255, 0]),
+    ("cyan", [0, 255, 255]),
+    ("green", [0, 255, 0]),
+    ("magenta", [255, 0, 255]),
+    ("red", [255, 0, 0]),
+    ("blue", [0, 0, 255]),
+    ("black", [0, 0, 0]),
+];
+/// How far ahead of CLOCK_MONOTONIC a buffer timestamp may be when dequeued.
+const TIMESTAMP_LEAD: Duration = Duration::from_millis(250);
+/// How old a buffer timestamp may be when dequeued.
+const TIMESTAMP_AGE: Duration = Duration::from_secs(10);
+/// How far a component may be from the expected value (rounding in the driver's fixed-point maths).
+const TOLERANCE: i32 = 3;
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let started = Instant::now();
+    let mut results = Vec::new();
+    let mut device_name = args.capture.device.display().to_string();
+    let mut driver = String::new();
+    match prepare(&args) {
+        Ok((dev, formats, vivid)) => {
+            driver = dev.info().driver.clone();
+            device_name = dev.path().display().to_string();
+            drop(dev);
+            for f in formats {
+                let r = check_format(&args, f, vivid);
+                println!(
+                    "{:<6} {:<4} {}",
+                    r.name,
+                    r.status.as_str(),
+                    r.messages.join("; ")
+                );
+                results.push(r);
+            }
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            eprintln!("dmacam: {msg}");
+            results.push(CaseResult {
+                name: "open".to_owned(),
+                status: Status::Fail,
+                messages: vec![msg],
+                frames: 0,
+                drops: 0,
+                pixels_checked: false,
+                seconds: 0.0,
+            });
+        }
+    }
+    let passed = results.iter().filter(|r| r.status == Status::Pass).count();
+    let failed = results.iter().filter(|r| r.status == Status::Fail).count();
+    let skipped = results.iter().filter(|r| r.status == Status::Skip).count();
+    println!("{passed} passed, {failed} failed, {skipped} skipped (not supported by dmacam)");
+    if let Some(path) = &args.json {
+        write_json(path, &device_name, &driver, &results, started.elapsed())?;
+    }
+    if let Some(path) = &args.junit {
+        write_junit(path, &device_name, &results, started.elapsed())?;
+    }
+    if failed > 0 || passed == 0 {
+        if failed == 0 {
+            eprintln!("dmacam: no format passed on {device_name}");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the device, selects vivid's test pattern, and resolves the formats to test.
+fn prepare(args: &Args) -> Result<(Device, Vec<Fourcc>, bool)> {
+    let dev = open(&args.capture)?;
+    let vivid = dev.info().driver == "vivid";
+    if vivid {
+        // A still, known picture: 100% colour bars, no on-screen text, no movement.
+        let set = |name: &str, entry: &str| -> Result<()> {
+            let c = dev.control(name)?;
+            dev.set_menu(&c, entry)?;
+            Ok(())
+        };
+        set("test_pattern", "100% Colorbar")?;
+        set("osd_text_mode", "None")?;
+        for m in ["horizontal_movement", "vertical_movement"] {
+            if dev.control(m).is_ok() {
+                set(m, "No Movement")?;
+            }
+        }
+    }
+    let offered = dev.formats()?;
+    let formats = if args.formats.is_empty() {
+        offered.iter().map(|d| d.fourcc).collect()
+    } else {
+        let mut v = Vec::new();
+        for name in &args.formats {
+            let f = parse_fourcc(name.trim()).map_err(anyhow::Error::msg)?;
+            if !offered.iter().any(|d| d.fourcc == f) {
+                let names: Vec<String> = offered.iter().map(|d| fourcc_name(d.fourcc)).collect();
+                anyhow::bail!(
+                    "{} does not offer format {}; it offers {}",
+                    dev.path().display(),
+                    fourcc_name(f),
+                    names.join(" ")
+                );
+            }
+            v.push(f);
+        }
+        v
+    };
+    Ok((dev, formats, vivid))
+}
+
+fn check_format(args: &Args, fourcc: Fourcc, vivid: bool) -> CaseResult {
+    let start = Instant::now();
+    let mut r = CaseResult {
+        name: fourcc_name(fourcc),
+        status: Status::Pass,
+        messages: Vec::new(),
+        frames: 0,
+        drops: 0,
+        pixels_checked: false,
+        seconds: 0.0,
+    };
+    if PixelFormat::lookup(fourcc).is_none() {
+        r.status = Status::Skip;
+        r.messages.push(format!(
+            "dmacam does not support {} (supported: {})",
+            fourcc_name(fourcc),
+            supported_names()
+        ));
+        return r;
+    }
+    if let Err(e) = stream_and_check(args, fourcc, vivid, &mut r) {
+        r.status = Status::Fail;
+        r.messages.push(format!("{e:#}"));
+    }
+    if r.status == Status::Pass && !r.messages.iter().any(|m| m.starts_with("pixels")) {
+        r.messages.push(if r.pixels_checked {
+            format!("{} frames, pixels match the colour bars", r.frames)
+        } else {
+            format!("{} frames (pixels not checked: not vivid)", r.frames)
+        });
+    }
+    r.seconds = start.elapsed().as_secs_f64();
+    r
+}
+
+fn fail(r: &mut CaseResult, msg: String) {
+    r.status = Status::Fail;
+    if r.messages.len() < 8 {
+        r.messages.push(msg);
+    }
+}
+
+fn stream_and_check(args: &Args, fourcc: Fourcc, vivid: bool, r: &mut CaseResult) -> Result<()> {
+    let dev = Device::open(&args.capture.device)?;
+    let format = dev.negotiate(&FormatRequest {
+        fourcc: Some(fourcc),
+        size: args.capture.size()?,
+        fps: args.capture.fps()?,
+    })?;
+    let mut stream = Stream::new(
+        dev,
+        format.clone(),
+        &StreamOptions {
+            buffers: 4,
+            io: args.capture.io()?,
+        },
+    )?;
+    stream.start()?;
+    let timeout = Duration::from_secs(args.capture.timeout.max(1));
+    let mut last: Option<(u32, Duration)> = None;
+    for _ in 0..args.frames.max(1) {
+        let frame = stream.next_frame(timeout)?;
+        r.frames += 1;
+        let now = monotonic_now();
+        let seq = frame.sequence();
+        let ts = frame.timestamp();
+        if frame.is_error() {
+            fail(r, format!("frame {seq}: V4L2_BUF_FLAG_ERROR set"));
+        }
+        if frame.flags() & BUF_FLAG_TIMESTAMP_MASK != BUF_FLAG_TIMESTAMP_MONOTONIC {
+            fail(
+                r,
+                format!(
+                    "frame {seq}: timestamp is not CLOCK_MONOTONIC (flags {:#x})",
+                    frame.flags()
+                ),
+            );
+        }
+        // vivid stamps the end of the frame period, so under load a timestamp may lead "now" a little;
+        // a different clock (REALTIME) or garbage is far off either way.
+        if ts > now + TIMESTAMP_LEAD || now.saturating_sub(ts) > TIMESTAMP_AGE {
+            fail(
+                r,
+                format!("frame {seq}: timestamp {ts:?} is not CLOCK_MONOTONIC now ({now:?})"),
+            );
+        }
+        if let Some((pseq, pts)) = last {
+            if seq <= pseq {
+                fail(r, format!("sequence went from {pseq} to {seq}"));
+            } else if seq > pseq + 1 {
+                r.drops += seq - pseq - 1;
+            }
+            if ts <= pts {
+                fail(
+                    r,
+                    format!("frame {seq}: timestamp {ts:?} not after the previous {pts:?}"),
+                );
+            }
+        }
+        last = Some((seq, ts));
+        for (i, (&used, plane)) in frame.bytesused().iter().zip(&format.planes).enumerate() {
+            if used != plane.sizeimage {
+                fail(
+                    r,
+                    format!(
+                        "frame {seq}: plane {i} bytesused {used}, sizeimage {}",
+                        plane.sizeimage
+                    ),
+                );
+            }
+        }
+        if vivid {
+            r.pixels_checked = true;
+            if let Some(msg) = check_bars(&frame, &format, stream.pixel_format())? {
+                fail(r, format!("pixels, frame {seq}: {msg}"));
+            }
+        }
+    }
+    stream.stop()?;
+    if r.drops > 0 {
+        r.messages
+            .push(format!("{} frames dropped by the driver", r.drops));
+    }
+    Ok(())
+}
+
+fn monotonic_now() -> Duration {
+    let mut ts = libc_timespec();
+    // SAFETY: `ts` is a valid timespec for clock_gettime to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.max(0) as u32)
+}
+
+fn libc_timespec() -> libc::timespec {
+    libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    }
+}
+
+/// The expected value of a bar in the format's own encoding.
+fn expected(pixel: PixelFormat, csc: Csc, rgb: [u8; 3]) -> Sample {
+    match pixel.layout {
+        dmacam_capture::Layout::Rgb { .. } => Sample::Rgb(rgb[0], rgb[1], rgb[2]),
+        // vivid's test pattern generator encodes GREY as full-range luma with Rec. 709 weights.
+        dmacam_capture::Layout::Grey => Sample::Grey(
+            Csc {
+                bt709: true,
+                full_range: true,
+            }
+            .rgb_to_yuv(rgb)
+            .0,
+        ),
+        _ => {
+            let (y, u, v) = csc.rgb_to_yuv(rgb);
+            Sample::Yuv(y, u, v)
+        }
+    }
+}
+
+fn close(a: Sample, b: Sample) -> bool {
+    let d = |x: u8, y: u8| (i32::from(x) - i32::from(y)).abs() <= TOLERANCE;
+    match (a, b) {
+        (Sample::Yuv(a0, a1, a2), Sample::Yuv(b0, b1, b2))
+        | (Sample::Rgb(a0, a1, a2), Sample::Rgb(b0, b1, b2)) => d(a0, b0) && d(a1, b1) && d(a2, b2),
+        (Sample::Grey(a), Sample::Grey(b)) => d(a, b),
+        _ => false,
+    }
+}
+
+/// Checks the centre of each colour bar on three rows; returns a description of the first mismatch.
+fn check_bars(frame: &Frame, format: &Format, pixel: PixelFormat) -> Result<Option<String>> {
+    let csc = Csc::for_format(format);
+    let res = frame.read(|mem| -> Result<Option<String>> {
+        let view = View::new(format, pixel, mem, frame.data_offset())?;
+        let (w, h) = (view.width, view.height);
+        let mut bad = Vec::new();
+        for row in [h / 4, h / 2, 3 * h / 4] {
+            for (i, (name, rgb)) in BARS.iter().enumerate() {
+                // The centre of bar i, on an even column so 4:2:x chroma belongs to this pixel pair.
+                let x = ((2 * i + 1) * w / 16) & !1;
+                let got = view.sample(x, row);
+                let want = expected(pixel, csc, *rgb);
+                if !close(got, want) {
+                    bad.push(format!(
+                        "{name} bar at ({x},{row}) is {got:?}, expected {want:?}"
+                    ));
+                }
+            }
+        }
+        Ok((!bad.is_empty()).then(|| {
+            let n = bad.len();
+            format!("{} of 24 samples differ: {}", n, bad[..n.min(3)].join(", "))
+        }))
+    })?;
+    res.context("reading the frame's pixels")
+}
+
+fn write_json(
+    path: &PathBuf,
+    device: &str,
+    driver: &str,
+    results: &[CaseResult],
+    elapsed: Duration,
+) -> Result<()> {
+    let cases: Vec<_> = results
+        .iter()
+        .map(|r| {
+            json!({
+                "format": r.name,
+                "status": r.status.as_str(),
+                "messages": r.messages,
+                "frames": r.frames,
+                "drops": r.drops,
+                "pixels_checked": r.pixels_checked,
+                "seconds": r.seconds,
+            })
+        })
+        .collect();
+    let count = |s: Status| results.iter().filter(|r| r.status == s).count();
+    let v = json!({
+        "device": device,
+        "driver": driver,
+        "passed": count(Status::Pass),
+        "failed": count(Status::Fail),
+        "skipped": count(Status::Skip),
+        "seconds": elapsed.as_secs_f64(),
+        "results": cases,
+    });
+    write_atomically(path, serde_json::to_string_pretty(&v)?.as_bytes())
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn write_junit(
+    path: &PathBuf,
+    device: &str,
+    results: &[CaseResult],
+    elapsed: Duration,
+) -> Result<()> {
+    let count = |s: Status| results.iter().filter(|r| r.status == s).count();
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    x += &format!(
+        "<testsuite name=\"dmacam check {}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\">\n",
+        xml_escape(device),
+        results.len(),
+        count(Status::Fail),
+        count(Status::Skip),
+        elapsed.as_secs_f64()
+    );
+    for r in results {
+        x += &format!(
+            "  <testcase classname=\"dmacam.check\" name=\"{}\" time=\"{:.3}\">",
+            xml_escape(&r.name),
+            r.seconds
+        );
+        let msg = xml_escape(&r.messages.join("; "));
+        match r.status {
+            Status::Pass => {}
+            Status::Fail => x += &format!("<failure message=\"{msg}\"/>"),
+            Status::Skip => x += &format!("<skipped message=\"{msg}\"/>"),
+        }
+        x += "</testcase>\n";
+    }
+    x += "</testsuite>\n";
+    write_atomically(path, x.as_bytes())
+}
+
+fn write_atomically(path: &PathBuf, data: &[u8]) -> Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.partial-{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let res = std::fs::write(&tmp, data).and_then(|_| std::fs::rename(&tmp, path));
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,241 @@
+//! `dmacam dump`: stream N frames from a V4L2 node to a .raw, .y4m or per-frame .png/.ppm file, reading
+//! pixels only through the exported dma-bufs.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use dmacam_capture::format::{parse_fourcc, Fraction};
+use dmacam_capture::{Device, FormatRequest, Fourcc, IoMode, Stream, StreamOptions};
+
+use crate::sink::{FileSink, Kind};
+
+/// `--size WxH`.
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let err =
+        || format!("'{s}' is not a frame size; give WIDTHxHEIGHT with both above 0, e.g. 640x360");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(err)?;
+    let w: u32 = w.trim().parse().map_err(|_| err())?;
+    let h: u32 = h.trim().parse().map_err(|_| err())?;
+    if w == 0 || h == 0 || w > 16384 || h > 16384 {
+        return Err(err());
+    }
+    Ok((w, h))
+}
+
+fn parse_format(s: &str) -> Result<Fourcc> {
+    parse_fourcc(s).map_err(|e| anyhow::anyhow!("--format: {e}"))
+}
+
+fn parse_io(s: &str) -> Result<IoMode, String> {
+    match s {
+        "mmap" => Ok(IoMode::Mmap),
+        "dma-heap" => Ok(IoMode::DmaHeap),
+        "udmabuf" => Ok(IoMode::Udmabuf),
+        _ => Err(format!(
+            "'{s}' is not an I/O mode; use mmap, dma-heap or udmabuf"
+        )),
+    }
+}
+
+fn parse_fps(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{s}' is not a frame rate; give a whole number of frames per second, 1 to 1000"
+        )),
+    }
+}
+
+/// Device and streaming options shared by `dump` and `check`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CaptureOpts {
+    /// The V4L2 capture node.
+    #[arg(short, long, default_value = "/dev/video0")]
+    pub device: PathBuf,
+    /// Size, WIDTHxHEIGHT (the closest size the device offers is used).
+    #[arg(long = "size", value_name = "WxH")]
+    pub size_arg: Option<String>,
+    /// Frame rate in frames per second.
+    #[arg(long = "fps", value_name = "N")]
+    pub fps_arg: Option<String>,
+    /// Buffer memory: mmap (driver buffers exported with EXPBUF), dma-heap or udmabuf (imported).
+    #[arg(long = "io", default_value = "mmap", value_name = "MODE")]
+    pub io_arg: String,
+    /// Set a device control first, NAME=VALUE with `v4l2-ctl -L` names (menu entries by name or index).
+    #[arg(long = "ctrl", value_name = "NAME=VALUE")]
+    pub ctrls: Vec<String>,
+    /// Seconds to wait for each frame before giving up.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+}
+
+impl CaptureOpts {
+    /// `--size`, checked. (Parsed here rather than by clap so a bad value is one line, like every error.)
+    pub fn size(&self) -> Result<Option<(u32, u32)>> {
+        self.size_arg
+            .as_deref()
+            .map(parse_size)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--size: {e}"))
+    }
+
+    /// `--fps`, checked.
+    pub fn fps(&self) -> Result<Option<u32>> {
+        self.fps_arg
+            .as_deref()
+            .map(parse_fps)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--fps: {e}"))
+    }
+
+    /// `--io`, checked.
+    pub fn io(&self) -> Result<IoMode> {
+        parse_io(&self.io_arg).map_err(|e| anyhow::anyhow!("--io: {e}"))
+    }
+}
+
+/// Opens the device and applies `--ctrl` settings (after checking every option).
+pub fn open(opts: &CaptureOpts) -> Result<Device> {
+    opts.size()?;
+    opts.fps()?;
+    opts.io()?;
+    let dev = Device::open(&opts.device).map_err(|e| {
+        let hint = match &e {
+            dmacam_capture::OpenError::Open { source, .. }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                " (see `dmacam list` for the nodes on this machine)"
+            }
+            _ => "",
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })?;
+    if !dev.info().kind.is_capture() {
+        bail!(
+            "{} is a {} node, not a video capture node; give a capture node (see `dmacam list`)",
+            opts.device.display(),
+            dev.info().kind.as_str()
+        );
+    }
+    for c in &opts.ctrls {
+        let (name, value) = c
+            .split_once('=')
+            .with_context(|| format!("--ctrl '{c}' must be NAME=VALUE"))?;
+        let ctrl = dev.control(name.trim())?;
+        match value.trim().parse::<i32>() {
+            Ok(v) => dev.set_control(&ctrl, v)?,
+            Err(_) if !ctrl.menu.is_empty() => {
+                dev.set_menu(&ctrl, value.trim())?;
+            }
+            Err(_) => bail!("--ctrl {c}: '{value}' is not a number for control {name}"),
+        }
+    }
+    Ok(dev)
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub capture: CaptureOpts,
+    /// Pixel format (fourcc such as YUYV, NV12, or NV12M for the multi-planar NM12).
+    #[arg(long = "format", value_name = "FOURCC")]
+    pub format_arg: Option<String>,
+    /// Number of frames to write.
+    #[arg(long, default_value_t = 1)]
+    pub frames: u32,
+    /// Output: NAME.raw (frames concatenated as v4l2-ctl --stream-to writes them), NAME.y4m (YUV formats),
+    /// or a NAME containing '#' ending .png or .ppm (one RGB file per frame, '#' = sequence number).
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    if args.frames == 0 {
+        bail!("--frames must be at least 1");
+    }
+    // Reject a bad output name or option before touching the device.
+    Kind::from_path(&args.output)?;
+    let fourcc = args.format_arg.as_deref().map(parse_format).transpose()?;
+    let dev = open(&args.capture)?;
+    let format = dev.negotiate(&FormatRequest {
+        fourcc,
+        size: args.capture.size()?,
+        fps: args.capture.fps()?,
+    })?;
+    let interval = dev.frame_interval().unwrap_or(Fraction {
+        numerator: 1,
+        denominator: 30,
+    });
+    let path = dev.path().to_path_buf();
+    let mut stream = Stream::new(
+        dev,
+        format,
+        &StreamOptions {
+            buffers: 4,
+            io: args.capture.io()?,
+        },
+    )?;
+    let mut sink = FileSink::create(
+        &args.output,
+        stream.format(),
+        stream.pixel_format(),
+        interval,
+    )?;
+    tracing::info!(device = %path.display(), format = %stream.format(), io = stream.io().as_str(), "dumping");
+    stream.start()?;
+    let progress = std::io::stderr().is_terminal();
+    let timeout = Duration::from_secs(args.capture.timeout.max(1));
+    for n in 0..args.frames {
+        let frame = stream.next_frame(timeout)?;
+        if frame.is_error() {
+            bail!(
+                "{}: frame {} came back with V4L2_BUF_FLAG_ERROR (the driver reported corrupt data)",
+                path.display(),
+                frame.sequence()
+            );
+        }
+        sink.write(&frame)?;
+        if progress {
+            draw_progress(n + 1, args.frames);
+        }
+    }
+    stream.stop()?;
+    if progress {
+        eprintln!();
+    }
+    let files = sink.finish()?;
+    if files.len() == 1 {
+        tracing::info!("wrote {} frames to {}", args.frames, files[0].display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn draw_progress(done: u32, total: u32) {
+    let width = 30;
+    let filled = (done as usize * width) / total.max(1) as usize;
+    let mut err = std::io::stderr().lock();
+    let _ = write!(
+        err,
+        "\r[{}{}] {done}/{total} frames",
+        "#".repeat(filled),
+        ".".repeat(width - filled)
+    );
+    let _ = err.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("640x360"), Ok((640, 360)));
+        assert!(parse_size("0x0").is_err());
+        assert!(parse_size("garbage").is_err());
+        assert!(parse_size("640x").is_err());
+        assert!(parse_size("-1x5").is_err());
+    }
+}

@@ -1,0 +1,314 @@
+//! Frame sinks for `dmacam dump`: raw, Y4M, PNG and PPM files.
+//!
+//! Nothing is left half-written: `.raw` and `.y4m` go to a hidden temporary file in the same directory that
+//! is renamed into place by [`FileSink::finish`]; PNG/PPM frames are each written to a temporary file and
+//! renamed, and if the dump fails every frame file of this run is removed again (see `Drop`).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use dmacam_capture::format::{fourcc_name, Fraction};
+use dmacam_capture::{Format, Frame, Layout, PixelFormat};
+
+use crate::pixels::{Csc, View};
+
+/// Largest piece written at once from a mapped dma-buf (well below the writer's buffer).
+const CHUNK: usize = 64 * 1024;
+
+/// What kind of file a name asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Raw,
+    Y4m,
+    Png,
+    Ppm,
+}
+
+impl Kind {
+    /// The kind an output name asks for, or an error saying which names are understood.
+    pub fn from_path(path: &Path) -> Result<Kind> {
+        let name = path.to_string_lossy();
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        let kind = match ext.as_str() {
+            "raw" => Kind::Raw,
+            "y4m" => Kind::Y4m,
+            "png" => Kind::Png,
+            "ppm" => Kind::Ppm,
+            _ => bail!(
+                "output '{name}' has no known extension; use .raw, .y4m, or a .png/.ppm name containing '#' (replaced by the frame number)"
+            ),
+        };
+        if matches!(kind, Kind::Png | Kind::Ppm) && !name.contains('#') {
+            bail!("output '{name}' needs a '#' in its name (replaced by each frame's sequence number), e.g. frame-#.{ext}");
+        }
+        Ok(kind)
+    }
+}
+
+/// A file sink; see the module docs for the no-partial-file guarantee.
+pub struct FileSink {
+    kind: Kind,
+    path: PathBuf,
+    format: Format,
+    pixel: PixelFormat,
+    csc: Csc,
+    /// For raw/y4m: the open temporary file and its path.
+    stream: Option<(BufWriter<File>, PathBuf)>,
+    /// For png/ppm: frame files already in place (removed if the sink is dropped unfinished).
+    written: Vec<PathBuf>,
+    finished: bool,
+}
+
+fn temp_name(path: &Path, tag: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{tag}-{}.partial", std::process::id()))
+}
+
+fn create(path: &Path) -> Result<BufWriter<File>> {
+    let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(BufWriter::with_capacity(1 << 20, f))
+}
+
+impl FileSink {
+    /// Prepares output to `path` for frames of `format`. `interval` is the frame interval (for Y4M).
+    pub fn create(
+        path: &Path,
+        format: &Format,
+        pixel: PixelFormat,
+        interval: Fraction,
+    ) -> Result<FileSink> {
+        let kind = Kind::from_path(path)?;
+        let mut stream = None;
+        match kind {
+            Kind::Raw => {
+                let tmp = temp_name(path, "raw");
+                stream = Some((create(&tmp)?, tmp));
+            }
+            Kind::Y4m => {
+                let chroma = y4m_chroma(pixel).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{} is not a YUV format, so it cannot go into a .y4m file; use .raw, .png or .ppm, or a YUV --format (YUYV, NV12, ...)",
+                        fourcc_name(format.fourcc)
+                    )
+                })?;
+                let tmp = temp_name(path, "y4m");
+                let mut w = create(&tmp)?;
+                let (num, den) = if interval.numerator == 0 {
+                    (1, 30)
+                } else {
+                    (interval.numerator, interval.denominator)
+                };
+                writeln!(
+                    w,
+                    "YUV4MPEG2 W{} H{} F{den}:{num} Ip A1:1 {chroma}",
+                    format.width, format.height
+                )
+                .with_context(|| format!("writing {}", tmp.display()))?;
+                stream = Some((w, tmp));
+            }
+            Kind::Png | Kind::Ppm => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    if !dir.is_dir() {
+                        bail!(
+                            "cannot write {}: directory {} does not exist",
+                            path.display(),
+                            dir.display()
+                        );
+                    }
+                }
+            }
+        }
+        Ok(FileSink {
+            kind,
+            path: path.to_path_buf(),
+            format: format.clone(),
+            pixel,
+            csc: Csc::for_format(format),
+            stream,
+            written: Vec::new(),
+            finished: false,
+        })
+    }
+
+    /// Writes one frame, reading it through the frame's mapped dma-bufs.
+    pub fn write(&mut self, frame: &Frame) -> Result<()> {
+        let format = &self.format;
+        let pixel = self.pixel;
+        match self.kind {
+            Kind::Raw => {
+                let (w, tmp) = self.stream.as_mut().expect("raw sink has a file");
+                let used = frame.bytesused().to_vec();
+                let offs = frame.data_offset().to_vec();
+                frame.read(|mem| -> Result<()> {
+                    for (i, bytes) in mem.iter().enumerate() {
+                        let end = (used[i] as usize).min(bytes.len());
+                        let start = (offs[i] as usize).min(end);
+                        // Through the buffer in small pieces: a large write straight from the dma-buf
+                        // mapping (a PFN map for some exporters) fails with EFAULT on filesystems that
+                        // pin the source pages (9p, FUSE).
+                        for chunk in bytes[start..end].chunks(CHUNK) {
+                            w.write_all(chunk)
+                                .with_context(|| format!("writing {}", tmp.display()))?;
+                        }
+                    }
+                    Ok(())
+                })??;
+            }
+            Kind::Y4m => {
+                let (w, tmp) = self.stream.as_mut().expect("y4m sink has a file");
+                frame.read(|mem| -> Result<()> {
+                    let view = View::new(format, pixel, mem, frame.data_offset())?;
+                    let data = y4m_frame(&view);
+                    w.write_all(b"FRAME\n")
+                        .and_then(|_| w.write_all(&data))
+                        .with_context(|| format!("writing {}", tmp.display()))
+                })??;
+            }
+            Kind::Png | Kind::Ppm => {
+                let csc = self.csc;
+                let rgb = frame.read(|mem| -> Result<Vec<u8>> {
+                    let view = View::new(format, pixel, mem, frame.data_offset())?;
+                    let mut out = Vec::with_capacity(view.width * view.height * 3);
+                    for y in 0..view.height {
+                        for x in 0..view.width {
+                            out.extend_from_slice(&view.rgb(x, y, csc));
+                        }
+                    }
+                    Ok(out)
+                })??;
+                let name = self
+                    .path
+                    .to_string_lossy()
+                    .replace('#', &format!("{:06}", frame.sequence()));
+                let dest = PathBuf::from(name);
+                let tmp = temp_name(&dest, "frame");
+                let res = write_image(self.kind, &tmp, format.width, format.height, &rgb).and_then(
+                    |_| {
+                        std::fs::rename(&tmp, &dest).with_context(|| {
+                            format!("cannot rename {} to {}", tmp.display(), dest.display())
+                        })
+                    },
+                );
+                if let Err(e) = res {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
+                self.written.push(dest);
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the output: flushes and renames the file into place. Returns the files written.
+    pub fn finish(mut self) -> Result<Vec<PathBuf>> {
+        if let Some((mut w, tmp)) = self.stream.take() {
+            let res = w
+                .flush()
+                .map_err(anyhow::Error::from)
+                .and_then(|_| w.get_ref().sync_all().map_err(anyhow::Error::from))
+                .and_then(|_| std::fs::rename(&tmp, &self.path).map_err(anyhow::Error::from))
+                .with_context(|| format!("cannot complete {}", self.path.display()));
+            if let Err(e) = res {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+            self.written.push(self.path.clone());
+        }
+        self.finished = true;
+        Ok(std::mem::take(&mut self.written))
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if let Some((_, tmp)) = self.stream.take() {
+            if let Err(e) = std::fs::remove_file(&tmp) {
+                tracing::warn!("removing {}: {e}", tmp.display());
+            }
+        }
+        for f in self.written.drain(..) {
+            if let Err(e) = std::fs::remove_file(&f) {
+                tracing::warn!("removing {}: {e}", f.display());
+            }
+        }
+    }
+}
+
+/// The Y4M colour tag for a format: the chroma subsampling and siting V4L2 uses for it.
+fn y4m_chroma(pixel: PixelFormat) -> Option<&'static str> {
+    match pixel.layout {
+        Layout::Packed422 { .. } | Layout::SemiPlanar { vsub: 1, .. } => Some("C422"),
+        // V4L2's 4:2:0 formats site chroma as MPEG-2 does (co-sited left, centred vertically).
+        Layout::SemiPlanar { .. } | Layout::Planar420 { .. } => Some("C420mpeg2"),
+        Layout::Grey => Some("Cmono"),
+        Layout::Rgb { .. } => None,
+    }
+}
+
+/// One frame as planar Y, Cb, Cr in the format's own subsampling (no resampling).
+fn y4m_frame(view: &View<'_>) -> Vec<u8> {
+    use crate::pixels::Sample;
+    let (w, h) = (view.width, view.height);
+    let mut out = Vec::with_capacity(w * h * 2);
+    for y in 0..h {
+        for x in 0..w {
+            out.push(match view.sample(x, y) {
+                Sample::Yuv(l, _, _) | Sample::Grey(l) => l,
+                Sample::Rgb(..) => 0,
+            });
+        }
+    }
+    let vsub = match view.pixel.layout {
+        Layout::Packed422 { .. } => 1,
+        Layout::SemiPlanar { vsub, .. } => vsub as usize,
+        Layout::Planar420 { .. } => 2,
+        _ => return out,
+    };
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(vsub));
+    for plane in 0..2 {
+        for cy in 0..ch {
+            for cx in 0..cw {
+                if let Sample::Yuv(_, u, v) = view.sample(cx * 2, cy * vsub) {
+                    out.push(if plane == 0 { u } else { v });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn write_image(kind: Kind, path: &Path, w: u32, h: u32, rgb: &[u8]) -> Result<()> {
+    let mut out = create(path)?;
+    match kind {
+        Kind::Ppm => {
+            write!(out, "P6\n{w} {h}\n255\n")?;
+            out.write_all(rgb)?;
+        }
+        _ => {
+            let mut enc = png::Encoder::new(&mut out, w, h);
+            enc.set_color(png::ColorType::Rgb);
+            enc.set_depth(png::BitDepth::Eight);
+            let mut wr = enc
+                .write_header()
+                .with_context(|| format!("writing {}", path.display()))?;
+            wr.write_image_data(rgb)
+                .with_context(|| format!("writing {}", path.display()))?;
+            wr.finish()
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

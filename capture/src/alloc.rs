@@ -1,0 +1,149 @@
+//! dma-buf allocators for DMABUF-import streaming: the DMA-BUF system heap (`/dev/dma_heap/system`) and
+//! udmabuf over a sealed memfd (`/dev/udmabuf`).
+
+use std::ffi::CStr;
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::raw;
+
+/// Default DMA-BUF heap.
+pub const SYSTEM_HEAP: &str = "/dev/dma_heap/system";
+/// The udmabuf device.
+pub const UDMABUF: &str = "/dev/udmabuf";
+
+/// Why a dma-buf could not be allocated.
+#[derive(Debug, Error)]
+pub enum AllocError {
+    #[error("cannot open {path}: {source}{hint}")]
+    Open {
+        path: PathBuf,
+        hint: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("allocating {size} bytes from {path} failed: {source}")]
+    Alloc {
+        path: PathBuf,
+        size: u64,
+        #[source]
+        source: io::Error,
+    },
+    #[error("creating the memfd behind a udmabuf failed: {0}")]
+    Memfd(#[source] io::Error),
+}
+
+/// Where DMABUF-import buffers come from.
+#[derive(Debug)]
+pub enum Allocator {
+    /// A DMA-BUF heap (`DMA_HEAP_IOCTL_ALLOC`).
+    DmaHeap { fd: OwnedFd, path: PathBuf },
+    /// udmabuf (`UDMABUF_CREATE`) over a memfd sealed against shrinking.
+    Udmabuf { fd: OwnedFd, path: PathBuf },
+}
+
+fn open_dev(path: &Path) -> Result<OwnedFd, AllocError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map(OwnedFd::from)
+        .map_err(|source| AllocError::Open {
+            path: path.to_path_buf(),
+            hint: match source.kind() {
+                io::ErrorKind::PermissionDenied => {
+                    " (it is usually root-only; run as root or use --io mmap)"
+                }
+                io::ErrorKind::NotFound => " (the kernel lacks it; use --io mmap)",
+                _ => "",
+            },
+            source,
+        })
+}
+
+fn page_align(size: u64) -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    size.div_ceil(page) * page
+}
+
+impl Allocator {
+    /// Opens a DMA-BUF heap (normally [`SYSTEM_HEAP`]).
+    pub fn dma_heap(path: impl AsRef<Path>) -> Result<Self, AllocError> {
+        let path = path.as_ref().to_path_buf();
+        Ok(Allocator::DmaHeap {
+            fd: open_dev(&path)?,
+            path,
+        })
+    }
+
+    /// Opens udmabuf (normally [`UDMABUF`]).
+    pub fn udmabuf(path: impl AsRef<Path>) -> Result<Self, AllocError> {
+        let path = path.as_ref().to_path_buf();
+        Ok(Allocator::Udmabuf {
+            fd: open_dev(&path)?,
+            path,
+        })
+    }
+
+    /// The allocator's device path.
+    pub fn path(&self) -> &Path {
+        match self {
+            Allocator::DmaHeap { path, .. } | Allocator::Udmabuf { path, .. } => path,
+        }
+    }
+
+    /// A new read-write, close-on-exec dma-buf of at least `size` bytes (rounded up to pages).
+    pub fn alloc(&self, size: u64) -> Result<OwnedFd, AllocError> {
+        let size = page_align(size);
+        let err = |source: io::Error| AllocError::Alloc {
+            path: self.path().to_path_buf(),
+            size,
+            source,
+        };
+        match self {
+            Allocator::DmaHeap { fd, .. } => {
+                raw::dma_heap_alloc(fd.as_fd(), size).map_err(|e| err(e.into()))
+            }
+            Allocator::Udmabuf { fd, .. } => {
+                let memfd = sealed_memfd(size)?;
+                // The udmabuf holds its own references to the memfd's pages; the memfd closes here.
+                raw::udmabuf_create(fd.as_fd(), memfd.as_fd(), size).map_err(|e| err(e.into()))
+            }
+        }
+    }
+}
+
+/// A shmem memfd of `size` bytes sealed with `F_SEAL_SHRINK` (what udmabuf requires).
+fn sealed_memfd(size: u64) -> Result<OwnedFd, AllocError> {
+    let name: &CStr = c"dmacam-udmabuf";
+    // SAFETY: `name` is a valid NUL-terminated string; the flags are valid memfd_create flags.
+    let raw_fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if raw_fd < 0 {
+        return Err(AllocError::Memfd(io::Error::last_os_error()));
+    }
+    // SAFETY: memfd_create returned a new fd that nothing else owns.
+    let memfd = unsafe { OwnedFd::from_raw_fd(raw_fd) };
+    let file = std::fs::File::from(memfd);
+    file.set_len(size).map_err(AllocError::Memfd)?;
+    let memfd = OwnedFd::from(file);
+    // SAFETY: F_ADD_SEALS on a live memfd with a valid seal mask.
+    let r = unsafe {
+        libc::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&memfd),
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_SHRINK,
+        )
+    };
+    if r < 0 {
+        return Err(AllocError::Memfd(io::Error::last_os_error()));
+    }
+    Ok(memfd)
+}

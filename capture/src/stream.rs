@@ -1,0 +1,609 @@
+//! Streaming: buffers set up with VIDIOC_REQBUFS, each plane exported as a dma-buf (MMAP + VIDIOC_EXPBUF,
+//! `O_CLOEXEC | O_RDWR`) or allocated by dmacam and imported (DMABUF memory from a DMA-BUF heap or udmabuf),
+//! then poll-driven VIDIOC_DQBUF.
+//!
+//! # Frames and buffer ownership
+//!
+//! [`Stream::next_frame`] returns a [`Frame`]: the dequeued buffer's [`Dmabuf`] plus its sequence number,
+//! timestamp, per-plane `bytesused` and flags. A `Frame` is a cheap handle (`Clone` shares it); the buffer
+//! goes back to the driver (VIDIOC_QBUF) only when **the last clone is dropped**. A consumer that must keep
+//! the pixels until a GPU fence signals, a compositor releases a `wl_buffer` or a page flip completes simply
+//! holds a clone until then. If every buffer is held, [`Stream::next_frame`] fails with
+//! [`StreamError::Starved`] instead of hanging.
+//!
+//! Frames may outlive the [`Stream`]: the dma-bufs stay valid (each holds its own reference to the memory),
+//! but once the stream has stopped a dropped frame is no longer queued.
+//!
+//! The CPU reads pixels only through [`Frame::read`], which maps the exported dma-buf (once per buffer) and
+//! brackets the access with `DMA_BUF_IOCTL_SYNC`; V4L2's own `mmap` of the node is never used.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use thiserror::Error;
+
+use crate::alloc::{AllocError, Allocator};
+use crate::device::Device;
+use crate::dmabuf::{Dmabuf, DmabufPlane, MapError, Mapping, DRM_FORMAT_MOD_LINEAR};
+use crate::format::{fourcc_name, supported_names, Format, PixelFormat};
+use crate::raw::{self, b, BufferArg};
+
+/// Where the buffer memory comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoMode {
+    /// The driver allocates (REQBUFS MMAP) and dmacam exports each plane with VIDIOC_EXPBUF.
+    Mmap,
+    /// dmacam allocates from the DMA-BUF system heap and imports (DMABUF memory).
+    DmaHeap,
+    /// dmacam allocates udmabufs over sealed memfds and imports (DMABUF memory).
+    Udmabuf,
+}
+
+impl IoMode {
+    /// The name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IoMode::Mmap => "mmap",
+            IoMode::DmaHeap => "dma-heap",
+            IoMode::Udmabuf => "udmabuf",
+        }
+    }
+}
+
+/// Why streaming could not be set up or continue.
+#[derive(Debug, Error)]
+pub enum StreamError {
+    #[error("{path}: {format} cannot be streamed by dmacam; supported: {supported}")]
+    Unsupported {
+        path: PathBuf,
+        format: String,
+        supported: String,
+    },
+    #[error("{path} is busy: another process is streaming from it (close that program or pick another device)")]
+    Busy { path: PathBuf },
+    #[error("{path} does not support {mode} streaming I/O")]
+    NoIo { path: PathBuf, mode: &'static str },
+    #[error("{what} on {path} failed: {source}")]
+    Ioctl {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Alloc {
+        path: PathBuf,
+        #[source]
+        source: AllocError,
+    },
+    #[error("{path} delivered no frame within {timeout:?} (is the device producing frames?)")]
+    Timeout { path: PathBuf, timeout: Duration },
+    #[error(
+        "{path} stopped streaming with an error (the driver reported a fatal streaming error)"
+    )]
+    Failed { path: PathBuf },
+    #[error(
+        "{path}: all {count} buffers are held by consumers; drop frames before asking for more"
+    )]
+    Starved { path: PathBuf, count: usize },
+    #[error("{path}: the stream is not started")]
+    NotStarted { path: PathBuf },
+    #[error("{path}: mapping the frame's dma-buf: {source}")]
+    Map {
+        path: PathBuf,
+        #[source]
+        source: MapError,
+    },
+}
+
+/// Options for [`Stream::new`].
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    /// Buffers to request (the driver may give more).
+    pub buffers: u32,
+    pub io: IoMode,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            buffers: 4,
+            io: IoMode::Mmap,
+        }
+    }
+}
+
+/// `V4L2_MEMORY_MMAP` / `V4L2_MEMORY_DMABUF`.
+const MEMORY_MMAP: u32 = b::v4l2_memory_V4L2_MEMORY_MMAP;
+const MEMORY_DMABUF: u32 = b::v4l2_memory_V4L2_MEMORY_DMABUF;
+
+/// One buffer slot: its memory planes as dma-bufs, and the frame description built on them.
+#[derive(Debug)]
+struct Slot {
+    /// One fd per memory plane (one for single-planar formats, one per colour plane for `...M` formats).
+    memory: Vec<Arc<OwnedFd>>,
+    /// Size of each memory plane in bytes.
+    lengths: Vec<u32>,
+    dmabuf: Dmabuf,
+    /// CPU mappings of `memory`, made on first read.
+    maps: OnceLock<Vec<Mapping>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    device: Device,
+    queue: u32,
+    memory_type: u32,
+    mplane: bool,
+    slots: Vec<Slot>,
+    streaming: AtomicBool,
+    queued: AtomicUsize,
+}
+
+impl Shared {
+    fn err(&self, what: &'static str, e: Errno) -> StreamError {
+        let path = self.device.path().to_path_buf();
+        match e {
+            Errno::EBUSY => StreamError::Busy { path },
+            _ => StreamError::Ioctl {
+                path,
+                what,
+                source: e.into(),
+            },
+        }
+    }
+
+    fn queue(&self, index: usize) -> Result<(), StreamError> {
+        let slot = &self.slots[index];
+        let mut arg = BufferArg::new(self.queue, self.memory_type, index as u32, self.mplane);
+        if self.memory_type == MEMORY_DMABUF {
+            use std::os::fd::AsRawFd;
+            if arg.mplane() {
+                arg.buf.length = slot.memory.len() as u32;
+                for (i, fd) in slot.memory.iter().enumerate() {
+                    arg.planes[i].m.fd = fd.as_raw_fd();
+                    arg.planes[i].length = slot.lengths[i];
+                }
+            } else {
+                arg.buf.m.fd = slot.memory[0].as_raw_fd();
+                arg.buf.length = slot.lengths[0];
+            }
+        } else if arg.mplane() {
+            arg.buf.length = slot.memory.len() as u32;
+        }
+        raw::qbuf(self.device.as_fd(), &mut arg).map_err(|e| self.err("VIDIOC_QBUF", e))?;
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A capture stream on a device with negotiated format. See the [module docs](self) for buffer ownership.
+#[derive(Debug)]
+pub struct Stream {
+    shared: Arc<Shared>,
+    format: Format,
+    pixel: PixelFormat,
+    io: IoMode,
+}
+
+impl Stream {
+    /// Requests buffers for `format` (as returned by [`Device::negotiate`]) and exports or allocates their
+    /// dma-bufs. Streaming starts with [`Stream::start`].
+    pub fn new(
+        device: Device,
+        format: Format,
+        opts: &StreamOptions,
+    ) -> Result<Stream, StreamError> {
+        let path = device.path().to_path_buf();
+        let pixel = PixelFormat::lookup(format.fourcc).ok_or_else(|| StreamError::Unsupported {
+            path: path.clone(),
+            format: fourcc_name(format.fourcc),
+            supported: supported_names(),
+        })?;
+        if pixel.multi_buffer != (format.planes.len() > 1) {
+            return Err(StreamError::Unsupported {
+                path,
+                format: format!("{format} (unexpected number of memory planes)"),
+                supported: supported_names(),
+            });
+        }
+        let queue = format.queue_type();
+        let mplane = format.mplane;
+        let allocator = match opts.io {
+            IoMode::Mmap => None,
+            IoMode::DmaHeap => Some(Allocator::dma_heap(crate::alloc::SYSTEM_HEAP)),
+            IoMode::Udmabuf => Some(Allocator::udmabuf(crate::alloc::UDMABUF)),
+        }
+        .transpose()
+        .map_err(|source| StreamError::Alloc {
+            path: path.clone(),
+            source,
+        })?;
+        let memory_type = if allocator.is_some() {
+            MEMORY_DMABUF
+        } else {
+            MEMORY_MMAP
+        };
+        let mut shared = Shared {
+            device,
+            queue,
+            memory_type,
+            mplane,
+            slots: Vec::new(),
+            streaming: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
+        };
+        let mut req = b::v4l2_requestbuffers {
+            count: opts.buffers.max(2),
+            type_: queue,
+            memory: memory_type,
+            ..Default::default()
+        };
+        raw::reqbufs(shared.device.as_fd(), &mut req).map_err(|e| match e {
+            Errno::EINVAL => StreamError::NoIo {
+                path: path.clone(),
+                mode: opts.io.as_str(),
+            },
+            e => shared.err("VIDIOC_REQBUFS", e),
+        })?;
+        if req.count == 0 {
+            return Err(StreamError::NoIo {
+                path,
+                mode: opts.io.as_str(),
+            });
+        }
+        let n_mem = format.planes.len();
+        for index in 0..req.count {
+            let mut q = BufferArg::new(queue, memory_type, index, mplane);
+            raw::querybuf(shared.device.as_fd(), &mut q)
+                .map_err(|e| shared.err("VIDIOC_QUERYBUF", e))?;
+            let mut memory = Vec::with_capacity(n_mem);
+            let mut lengths = Vec::with_capacity(n_mem);
+            for p in 0..n_mem {
+                let len = if mplane {
+                    q.planes[p].length
+                } else {
+                    q.buf.length
+                };
+                let len = len.max(format.planes[p].sizeimage);
+                let fd = match &allocator {
+                    None => raw::expbuf(
+                        shared.device.as_fd(),
+                        queue,
+                        index,
+                        p as u32,
+                        (libc::O_CLOEXEC | libc::O_RDWR) as u32,
+                    )
+                    .map_err(|e| shared.err("VIDIOC_EXPBUF", e))?,
+                    Some(a) => a
+                        .alloc(u64::from(len))
+                        .map_err(|source| StreamError::Alloc {
+                            path: path.clone(),
+                            source,
+                        })?,
+                };
+                memory.push(Arc::new(fd));
+                lengths.push(len);
+            }
+            let planes = (0..pixel.color_planes())
+                .map(|i| {
+                    let (mem, offset, stride) = format.color_plane_location(pixel, i);
+                    DmabufPlane {
+                        fd: memory[mem].clone(),
+                        offset,
+                        stride,
+                    }
+                })
+                .collect();
+            let dmabuf = Dmabuf {
+                width: format.width,
+                height: format.height,
+                fourcc: format.fourcc,
+                modifier: DRM_FORMAT_MOD_LINEAR,
+                planes,
+            };
+            shared.slots.push(Slot {
+                memory,
+                lengths,
+                dmabuf,
+                maps: OnceLock::new(),
+            });
+        }
+        tracing::debug!(
+            device = %path.display(),
+            buffers = req.count,
+            io = opts.io.as_str(),
+            "buffers ready as dma-bufs"
+        );
+        Ok(Stream {
+            shared: Arc::new(shared),
+            format,
+            pixel,
+            io: opts.io,
+        })
+    }
+
+    /// Queues every buffer and starts streaming (VIDIOC_STREAMON).
+    pub fn start(&mut self) -> Result<(), StreamError> {
+        let s = &self.shared;
+        for i in 0..s.slots.len() {
+            s.queue(i)?;
+        }
+        raw::streamon(s.device.as_fd(), s.queue).map_err(|e| s.err("VIDIOC_STREAMON", e))?;
+        s.streaming.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Stops streaming (VIDIOC_STREAMOFF); frames still held are not queued again.
+    pub fn stop(&mut self) -> Result<(), StreamError> {
+        let s = &self.shared;
+        if s.streaming.swap(false, Ordering::SeqCst) {
+            raw::streamoff(s.device.as_fd(), s.queue).map_err(|e| s.err("VIDIOC_STREAMOFF", e))?;
+            s.queued.store(0, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// The negotiated format.
+    pub fn format(&self) -> &Format {
+        &self.format
+    }
+
+    /// What dmacam knows about the pixel format.
+    pub fn pixel_format(&self) -> PixelFormat {
+        self.pixel
+    }
+
+    /// The device (for controls while streaming).
+    pub fn device(&self) -> &Device {
+        &self.shared.device
+    }
+
+    /// How the buffers were allocated.
+    pub fn io(&self) -> IoMode {
+        self.io
+    }
+
+    /// Number of buffers.
+    pub fn buffer_count(&self) -> usize {
+        self.shared.slots.len()
+    }
+
+    /// Waits (poll) up to `timeout` for the next filled buffer and dequeues it.
+    pub fn next_frame(&mut self, timeout: Duration) -> Result<Frame, StreamError> {
+        let s = &self.shared;
+        let path = || s.device.path().to_path_buf();
+        if !s.streaming.load(Ordering::SeqCst) {
+            return Err(StreamError::NotStarted { path: path() });
+        }
+        if s.queued.load(Ordering::SeqCst) == 0 {
+            return Err(StreamError::Starved {
+                path: path(),
+                count: s.slots.len(),
+            });
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut arg = BufferArg::new(s.queue, s.memory_type, 0, s.mplane);
+            match raw::dqbuf(s.device.as_fd(), &mut arg) {
+                Ok(()) => {
+                    s.queued.fetch_sub(1, Ordering::SeqCst);
+                    return Ok(self.frame_from(&arg));
+                }
+                Err(Errno::EAGAIN) => {}
+                Err(Errno::EIO) | Err(Errno::EPIPE) => {
+                    return Err(StreamError::Failed { path: path() })
+                }
+                Err(e) => return Err(s.err("VIDIOC_DQBUF", e)),
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(StreamError::Timeout {
+                    path: path(),
+                    timeout,
+                });
+            }
+            let mut pfd = libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&s.device.as_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().min(i32::MAX as u128) as i32;
+            // SAFETY: `pfd` is one valid pollfd for the duration of the call.
+            let r = unsafe { libc::poll(&mut pfd, 1, ms.max(1)) };
+            if r < 0 {
+                let e = Errno::last();
+                if e != Errno::EINTR {
+                    return Err(s.err("poll", e));
+                }
+            } else if r > 0 && pfd.revents & libc::POLLERR != 0 && pfd.revents & libc::POLLIN == 0 {
+                // vb2 signals POLLERR when the queue hit an error (or nothing is queued).
+                let mut arg = BufferArg::new(s.queue, s.memory_type, 0, s.mplane);
+                match raw::dqbuf(s.device.as_fd(), &mut arg) {
+                    Ok(()) => {
+                        s.queued.fetch_sub(1, Ordering::SeqCst);
+                        return Ok(self.frame_from(&arg));
+                    }
+                    Err(Errno::EAGAIN) => std::thread::sleep(Duration::from_millis(5)),
+                    Err(_) => return Err(StreamError::Failed { path: path() }),
+                }
+            }
+        }
+    }
+
+    fn frame_from(&self, arg: &BufferArg) -> Frame {
+        let buf = &arg.buf;
+        let n = self.shared.slots[buf.index as usize].memory.len();
+        let (bytesused, data_offset) = if arg.mplane() {
+            (
+                arg.planes[..n].iter().map(|p| p.bytesused).collect(),
+                arg.planes[..n].iter().map(|p| p.data_offset).collect(),
+            )
+        } else {
+            (vec![buf.bytesused], vec![0])
+        };
+        // The payload of each memory plane starts `data_offset` bytes in (vivid uses this for NV16M/NV61M).
+        let mut dmabuf = self.shared.slots[buf.index as usize].dmabuf.clone();
+        let slot = &self.shared.slots[buf.index as usize];
+        for plane in &mut dmabuf.planes {
+            if let Some(mem) = slot.memory.iter().position(|m| Arc::ptr_eq(m, &plane.fd)) {
+                plane.offset += data_offset.get(mem).copied().unwrap_or(0);
+            }
+        }
+        Frame(Arc::new(FrameInner {
+            dmabuf,
+            shared: self.shared.clone(),
+            index: buf.index as usize,
+            sequence: buf.sequence,
+            timestamp: Duration::new(
+                buf.timestamp.tv_sec.max(0) as u64,
+                (buf.timestamp.tv_usec.max(0) as u32).saturating_mul(1000),
+            ),
+            flags: buf.flags,
+            field: buf.field,
+            bytesused,
+            data_offset,
+        }))
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+/// `V4L2_BUF_FLAG_ERROR`.
+pub const BUF_FLAG_ERROR: u32 = b::V4L2_BUF_FLAG_ERROR;
+/// `V4L2_BUF_FLAG_TIMESTAMP_MASK`.
+pub const BUF_FLAG_TIMESTAMP_MASK: u32 = b::V4L2_BUF_FLAG_TIMESTAMP_MASK;
+/// `V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC`.
+pub const BUF_FLAG_TIMESTAMP_MONOTONIC: u32 = b::V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC;
+
+#[derive(Debug)]
+struct FrameInner {
+    dmabuf: Dmabuf,
+    shared: Arc<Shared>,
+    index: usize,
+    sequence: u32,
+    timestamp: Duration,
+    flags: u32,
+    field: u32,
+    bytesused: Vec<u32>,
+    data_offset: Vec<u32>,
+}
+
+impl Drop for FrameInner {
+    fn drop(&mut self) {
+        if self.shared.streaming.load(Ordering::SeqCst) {
+            match self.shared.queue(self.index) {
+                Ok(()) => {}
+                // The queue is in error (a fatal streaming error); the next DQBUF reports it.
+                Err(StreamError::Ioctl { source, .. })
+                    if source.raw_os_error() == Some(libc::EIO) =>
+                {
+                    tracing::debug!("re-queueing buffer {}: the queue is in error", self.index)
+                }
+                Err(e) => tracing::warn!("re-queueing buffer {}: {e}", self.index),
+            }
+        }
+    }
+}
+
+/// A dequeued frame. Clones share it; the buffer is queued again when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Frame(Arc<FrameInner>);
+
+impl Frame {
+    /// The frame's memory as dma-bufs (fds shared with the stream; dup them to hand ownership away). Plane
+    /// offsets include the driver's `data_offset` for this frame.
+    pub fn dmabuf(&self) -> &Dmabuf {
+        &self.0.dmabuf
+    }
+
+    /// The driver's sequence number (gaps mean dropped frames).
+    pub fn sequence(&self) -> u32 {
+        self.0.sequence
+    }
+
+    /// The buffer timestamp (CLOCK_MONOTONIC if [`Frame::flags`] has `BUF_FLAG_TIMESTAMP_MONOTONIC`).
+    pub fn timestamp(&self) -> Duration {
+        self.0.timestamp
+    }
+
+    /// The V4L2 buffer flags.
+    pub fn flags(&self) -> u32 {
+        self.0.flags
+    }
+
+    /// The V4L2 field of the buffer.
+    pub fn field(&self) -> u32 {
+        self.0.field
+    }
+
+    /// Whether the driver marked the buffer as erroneous (`V4L2_BUF_FLAG_ERROR`).
+    pub fn is_error(&self) -> bool {
+        self.0.flags & BUF_FLAG_ERROR != 0
+    }
+
+    /// The buffer slot index.
+    pub fn index(&self) -> usize {
+        self.0.index
+    }
+
+    /// Bytes of payload in each memory plane.
+    pub fn bytesused(&self) -> &[u32] {
+        &self.0.bytesused
+    }
+
+    /// Offset of the payload in each memory plane.
+    pub fn data_offset(&self) -> &[u32] {
+        &self.0.data_offset
+    }
+
+    /// The exported dma-buf of each memory plane (what [`Frame::read`] maps).
+    pub fn memory(&self) -> &[Arc<OwnedFd>] {
+        &self.0.shared.slots[self.0.index].memory
+    }
+
+    /// The CPU mappings of this buffer's dma-bufs (made once per buffer, on first use).
+    pub fn mappings(&self) -> Result<&[Mapping], StreamError> {
+        let slot = &self.0.shared.slots[self.0.index];
+        if let Some(m) = slot.maps.get() {
+            return Ok(m);
+        }
+        let maps = slot
+            .memory
+            .iter()
+            .map(|fd| Mapping::new(fd.clone(), false))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| StreamError::Map {
+                path: self.0.shared.device.path().to_path_buf(),
+                source,
+            })?;
+        let _ = slot.maps.set(maps);
+        Ok(slot.maps.get().expect("mappings were just set"))
+    }
+
+    /// Reads the frame on the CPU: calls `f` with each memory plane's whole bytes, between
+    /// `DMA_BUF_IOCTL_SYNC` start and end on the exported dma-bufs.
+    pub fn read<R>(&self, f: impl FnOnce(&[&[u8]]) -> R) -> Result<R, StreamError> {
+        let maps = self.mappings()?;
+        let guards = maps
+            .iter()
+            .map(|m| m.read())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| StreamError::Map {
+                path: self.0.shared.device.path().to_path_buf(),
+                source,
+            })?;
+        let slices: Vec<&[u8]> = guards.iter().map(|g| &g[..]).collect();
+        Ok(f(&slices))
+    }
+}

@@ -1,0 +1,242 @@
+//! Which buffer path carries frames to the compositor, chosen from what the compositor accepts, and said
+//! out loud: passthrough (the camera's own dma-buf), gpu (the render stage's XRGB8888 dma-buf) or shm (one
+//! counted CPU copy into wl_shm).
+
+use std::fmt;
+use std::str::FromStr;
+
+use dmacam_capture::Fourcc;
+
+use crate::formats::{lookup, DRM_FORMAT_MOD_INVALID};
+use crate::viewer::Capabilities;
+
+/// What the user asked for (`--path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PathRequest {
+    #[default]
+    Auto,
+    Passthrough,
+    Gpu,
+    Shm,
+}
+
+impl FromStr for PathRequest {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(PathRequest::Auto),
+            "passthrough" => Ok(PathRequest::Passthrough),
+            "gpu" => Ok(PathRequest::Gpu),
+            "shm" => Ok(PathRequest::Shm),
+            _ => Err(format!(
+                "unknown path '{s}' (use auto, passthrough, gpu or shm)"
+            )),
+        }
+    }
+}
+
+/// The path frames take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BufferPath {
+    /// The camera's dma-buf goes to the compositor unchanged.
+    Passthrough,
+    /// The render stage converts into an XRGB8888 dma-buf, which goes to the compositor.
+    Gpu,
+    /// The CPU copies each frame into a wl_shm buffer.
+    Shm,
+}
+
+impl BufferPath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BufferPath::Passthrough => "passthrough",
+            BufferPath::Gpu => "gpu",
+            BufferPath::Shm => "shm",
+        }
+    }
+}
+
+impl fmt::Display for BufferPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The chosen path and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathDecision {
+    pub path: BufferPath,
+    pub reason: String,
+}
+
+/// What the camera delivers and whether the GPU stage can run.
+#[derive(Debug, Clone)]
+pub struct PathInputs {
+    /// The camera's V4L2 format.
+    pub camera: Fourcc,
+    /// The camera buffers' DRM modifier (LINEAR for V4L2).
+    pub modifier: u64,
+    /// `Ok` if the render stage can turn this camera format into XRGB8888 dma-bufs, else why not.
+    pub gpu: Result<(), String>,
+}
+
+const XR24: Fourcc = Fourcc::new(b"XR24");
+
+fn modifier_name(m: u64) -> String {
+    match m {
+        0 => "LINEAR".into(),
+        DRM_FORMAT_MOD_INVALID => "INVALID (implicit)".into(),
+        m => format!("{m:#x}"),
+    }
+}
+
+/// Chooses the path for `req` given the compositor's `caps`; an impossible forced path is an error that
+/// says what the compositor offers and what to try instead.
+pub fn select_path(
+    req: PathRequest,
+    caps: &Capabilities,
+    input: &PathInputs,
+) -> Result<PathDecision, String> {
+    let drm = lookup(input.camera).map(|i| i.drm);
+    let dmabuf = caps.linux_dmabuf_version.is_some();
+    let cam_ok = drm.is_some_and(|d| caps.dmabuf_accepts(d, input.modifier));
+    let gpu_ok = input.gpu.is_ok() && caps.dmabuf_accepts(XR24, crate::DRM_FORMAT_MOD_LINEAR);
+    let shm_ok = lookup(input.camera).is_some();
+    let source = if caps.feedback {
+        "linux-dmabuf v4 feedback"
+    } else {
+        "linux-dmabuf v3 modifier events"
+    };
+    let cam = format!("{} ({})", input.camera, modifier_name(input.modifier));
+    let no_dmabuf = "the compositor offers no zwp_linux_dmabuf_v1";
+    let refuse_cam = || {
+        match drm {
+        None => format!("dmacam knows no DRM format for the camera's {}", input.camera),
+        Some(d) if !dmabuf => format!("{no_dmabuf} (needed for {d})"),
+        Some(d) => format!(
+            "the compositor does not take {d} with the {} modifier over linux-dmabuf (its {source} list {} format/modifier pairs)",
+            modifier_name(input.modifier),
+            caps.dmabuf_formats.len()
+        ),
+    }
+    };
+    let gpu_refusal = || match &input.gpu {
+        Err(e) => format!("the GPU stage is unavailable: {e}"),
+        Ok(()) if !dmabuf => no_dmabuf.to_owned(),
+        Ok(()) => "the compositor does not take XR24 (LINEAR) dma-bufs".to_owned(),
+    };
+    let decide = |path, reason: String| Ok(PathDecision { path, reason });
+    match req {
+        PathRequest::Passthrough if cam_ok => decide(
+            BufferPath::Passthrough,
+            format!("requested; the compositor takes the camera's {cam} dma-bufs ({source})"),
+        ),
+        PathRequest::Passthrough => Err(format!(
+            "--path passthrough is impossible: {}; try --path gpu or --path shm",
+            refuse_cam()
+        )),
+        PathRequest::Gpu if gpu_ok => decide(
+            BufferPath::Gpu,
+            format!(
+                "requested; the render stage converts {} into XR24 dma-bufs",
+                input.camera
+            ),
+        ),
+        PathRequest::Gpu => Err(format!(
+            "--path gpu is impossible: {}; try --path passthrough or --path shm",
+            gpu_refusal()
+        )),
+        PathRequest::Shm if shm_ok => decide(
+            BufferPath::Shm,
+            format!("requested; every frame is copied once by the CPU into wl_shm ({cam})"),
+        ),
+        PathRequest::Shm => Err(format!(
+            "--path shm is impossible: the shm fallback cannot read {}",
+            input.camera
+        )),
+        PathRequest::Auto if cam_ok => decide(
+            BufferPath::Passthrough,
+            format!("zero-copy: the compositor takes the camera's {cam} dma-bufs ({source})"),
+        ),
+        PathRequest::Auto if gpu_ok => decide(
+            BufferPath::Gpu,
+            format!(
+                "{}; the render stage converts {} into XR24 dma-bufs instead",
+                refuse_cam(),
+                input.camera
+            ),
+        ),
+        PathRequest::Auto if shm_ok => decide(
+            BufferPath::Shm,
+            format!(
+                "{}, and {}; falling back to wl_shm with one CPU copy per frame",
+                refuse_cam(),
+                gpu_refusal()
+            ),
+        ),
+        PathRequest::Auto => Err(format!(
+            "no way to show {}: {}, {}, and the shm fallback cannot read it",
+            input.camera,
+            refuse_cam(),
+            gpu_refusal()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(formats: &[(&[u8; 4], u64)]) -> Capabilities {
+        Capabilities {
+            linux_dmabuf_version: Some(3),
+            dmabuf_formats: formats.iter().map(|(f, m)| (Fourcc::new(f), *m)).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn input(f: &[u8; 4], gpu: bool) -> PathInputs {
+        PathInputs {
+            camera: Fourcc::new(f),
+            modifier: 0,
+            gpu: if gpu {
+                Ok(())
+            } else {
+                Err("no Vulkan device".into())
+            },
+        }
+    }
+
+    #[test]
+    fn auto_prefers_passthrough_then_gpu_then_shm() {
+        let c = caps(&[(b"YUYV", 0), (b"XR24", 0)]);
+        let d = select_path(PathRequest::Auto, &c, &input(b"YUYV", true)).unwrap();
+        assert_eq!(d.path, BufferPath::Passthrough);
+        let d = select_path(PathRequest::Auto, &c, &input(b"UYVY", true)).unwrap();
+        assert_eq!(d.path, BufferPath::Gpu);
+        assert!(d.reason.contains("does not take UYVY"), "{}", d.reason);
+        let d = select_path(PathRequest::Auto, &c, &input(b"UYVY", false)).unwrap();
+        assert_eq!(d.path, BufferPath::Shm);
+        assert!(d.reason.contains("no Vulkan device"), "{}", d.reason);
+        let none = Capabilities::default();
+        let d = select_path(PathRequest::Auto, &none, &input(b"YUYV", true)).unwrap();
+        assert_eq!(d.path, BufferPath::Shm);
+        assert!(d.reason.contains("no zwp_linux_dmabuf_v1"), "{}", d.reason);
+    }
+
+    #[test]
+    fn forced_paths_explain_refusals() {
+        let c = caps(&[(b"XR24", 0)]);
+        let e = select_path(PathRequest::Passthrough, &c, &input(b"YUYV", true)).unwrap_err();
+        assert!(e.contains("--path passthrough is impossible"), "{e}");
+        let e = select_path(PathRequest::Gpu, &c, &input(b"YUYV", false)).unwrap_err();
+        assert!(e.contains("no Vulkan device"), "{e}");
+        assert!(select_path(PathRequest::Shm, &c, &input(b"MJPG", false)).is_err());
+        // INVALID (implicit) modifier advertised: LINEAR buffers are still accepted.
+        let c = caps(&[(b"NV12", DRM_FORMAT_MOD_INVALID)]);
+        let d = select_path(PathRequest::Passthrough, &c, &input(b"NV12", false)).unwrap();
+        assert_eq!(d.path, BufferPath::Passthrough);
+        assert_eq!("gpu".parse::<PathRequest>().unwrap(), PathRequest::Gpu);
+        assert!("x".parse::<PathRequest>().is_err());
+    }
+}

@@ -1,0 +1,192 @@
+//! What the viewer measured: frames shown and dropped, presentation-time latency, CPU bytes copied.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// CLOCK_MONOTONIC now: the clock V4L2 stamps buffers with, for producers that stamp their own frames.
+pub fn monotonic_now() -> Duration {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(t) => Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32),
+        Err(_) => Duration::ZERO,
+    }
+}
+
+/// At most this many latency samples are kept (a ring): long runs keep constant memory.
+const MAX_SAMPLES: usize = 1 << 16;
+
+/// Counters of one viewer, updated as frames flow.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    /// Frames handed to the viewer.
+    pub submitted: u64,
+    /// Frames attached and committed to the surface.
+    pub committed: u64,
+    /// Frames the compositor reports presented (wp_presentation).
+    pub presented: u64,
+    /// Committed frames the compositor reports discarded.
+    pub discarded: u64,
+    /// Frames replaced by a newer one before the compositor was ready for them (frame-callback pacing).
+    pub replaced: u64,
+    /// Frames the producer skipped (gaps in the sequence numbers).
+    pub sequence_gaps: u64,
+    /// Bytes the CPU copied out of frames (the shm fallback only).
+    pub cpu_bytes_copied: u64,
+    /// Frames that went through a CPU copy.
+    pub cpu_copied_frames: u64,
+    /// wl_buffers created over dma-bufs (one per distinct dma-buf).
+    pub dmabuf_wl_buffers: u64,
+    /// wl_shm buffers created.
+    pub shm_wl_buffers: u64,
+    /// Capture-to-presentation latencies in nanoseconds (a ring of the latest samples).
+    latencies_ns: Vec<u64>,
+    next_sample: usize,
+    first_present: Option<Duration>,
+    last_present: Option<Duration>,
+    pub(crate) last_sequence: Option<u32>,
+}
+
+/// A summary for `--stats` and `--stats-json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The buffer path that was used (passthrough, gpu or shm).
+    pub path: String,
+    pub frames_submitted: u64,
+    pub frames_shown: u64,
+    /// Frames that never reached the screen: replaced before commit, discarded, or skipped by the producer.
+    pub drops: u64,
+    pub replaced: u64,
+    pub discarded: u64,
+    pub sequence_gaps: u64,
+    /// Presented frames per second, from the presentation timestamps.
+    pub fps: Option<f64>,
+    pub latency_ms_p50: Option<f64>,
+    pub latency_ms_p95: Option<f64>,
+    pub latency_ms_p99: Option<f64>,
+    pub latency_samples: usize,
+    /// CPU bytes copied per committed frame (0 on the dma-buf paths).
+    pub cpu_bytes_copied_per_frame: f64,
+    pub cpu_bytes_copied_total: u64,
+    pub cpu_copied_frames: u64,
+    pub dmabuf_wl_buffers: u64,
+    pub shm_wl_buffers: u64,
+}
+
+impl Stats {
+    pub(crate) fn record_presented(&mut self, when: Duration, latency: Option<Duration>) {
+        self.presented += 1;
+        self.first_present.get_or_insert(when);
+        self.last_present = Some(when);
+        if let Some(l) = latency {
+            let ns = l.as_nanos().min(u128::from(u64::MAX)) as u64;
+            if self.latencies_ns.len() < MAX_SAMPLES {
+                self.latencies_ns.push(ns);
+            } else {
+                self.latencies_ns[self.next_sample] = ns;
+                self.next_sample = (self.next_sample + 1) % MAX_SAMPLES;
+            }
+        }
+    }
+
+    /// Latency percentile `p` (0..=100) in milliseconds, nearest-rank.
+    pub fn latency_percentile_ms(&self, p: f64) -> Option<f64> {
+        if self.latencies_ns.is_empty() {
+            return None;
+        }
+        let mut v = self.latencies_ns.clone();
+        v.sort_unstable();
+        let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+        Some(v[rank.min(v.len()) - 1] as f64 / 1e6)
+    }
+
+    /// The summary, naming the path used.
+    pub fn summary(&self, path: &str) -> Summary {
+        let fps = match (self.first_present, self.last_present) {
+            (Some(a), Some(b)) if b > a && self.presented > 1 => {
+                Some((self.presented - 1) as f64 / (b - a).as_secs_f64())
+            }
+            _ => None,
+        };
+        Summary {
+            path: path.to_owned(),
+            frames_submitted: self.submitted,
+            frames_shown: self.presented,
+            drops: self.replaced + self.discarded + self.sequence_gaps,
+            replaced: self.replaced,
+            discarded: self.discarded,
+            sequence_gaps: self.sequence_gaps,
+            fps,
+            latency_ms_p50: self.latency_percentile_ms(50.0),
+            latency_ms_p95: self.latency_percentile_ms(95.0),
+            latency_ms_p99: self.latency_percentile_ms(99.0),
+            latency_samples: self.latencies_ns.len(),
+            cpu_bytes_copied_per_frame: if self.committed == 0 {
+                0.0
+            } else {
+                self.cpu_bytes_copied as f64 / self.committed as f64
+            },
+            cpu_bytes_copied_total: self.cpu_bytes_copied,
+            cpu_copied_frames: self.cpu_copied_frames,
+            dmabuf_wl_buffers: self.dmabuf_wl_buffers,
+            shm_wl_buffers: self.shm_wl_buffers,
+        }
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1} ms"));
+        writeln!(f, "path: {}", self.path)?;
+        writeln!(
+            f,
+            "frames: {} submitted, {} shown, {} dropped ({} replaced before commit, {} discarded, {} skipped by the producer)",
+            self.frames_submitted, self.frames_shown, self.drops, self.replaced, self.discarded, self.sequence_gaps
+        )?;
+        writeln!(
+            f,
+            "fps: {}",
+            self.fps
+                .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2}"))
+        )?;
+        writeln!(
+            f,
+            "latency (capture to presentation, {} samples): p50 {}, p95 {}, p99 {}",
+            self.latency_samples,
+            ms(self.latency_ms_p50),
+            ms(self.latency_ms_p95),
+            ms(self.latency_ms_p99)
+        )?;
+        write!(
+            f,
+            "CPU bytes copied per frame: {:.0} ({} bytes in {} frames); wl_buffers: {} dma-buf, {} shm",
+            self.cpu_bytes_copied_per_frame,
+            self.cpu_bytes_copied_total,
+            self.cpu_copied_frames,
+            self.dmabuf_wl_buffers,
+            self.shm_wl_buffers
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_fps() {
+        let mut s = Stats::default();
+        for i in 1..=100u64 {
+            s.record_presented(
+                Duration::from_millis(i * 10),
+                Some(Duration::from_millis(i)),
+            );
+        }
+        s.committed = 100;
+        assert_eq!(s.latency_percentile_ms(50.0), Some(50.0));
+        assert_eq!(s.latency_percentile_ms(99.0), Some(99.0));
+        let sum = s.summary("passthrough");
+        assert!((sum.fps.unwrap() - 100.0).abs() < 1e-6);
+        assert_eq!(sum.cpu_bytes_copied_per_frame, 0.0);
+        assert!(sum.to_string().contains("p95 95.0 ms"));
+    }
+}

@@ -1,0 +1,218 @@
+//! Every translation between camera formats, colorimetry and what the shaders read lives here.
+
+use dmacam_capture::Fourcc;
+
+use crate::RenderError;
+
+/// A camera pixel format the converter reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    /// `YUYV`: packed 4:2:2, Y0 Cb Y1 Cr.
+    Yuyv,
+    /// `UYVY`: packed 4:2:2, Cb Y0 Cr Y1.
+    Uyvy,
+    /// `NV12` (one buffer) or `NM12` (NV12M, two buffers): Y plane, then interleaved CbCr at half size.
+    Nv12,
+    /// `GREY`: 8-bit luma only.
+    Grey,
+    /// `XR24` / `AR24`: 32-bit, bytes B G R X|A (DRM XRGB8888 / ARGB8888).
+    Bgrx,
+    /// `RGB3`: 24-bit, bytes R G B.
+    Rgb3,
+    /// `BGR3`: 24-bit, bytes B G R.
+    Bgr3,
+}
+
+/// The V4L2 fourccs the converter reads, for messages and for callers choosing a capture format.
+pub const SUPPORTED_FOURCCS: &[&str] = &[
+    "YUYV", "UYVY", "NV12", "NM12", "GREY", "XR24", "AR24", "RGB3", "BGR3",
+];
+
+impl SourceFormat {
+    /// The converter's reading of a V4L2 fourcc; `None` for formats the shaders cannot read.
+    pub fn from_fourcc(f: Fourcc) -> Option<Self> {
+        Some(match &f.bytes() {
+            b"YUYV" => Self::Yuyv,
+            b"UYVY" => Self::Uyvy,
+            b"NV12" | b"NM12" => Self::Nv12,
+            b"GREY" => Self::Grey,
+            b"XR24" | b"AR24" => Self::Bgrx,
+            b"RGB3" => Self::Rgb3,
+            b"BGR3" => Self::Bgr3,
+            _ => return None,
+        })
+    }
+
+    /// Like [`Self::from_fourcc`], with the error a user sees.
+    pub fn require(f: Fourcc) -> Result<Self, RenderError> {
+        Self::from_fourcc(f).ok_or(RenderError::UnsupportedFormat { fourcc: f })
+    }
+
+    /// Format id in the shader (`FMT_*` in `convert.wgsl`).
+    pub(crate) fn shader_id(self) -> u32 {
+        match self {
+            Self::Yuyv => 0,
+            Self::Uyvy => 1,
+            Self::Nv12 => 2,
+            Self::Grey => 3,
+            Self::Bgrx => 4,
+            Self::Rgb3 => 5,
+            Self::Bgr3 => 6,
+        }
+    }
+
+    pub fn is_yuv(self) -> bool {
+        matches!(self, Self::Yuyv | Self::Uyvy | Self::Nv12 | Self::Grey)
+    }
+
+    /// Number of planes the shader reads.
+    pub fn planes(self) -> usize {
+        if self == Self::Nv12 {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Bytes of pixel data in one row of `plane`, and the number of rows, for a `width`×`height` frame.
+    pub fn plane_extent(self, plane: usize, width: u32, height: u32) -> (u32, u32) {
+        match (self, plane) {
+            (Self::Yuyv | Self::Uyvy, _) => (width.div_ceil(2) * 4, height),
+            (Self::Nv12, 0) | (Self::Grey, _) => (width, height),
+            (Self::Nv12, _) => (width.div_ceil(2) * 2, height.div_ceil(2)),
+            (Self::Bgrx, _) => (width * 4, height),
+            (Self::Rgb3 | Self::Bgr3, _) => (width * 3, height),
+        }
+    }
+}
+
+/// Y'CbCr encoding (V4L2 `ycbcr_enc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum YcbcrEnc {
+    Bt601,
+    Bt709,
+}
+
+/// Quantization range (V4L2 `quantization`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantization {
+    /// Luma 16..235, chroma 16..240 (RGB 16..235).
+    Limited,
+    /// 0..255.
+    Full,
+}
+
+/// How to turn the camera's codes into RGB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Colorimetry {
+    pub ycbcr_enc: YcbcrEnc,
+    pub quantization: Quantization,
+}
+
+/// `V4L2_COLORSPACE_*`, `V4L2_YCBCR_ENC_*`, `V4L2_QUANTIZATION_*` values used by [`Colorimetry::from_v4l2`].
+pub mod v4l2 {
+    pub const COLORSPACE_DEFAULT: u32 = 0;
+    pub const COLORSPACE_SMPTE170M: u32 = 1;
+    pub const COLORSPACE_REC709: u32 = 3;
+    pub const COLORSPACE_JPEG: u32 = 7;
+    pub const COLORSPACE_SRGB: u32 = 8;
+    pub const COLORSPACE_BT2020: u32 = 10;
+    pub const YCBCR_ENC_DEFAULT: u32 = 0;
+    pub const YCBCR_ENC_601: u32 = 1;
+    pub const YCBCR_ENC_709: u32 = 2;
+    pub const YCBCR_ENC_XV601: u32 = 3;
+    pub const YCBCR_ENC_XV709: u32 = 4;
+    pub const YCBCR_ENC_SYCC: u32 = 5;
+    pub const QUANTIZATION_DEFAULT: u32 = 0;
+    pub const QUANTIZATION_FULL_RANGE: u32 = 1;
+    pub const QUANTIZATION_LIM_RANGE: u32 = 2;
+}
+
+impl Colorimetry {
+    /// BT.601 limited range: what SDTV-sized YUV cameras send when they say nothing.
+    pub const BT601_LIMITED: Self = Self {
+        ycbcr_enc: YcbcrEnc::Bt601,
+        quantization: Quantization::Limited,
+    };
+
+    /// From the colorimetry fields of a V4L2 format, resolving `DEFAULT`s the way the V4L2 specification does
+    /// (`V4L2_MAP_YCBCR_ENC_DEFAULT`, `V4L2_MAP_QUANTIZATION_DEFAULT`). Encodings the shaders do not implement
+    /// (BT.2020, SMPTE 240M, …) are an error naming them.
+    pub fn from_v4l2(
+        fourcc: Fourcc,
+        colorspace: u32,
+        ycbcr_enc: u32,
+        quantization: u32,
+    ) -> Result<Self, RenderError> {
+        use v4l2::*;
+        let format = SourceFormat::require(fourcc)?;
+        let enc = match ycbcr_enc {
+            YCBCR_ENC_DEFAULT => match colorspace {
+                COLORSPACE_REC709 => YcbcrEnc::Bt709,
+                COLORSPACE_BT2020 => {
+                    return Err(RenderError::UnsupportedColorimetry {
+                        what: "BT.2020 Y'CbCr encoding (colorspace BT2020)".into(),
+                    })
+                }
+                _ => YcbcrEnc::Bt601,
+            },
+            YCBCR_ENC_601 | YCBCR_ENC_XV601 | YCBCR_ENC_SYCC => YcbcrEnc::Bt601,
+            YCBCR_ENC_709 | YCBCR_ENC_XV709 => YcbcrEnc::Bt709,
+            other => {
+                return Err(RenderError::UnsupportedColorimetry {
+                    what: format!(
+                        "V4L2 ycbcr_enc {other} (only BT.601 and BT.709 are implemented)"
+                    ),
+                })
+            }
+        };
+        let quantization = match quantization {
+            QUANTIZATION_FULL_RANGE => Quantization::Full,
+            QUANTIZATION_LIM_RANGE => Quantization::Limited,
+            _ if !format.is_yuv() => Quantization::Full,
+            _ if colorspace == COLORSPACE_JPEG => Quantization::Full,
+            _ => Quantization::Limited,
+        };
+        Ok(Self {
+            ycbcr_enc: enc,
+            quantization,
+        })
+    }
+
+    /// (Kr, Kb) luma coefficients.
+    pub fn kr_kb(self) -> (f32, f32) {
+        match self.ycbcr_enc {
+            YcbcrEnc::Bt601 => (0.299, 0.114),
+            YcbcrEnc::Bt709 => (0.2126, 0.0722),
+        }
+    }
+}
+
+/// The colour part of the shader parameters: offsets, scales and matrix.
+pub(crate) struct ColourParams {
+    pub y_off: f32,
+    pub y_scale: f32,
+    pub c_scale: f32,
+    pub cr_r: f32,
+    pub cb_g: f32,
+    pub cr_g: f32,
+    pub cb_b: f32,
+}
+
+pub(crate) fn colour_params(c: Colorimetry) -> ColourParams {
+    let (kr, kb) = c.kr_kb();
+    let kg = 1.0 - kr - kb;
+    let (y_off, y_scale, c_scale) = match c.quantization {
+        Quantization::Limited => (16.0, 1.0 / 219.0, 1.0 / 224.0),
+        Quantization::Full => (0.0, 1.0 / 255.0, 1.0 / 255.0),
+    };
+    ColourParams {
+        y_off,
+        y_scale,
+        c_scale,
+        cr_r: 2.0 * (1.0 - kr),
+        cb_g: -2.0 * kb * (1.0 - kb) / kg,
+        cr_g: -2.0 * kr * (1.0 - kr) / kg,
+        cb_b: 2.0 * (1.0 - kb),
+    }
+}

@@ -1,0 +1,899 @@
+//! Capture stage against real vivid: `dmacam dump` (raw byte-identical to v4l2-ctl, y4m, png), `dmacam check`
+//! (pass, and fail on error injection, a pattern changed behind its back, an output-only node), bad input,
+//! and the streaming API itself (EXPBUF fds are what the CPU reads, frames requeue on the last drop, no fd
+//! leaks).
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use dmacam_capture::dmabuf::identity;
+use dmacam_capture::{Device, FormatRequest, Fourcc, IoMode, Stream, StreamError, StreamOptions};
+use dmacam_tests::{dmacam, require_vm, results_dir, run, run_ok, wait_with_deadline};
+
+const SP: &str = "/dev/video0";
+const MP: &str = "/dev/video1";
+const IO_MODES: [&str; 3] = ["mmap", "dma-heap", "udmabuf"];
+
+/// A still picture on `dev`: 100% colour bars, no on-screen text, no movement; 30 fps.
+fn vivid_still(dev: &str) {
+    run_ok(Command::new("v4l2-ctl").args([
+        "-d",
+        dev,
+        "-c",
+        "test_pattern=1,osd_text_mode=2,horizontal_movement=3,vertical_movement=3",
+    ]));
+}
+
+/// A fresh, empty directory under the results.
+fn fresh_dir(name: &str) -> PathBuf {
+    let d = results_dir().join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn dir_entries(d: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// v4l2-ctl's own dump. (The frame rate is left as dmacam set it: `v4l2-ctl -p` fails on vivid's
+/// multi-planar node.)
+fn v4l2_ctl_raw(dev: &str, fourcc: &str, w: u32, h: u32, frames: u32, out: &Path) {
+    run_ok(Command::new("v4l2-ctl").args([
+        "-d",
+        dev,
+        "-v",
+        &format!("width={w},height={h},pixelformat={fourcc}"),
+        "--stream-mmap",
+        &format!("--stream-count={frames}"),
+        &format!("--stream-to={}", out.display()),
+    ]));
+}
+
+/// Dumps with dmacam in every I/O mode and compares each file byte for byte with v4l2-ctl's.
+fn raw_matches_v4l2_ctl(
+    dev: &str,
+    format: &str,
+    v4l2_fourcc: &str,
+    w: u32,
+    h: u32,
+    frame_size: usize,
+) {
+    require_vm();
+    vivid_still(dev);
+    let dir = fresh_dir(&format!("raw-{format}-{w}x{h}"));
+    for io in IO_MODES {
+        let out = dir.join(format!("dmacam-{io}.raw"));
+        run_ok(dmacam().args([
+            "dump",
+            "-d",
+            dev,
+            "--format",
+            format,
+            "--size",
+            &format!("{w}x{h}"),
+            "--fps",
+            "30",
+            "--io",
+            io,
+            "--frames",
+            "60",
+            "-o",
+            out.to_str().unwrap(),
+        ]));
+    }
+    let reference = dir.join("v4l2-ctl.raw");
+    v4l2_ctl_raw(dev, v4l2_fourcc, w, h, 60, &reference);
+    let want = std::fs::read(&reference).unwrap();
+    assert_eq!(
+        want.len(),
+        60 * frame_size,
+        "v4l2-ctl wrote an unexpected size"
+    );
+    let distinct = {
+        let mut seen = [false; 256];
+        want[..frame_size]
+            .iter()
+            .for_each(|&b| seen[b as usize] = true);
+        seen.iter().filter(|&&s| s).count()
+    };
+    assert!(
+        distinct > 8,
+        "the reference frame is nearly uniform ({distinct} byte values)"
+    );
+    for io in IO_MODES {
+        let out = dir.join(format!("dmacam-{io}.raw"));
+        let got = std::fs::read(&out).unwrap();
+        assert_eq!(got.len(), want.len(), "{io}: size differs from v4l2-ctl's");
+        if let Some(at) = got.iter().zip(&want).position(|(a, b)| a != b) {
+            panic!(
+                "{io}: {} differs from v4l2-ctl's output at byte {at}",
+                out.display()
+            );
+        }
+    }
+    // Only the finished files, no leftovers.
+    let mut expected: Vec<String> = IO_MODES
+        .iter()
+        .map(|io| format!("dmacam-{io}.raw"))
+        .collect();
+    expected.push("v4l2-ctl.raw".into());
+    expected.sort();
+    assert_eq!(dir_entries(&dir), expected);
+}
+
+#[test]
+fn capture_raw_yuyv_640x360_matches_v4l2_ctl() {
+    raw_matches_v4l2_ctl(SP, "YUYV", "YUYV", 640, 360, 640 * 360 * 2);
+}
+
+#[test]
+fn capture_raw_nv12_1280x720_matches_v4l2_ctl() {
+    raw_matches_v4l2_ctl(SP, "NV12", "NV12", 1280, 720, 1280 * 720 * 3 / 2);
+}
+
+#[test]
+fn capture_raw_nv12m_multiplanar_matches_v4l2_ctl() {
+    raw_matches_v4l2_ctl(MP, "NV12M", "NM12", 640, 360, 640 * 360 * 3 / 2);
+}
+
+/// Parses a Y4M file: (width, height, colour tag, frames).
+fn parse_y4m(data: &[u8]) -> (u32, u32, String, Vec<&[u8]>) {
+    let nl = data
+        .iter()
+        .position(|&b| b == b'\n')
+        .expect("y4m header line");
+    let header = std::str::from_utf8(&data[..nl]).unwrap();
+    assert!(
+        header.starts_with("YUV4MPEG2 "),
+        "not a y4m header: {header}"
+    );
+    let field = |p: char| {
+        header
+            .split(' ')
+            .find_map(|t| t.strip_prefix(p))
+            .unwrap_or_else(|| panic!("no {p} in {header}"))
+            .to_owned()
+    };
+    let w: u32 = field('W').parse().unwrap();
+    let h: u32 = field('H').parse().unwrap();
+    let c = field('C');
+    let frame_len = match c.as_str() {
+        "422" => (w * h * 2) as usize,
+        "420mpeg2" => (w * h + 2 * w.div_ceil(2) * h.div_ceil(2)) as usize,
+        other => panic!("unexpected chroma {other}"),
+    };
+    let mut frames = Vec::new();
+    let mut rest = &data[nl + 1..];
+    while !rest.is_empty() {
+        assert!(
+            rest.starts_with(b"FRAME\n"),
+            "frame {} has no FRAME marker",
+            frames.len()
+        );
+        rest = &rest[6..];
+        assert!(rest.len() >= frame_len, "truncated frame {}", frames.len());
+        frames.push(&rest[..frame_len]);
+        rest = &rest[frame_len..];
+    }
+    (w, h, c, frames)
+}
+
+/// Dumps .y4m and .raw of the same still picture and checks the y4m planes against the raw bytes.
+fn y4m_matches_raw(dev: &str, format: &str, w: u32, h: u32, io: &str) {
+    require_vm();
+    vivid_still(dev);
+    let dir = fresh_dir(&format!("y4m-{format}-{w}x{h}-{io}"));
+    let y4m = dir.join(format!("{format}.y4m"));
+    let raw = dir.join(format!("{format}.raw"));
+    for (out, frames) in [(&y4m, "60"), (&raw, "1")] {
+        run_ok(dmacam().args([
+            "dump",
+            "-d",
+            dev,
+            "--format",
+            format,
+            "--size",
+            &format!("{w}x{h}"),
+            "--fps",
+            "30",
+            "--io",
+            io,
+            "--frames",
+            frames,
+            "-o",
+            out.to_str().unwrap(),
+        ]));
+    }
+    let data = std::fs::read(&y4m).unwrap();
+    let (yw, yh, c, frames) = parse_y4m(&data);
+    assert_eq!((yw, yh), (w, h));
+    assert_eq!(frames.len(), 60);
+    let raw = std::fs::read(&raw).unwrap();
+    let (w, h) = (w as usize, h as usize);
+    let f = frames[59];
+    match format {
+        "YUYV" => {
+            assert_eq!(c, "422");
+            for y in (0..h).step_by(37) {
+                for x in (0..w).step_by(13) {
+                    let px = y * w * 2 + x * 2;
+                    assert_eq!(f[y * w + x], raw[px], "Y at ({x},{y})");
+                    let c = y * (w / 2) + x / 2;
+                    assert_eq!(
+                        f[w * h + c],
+                        raw[y * w * 2 + (x / 2) * 4 + 1],
+                        "Cb at ({x},{y})"
+                    );
+                    assert_eq!(
+                        f[w * h + w * h / 2 + c],
+                        raw[y * w * 2 + (x / 2) * 4 + 3],
+                        "Cr at ({x},{y})"
+                    );
+                }
+            }
+        }
+        _ => {
+            // NV12 / NV12M: raw is Y plane then interleaved CbCr.
+            assert_eq!(c, "420mpeg2");
+            assert_eq!(&f[..w * h], &raw[..w * h], "Y plane");
+            let cw = w / 2;
+            for i in 0..(cw * h / 2) {
+                assert_eq!(f[w * h + i], raw[w * h + 2 * i], "Cb sample {i}");
+                assert_eq!(
+                    f[w * h + cw * h / 2 + i],
+                    raw[w * h + 2 * i + 1],
+                    "Cr sample {i}"
+                );
+            }
+        }
+    }
+    // Every frame of a still picture is the same.
+    assert!(
+        frames.iter().all(|fr| *fr == frames[0]),
+        "frames of a still pattern differ"
+    );
+}
+
+#[test]
+fn capture_y4m_yuyv_640x360_each_io_mode() {
+    for io in IO_MODES {
+        y4m_matches_raw(SP, "YUYV", 640, 360, io);
+    }
+}
+
+#[test]
+fn capture_y4m_nv12_1280x720_each_io_mode() {
+    for io in IO_MODES {
+        y4m_matches_raw(SP, "NV12", 1280, 720, io);
+    }
+}
+
+#[test]
+fn capture_y4m_nv12m_multiplanar_each_io_mode() {
+    for io in IO_MODES {
+        y4m_matches_raw(MP, "NV12M", 640, 360, io);
+    }
+}
+
+/// The eight bars of "100% Colorbar", as R'G'B'.
+const BARS: [[u8; 3]; 8] = [
+    [255, 255, 255],
+    [255, 255, 0],
+    [0, 255, 255],
+    [0, 255, 0],
+    [255, 0, 255],
+    [255, 0, 0],
+    [0, 0, 255],
+    [0, 0, 0],
+];
+
+fn check_png_bars(path: &Path) {
+    let dec = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let mut reader = dec.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    let (w, h) = (info.width as usize, info.height as usize);
+    for row in [h / 4, h / 2, 3 * h / 4] {
+        for (i, want) in BARS.iter().enumerate() {
+            let x = (2 * i + 1) * w / 16;
+            let p = &buf[(row * w + x) * 3..][..3];
+            for c in 0..3 {
+                assert!(
+                    (i32::from(p[c]) - i32::from(want[c])).abs() <= 6,
+                    "{}: bar {i} at ({x},{row}) is {p:?}, expected {want:?}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn capture_png_and_ppm_show_the_colour_bars() {
+    require_vm();
+    vivid_still(SP);
+    let dir = fresh_dir("png");
+    for format in ["YUYV", "NV12", "RGB3", "XR24"] {
+        let pattern = dir.join(format!("{format}-#.png"));
+        run_ok(dmacam().args([
+            "dump",
+            "-d",
+            SP,
+            "--format",
+            format,
+            "--size",
+            "640x360",
+            "--frames",
+            "2",
+            "-o",
+            pattern.to_str().unwrap(),
+        ]));
+        let files: Vec<String> = dir_entries(&dir)
+            .into_iter()
+            .filter(|n| n.starts_with(&format!("{format}-")))
+            .collect();
+        assert_eq!(
+            files.len(),
+            2,
+            "{format}: expected two frame files, got {files:?}"
+        );
+        for f in &files {
+            assert!(f.ends_with(".png") && !f.contains('#'), "{f}");
+            check_png_bars(&dir.join(f));
+        }
+    }
+    let ppm = dir.join("frame-#.ppm");
+    run_ok(dmacam().args([
+        "dump",
+        "-d",
+        SP,
+        "--frames",
+        "1",
+        "-o",
+        ppm.to_str().unwrap(),
+    ]));
+    let name = dir_entries(&dir)
+        .into_iter()
+        .find(|n| n.ends_with(".ppm"))
+        .unwrap();
+    let data = std::fs::read(dir.join(&name)).unwrap();
+    assert!(data.starts_with(b"P6\n640 360\n255\n"), "{name}");
+    assert_eq!(data.len(), 15 + 640 * 360 * 3);
+}
+
+fn fd_count_self() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn fdinfo_flags(fd: std::os::fd::BorrowedFd<'_>) -> u32 {
+    use std::os::fd::AsRawFd;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
+    let flags = info
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .unwrap()
+        .trim();
+    u32::from_str_radix(flags, 8).unwrap()
+}
+
+fn open_stream(dev: &str, fourcc: &[u8; 4], io: IoMode, buffers: u32) -> Stream {
+    let d = Device::open(dev).unwrap();
+    let f = d
+        .negotiate(&FormatRequest {
+            fourcc: Some(Fourcc::new(fourcc)),
+            size: Some((640, 360)),
+            fps: Some(30),
+        })
+        .unwrap();
+    let mut s = Stream::new(d, f, &StreamOptions { buffers, io }).unwrap();
+    s.start().unwrap();
+    s
+}
+
+/// The fd the CPU reader maps is the dma-buf VIDIOC_EXPBUF returned (exporter videobuf2), opened
+/// O_RDWR | O_CLOEXEC; in import modes it is the heap's / udmabuf's own buffer. Nothing reads V4L2's mmap.
+#[test]
+fn capture_cpu_reads_through_the_expbuf_fd() {
+    require_vm();
+    vivid_still(SP);
+    vivid_still(MP);
+    for (dev, fourcc, io, exporter) in [
+        (SP, b"YUYV", IoMode::Mmap, "videobuf2"),
+        (MP, b"NM12", IoMode::Mmap, "videobuf2"),
+        (SP, b"NV12", IoMode::DmaHeap, "system"),
+        (SP, b"YUYV", IoMode::Udmabuf, "udmabuf"),
+    ] {
+        let mut s = open_stream(dev, fourcc, io, 3);
+        let frame = s.next_frame(Duration::from_secs(10)).unwrap();
+        let maps = frame.mappings().unwrap();
+        assert_eq!(maps.len(), frame.memory().len());
+        for (m, mem) in maps.iter().zip(frame.memory()) {
+            // The very fd object, not a copy or a re-open.
+            assert!(
+                std::sync::Arc::ptr_eq(m.fd(), mem),
+                "{dev} {io:?}: mapping uses another fd"
+            );
+            let id = identity(m.fd().as_fd()).unwrap();
+            assert!(
+                id.exp_name.contains(exporter),
+                "{dev} {io:?}: reader fd exporter is '{}', expected {exporter}",
+                id.exp_name
+            );
+            let flags = fdinfo_flags(m.fd().as_fd());
+            assert_eq!(
+                flags & libc_o_accmode(),
+                2,
+                "{dev} {io:?}: not O_RDWR (flags {flags:o})"
+            );
+            if io == IoMode::Mmap {
+                assert_ne!(
+                    flags & 0o2000000,
+                    0,
+                    "{dev}: EXPBUF fd lacks O_CLOEXEC (flags {flags:o})"
+                );
+            }
+        }
+        // The frame's Dmabuf planes share those fds.
+        for p in &frame.dmabuf().planes {
+            assert!(frame
+                .memory()
+                .iter()
+                .any(|m| std::sync::Arc::ptr_eq(m, &p.fd)));
+        }
+        let nonzero = frame
+            .read(|mem| mem[0].iter().filter(|&&b| b != 0).count())
+            .unwrap();
+        assert!(nonzero > 1000, "{dev} {io:?}: frame read back nearly empty");
+    }
+}
+
+fn libc_o_accmode() -> u32 {
+    0o3
+}
+
+/// A dequeued frame goes back to the driver only when its last clone is dropped.
+#[test]
+fn capture_frame_requeues_after_last_clone_drops() {
+    require_vm();
+    let mut s = open_stream(SP, b"YUYV", IoMode::Mmap, 2);
+    let n = s.buffer_count();
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.push(s.next_frame(Duration::from_secs(10)).unwrap());
+    }
+    assert!(matches!(
+        s.next_frame(Duration::from_secs(1)),
+        Err(StreamError::Starved { .. })
+    ));
+    let extra = held[0].clone();
+    let first_seq = held[0].sequence();
+    held.remove(0);
+    // One clone still alive: still nothing queued.
+    assert!(matches!(
+        s.next_frame(Duration::from_secs(1)),
+        Err(StreamError::Starved { .. })
+    ));
+    drop(extra);
+    let next = s.next_frame(Duration::from_secs(10)).unwrap();
+    assert!(next.sequence() > first_seq);
+}
+
+/// Streaming in every mode, and failing to, leaves no fd behind.
+#[test]
+fn capture_no_fd_leaks() {
+    require_vm();
+    let before = fd_count_self();
+    for (fourcc, io) in [
+        (b"YUYV", IoMode::Mmap),
+        (b"NV12", IoMode::DmaHeap),
+        (b"YUYV", IoMode::Udmabuf),
+    ] {
+        let mut s = open_stream(SP, fourcc, io, 4);
+        for _ in 0..5 {
+            let f = s.next_frame(Duration::from_secs(10)).unwrap();
+            f.read(|m| m[0][0]).unwrap();
+        }
+        drop(s);
+    }
+    assert!(Device::open("/dev/null").is_err());
+    assert!(Device::open("/dev/nonexistent-video").is_err());
+    let d = Device::open(SP).unwrap();
+    assert!(d
+        .negotiate(&FormatRequest {
+            fourcc: Some(Fourcc::new(b"ABCD")),
+            ..Default::default()
+        })
+        .is_err());
+    drop(d);
+    assert_eq!(fd_count_self(), before, "fds leaked");
+}
+
+/// Runs dmacam expecting failure: one line on stderr containing each of `needles`, no panic, and nothing
+/// left in `dir`.
+fn expect_clean_failure(args: &[&str], dir: &Path, needles: &[&str]) {
+    let out = run(dmacam().args(args).current_dir(dir));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    // clap adds its usual "For more information, try '--help'." after an invalid option value.
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("For more information"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: expected one line, got:\n{stderr}"
+    );
+    for n in needles {
+        assert!(stderr.contains(n), "{args:?}: '{n}' not in: {stderr}");
+    }
+    assert!(
+        dir_entries(dir).is_empty(),
+        "{args:?} left files: {:?}",
+        dir_entries(dir)
+    );
+}
+
+#[test]
+fn capture_bad_input_fails_cleanly() {
+    require_vm();
+    let dir = fresh_dir("bad-input");
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["dump", "-d", "/dev/video77", "-o", "x.raw"],
+            &["/dev/video77", "dmacam list"],
+        ),
+        (
+            &["dump", "-d", "/dev/null", "-o", "x.raw"],
+            &["/dev/null", "not a V4L2 device"],
+        ),
+        (
+            &["dump", "-d", SP, "--format", "ABCD", "-o", "x.raw"],
+            &["ABCD", "offers", "YUYV"],
+        ),
+        (
+            &["dump", "-d", SP, "--format", "422P", "-o", "x.raw"],
+            &["422P", "cannot handle"],
+        ),
+        (
+            &["dump", "-d", SP, "--size", "0x0", "-o", "x.raw"],
+            &["0x0", "WIDTHxHEIGHT"],
+        ),
+        (
+            &["dump", "-d", SP, "--size", "garbage", "-o", "x.raw"],
+            &["garbage", "WIDTHxHEIGHT"],
+        ),
+        (
+            &["dump", "-d", SP, "--size", "123x45", "-o", "x.raw"],
+            &["123x45", "offers"],
+        ),
+        (&["dump", "-d", SP, "-o", "x.txt"], &["x.txt", ".raw"]),
+        (&["dump", "-d", SP, "-o", "frame.png"], &["frame.png", "#"]),
+        (
+            &["dump", "-d", SP, "--format", "RGB3", "-o", "x.y4m"],
+            &["RGB3", "y4m"],
+        ),
+        (
+            &["dump", "-d", SP, "--io", "bogus", "-o", "x.raw"],
+            &["bogus", "dma-heap"],
+        ),
+    ];
+    for (args, needles) in cases {
+        expect_clean_failure(args, &dir, needles);
+    }
+}
+
+#[test]
+fn capture_busy_device_fails_cleanly() {
+    require_vm();
+    vivid_still(SP);
+    let dir = fresh_dir("busy");
+    let mut other = Command::new("v4l2-ctl")
+        .args([
+            "-d",
+            SP,
+            "-p",
+            "30",
+            "--stream-mmap",
+            "--stream-count=900",
+            "--stream-to=/dev/null",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        other.try_wait().unwrap().is_none(),
+        "v4l2-ctl stopped early"
+    );
+    expect_clean_failure(
+        &["dump", "-d", SP, "--frames", "5", "-o", "x.raw"],
+        &dir,
+        &["/dev/video0", "busy"],
+    );
+    let _ = other.kill();
+    let _ = other.wait();
+}
+
+fn check_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn capture_check_passes_on_vivid() {
+    require_vm();
+    let dir = fresh_dir("check-pass");
+    for (dev, min_pass, must) in [(SP, 19, "YUYV"), (MP, 15, "NV12M")] {
+        let json = dir.join(format!("{}.json", &dev[5..]));
+        let junit = dir.join(format!("{}.xml", &dev[5..]));
+        let out = run(dmacam().args([
+            "check",
+            "-d",
+            dev,
+            "--frames",
+            "3",
+            "--json",
+            json.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ]));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "check on {dev} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v = check_json(&json);
+        assert_eq!(v["failed"], 0);
+        assert!(v["passed"].as_u64().unwrap() >= min_pass, "{v}");
+        let results = v["results"].as_array().unwrap();
+        let total = results.len();
+        assert!(
+            total >= 80,
+            "vivid offers 83 formats, the report has {total}"
+        );
+        let case = results.iter().find(|r| r["format"] == must).unwrap();
+        assert_eq!(case["status"], "pass");
+        assert_eq!(case["pixels_checked"], true);
+        let skip = results.iter().find(|r| r["format"] == "422P").unwrap();
+        assert_eq!(skip["status"], "skip");
+        assert!(skip["messages"][0]
+            .as_str()
+            .unwrap()
+            .contains("does not support 422P"));
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        assert!(
+            xml.contains("<testsuite ") && xml.contains("failures=\"0\""),
+            "{xml}"
+        );
+        assert!(xml.contains(&format!("tests=\"{total}\"")));
+    }
+}
+
+#[test]
+fn capture_check_fails_on_streamon_error_injection() {
+    require_vm();
+    let dir = fresh_dir("check-inject");
+    run_ok(Command::new("v4l2-ctl").args(["-d", SP, "-c", "inject_vidioc_streamon_error=1"]));
+    let json = dir.join("r.json");
+    let out = run(dmacam().args([
+        "check",
+        "-d",
+        SP,
+        "--formats",
+        "YUYV",
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "check passed despite the injected error:\n{stdout}"
+    );
+    assert!(stdout.contains("VIDIOC_STREAMON"), "{stdout}");
+    let v = check_json(&json);
+    assert_eq!(v["failed"], 1);
+    // The injection is one-shot: the next run passes again.
+    run_ok(dmacam().args(["check", "-d", SP, "--formats", "YUYV", "--frames", "3"]));
+}
+
+/// Starts a long `dmacam` run, then changes the device behind its back with `v4l2-ctl -c CTRL`.
+fn run_with_interference(args: &[&str], ctrl: &str) -> (std::process::ExitStatus, String, String) {
+    let mut child = dmacam()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    run_ok(Command::new("v4l2-ctl").args(["-d", SP, "-c", ctrl]));
+    let status = wait_with_deadline(&mut child, Duration::from_secs(120));
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    use std::io::Read;
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status, stdout, stderr)
+}
+
+#[test]
+fn capture_check_fails_when_the_pattern_changes_behind_its_back() {
+    require_vm();
+    let (status, stdout, _) = run_with_interference(
+        &["check", "-d", SP, "--formats", "YUYV", "--frames", "300"],
+        "test_pattern=5",
+    );
+    assert!(
+        !status.success(),
+        "check passed although the pattern changed:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("pixels") && stdout.contains("expected"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn capture_fatal_streaming_error_fails_without_partial_output() {
+    require_vm();
+    vivid_still(SP);
+    let dir = fresh_dir("fatal");
+    let out = dir.join("x.raw");
+    let (status, _, stderr) = run_with_interference(
+        &[
+            "dump",
+            "-d",
+            SP,
+            "--fps",
+            "30",
+            "--frames",
+            "600",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        "inject_fatal_streaming_error=1",
+    );
+    assert!(!status.success(), "dump survived a fatal streaming error");
+    assert!(
+        stderr.contains("/dev/video0") && stderr.contains("error"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        dir_entries(&dir).is_empty(),
+        "left files: {:?}",
+        dir_entries(&dir)
+    );
+    let (status, stdout, _) = run_with_interference(
+        &["check", "-d", SP, "--formats", "YUYV", "--frames", "600"],
+        "inject_fatal_streaming_error=1",
+    );
+    assert!(
+        !status.success(),
+        "check passed despite a fatal streaming error:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("stopped streaming with an error"),
+        "{stdout}"
+    );
+}
+
+/// Reloads vivid with `opts` and waits for /dev/video0.
+fn reload_vivid(opts: &str) {
+    let _ = run(Command::new("modprobe").args(["-r", "vivid"]));
+    run_ok(
+        Command::new("modprobe")
+            .arg("vivid")
+            .args(opts.split_whitespace()),
+    );
+    for _ in 0..100 {
+        if Path::new(SP).exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("vivid {opts} made no /dev/video0");
+}
+
+/// An output-only node (vivid `node_types=0x100`) is refused by dump and check with a clear message. vivid is
+/// reloaded for this and restored to the test-bed's options afterwards.
+#[test]
+fn capture_output_only_node_is_refused() {
+    require_vm();
+    let default = std::fs::read_to_string("/ctl/vivid").expect("the test-bed's vivid options");
+    reload_vivid("n_devs=1 node_types=0x100");
+    let dir = fresh_dir("output-node");
+    let result = std::panic::catch_unwind(|| {
+        let list = run_ok(dmacam().arg("list"));
+        assert!(list.contains("(output)"), "{list}");
+        expect_clean_failure(
+            &["dump", "-d", SP, "-o", "x.raw"],
+            &dir,
+            &["/dev/video0", "output", "not a video capture node"],
+        );
+        let out = run(dmacam()
+            .args(["check", "-d", SP, "--junit", "r.xml"])
+            .current_dir(&dir));
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not a video capture node"), "{stderr}");
+        let xml = std::fs::read_to_string(dir.join("r.xml")).unwrap();
+        assert!(xml.contains("failures=\"1\""), "{xml}");
+    });
+    reload_vivid(default.trim());
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+#[test]
+fn capture_list_shows_formats_sizes_intervals_and_controls() {
+    require_vm();
+    let v: serde_json::Value =
+        serde_json::from_str(&run_ok(dmacam().args(["list", "--json"]))).unwrap();
+    let devices = v["devices"].as_array().unwrap();
+    for (path, fmt) in [(SP, "YUYV"), (MP, "NM12")] {
+        let d = devices
+            .iter()
+            .find(|d| d["path"] == path)
+            .unwrap_or_else(|| panic!("{path} missing: {v}"));
+        let cap = &d["capture"];
+        let formats = cap["formats"].as_array().unwrap();
+        assert!(formats.len() >= 80, "{path}: {} formats", formats.len());
+        let f = formats.iter().find(|f| f["fourcc"] == fmt).unwrap();
+        assert_eq!(f["supported"], true);
+        let size = f["sizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["width"] == 640 && s["height"] == 360)
+            .unwrap_or_else(|| panic!("{path} {fmt}: no 640x360"));
+        assert!(
+            size["intervals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i == "1/30"),
+            "{size}"
+        );
+        let tp = cap["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "test_pattern")
+            .unwrap();
+        assert!(tp["menu"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "100% Colorbar"));
+    }
+    let text = run_ok(dmacam().arg("list"));
+    assert!(
+        text.contains("formats:") && text.contains("controls:") && text.contains("test_pattern")
+    );
+    assert!(text.contains("not supported by dmacam"));
+}

@@ -1,0 +1,564 @@
+//! The bare DRM/KMS output on vkms (no compositor): vivid's XR24 buffers PRIME-imported and scanned out,
+//! verified through vkms's writeback connector against an independent capture by v4l2-ctl; 600 frames with
+//! constant fds and no leaked framebuffers; bad input refused with one line and the display left as it was.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dmacam_tests::{dmacam, fd_count, require_vm, results_dir, run, run_ok, wait_with_deadline};
+
+const DRI: &str = "/sys/kernel/debug/dri/0";
+
+fn mount_debugfs() {
+    if !Path::new(DRI).exists() {
+        let _ = Command::new("mount")
+            .args(["-t", "debugfs", "none", "/sys/kernel/debug"])
+            .status();
+    }
+    assert!(Path::new(DRI).exists(), "DRM debugfs is not available");
+}
+
+/// The scanout-relevant lines of the DRM atomic state (planes, CRTC, connectors, who allocated the fbs).
+fn display_state() -> String {
+    let state = std::fs::read_to_string(format!("{DRI}/state")).expect("DRM debugfs state");
+    state
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            [
+                "plane[",
+                "crtc[",
+                "connector[",
+                "crtc=",
+                "fb=",
+                "crtc-pos",
+                "src-pos",
+                "mode:",
+                "enable=",
+                "active=",
+                "allocated by",
+            ]
+            .iter()
+            .any(|p| t.starts_with(p))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The framebuffers that exist, as "id allocated-by" lines.
+fn framebuffers() -> Vec<String> {
+    let text =
+        std::fs::read_to_string(format!("{DRI}/framebuffer")).expect("DRM debugfs framebuffer");
+    let mut out = Vec::new();
+    let mut id = String::new();
+    for l in text.lines() {
+        if let Some(rest) = l.strip_prefix("framebuffer[") {
+            id = rest.trim_end_matches("]:").to_owned();
+        } else if let Some(by) = l.trim().strip_prefix("allocated by = ") {
+            out.push(format!("{id} {by}"));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn dmacam_framebuffers() -> usize {
+    framebuffers()
+        .iter()
+        .filter(|f| f.ends_with(" dmacam"))
+        .count()
+}
+
+/// One vivid frame in XR24 through v4l2-ctl (an independent path), OSD text off: (width, height, B G R X bytes).
+fn reference_frame(w: u32, h: u32) -> Vec<u8> {
+    let out = results_dir().join("kms-ref.raw");
+    run_ok(Command::new("v4l2-ctl").args([
+        "-d",
+        "/dev/video0",
+        &format!("--set-fmt-video=width={w},height={h},pixelformat=XR24"),
+        "-c",
+        "osd_text_mode=2",
+        "--stream-mmap",
+        "--stream-count=3",
+        &format!("--stream-to={}", out.display()),
+    ]));
+    let data = std::fs::read(&out).expect("reference frames");
+    let frame = (w * h * 4) as usize;
+    assert_eq!(data.len(), 3 * frame, "v4l2-ctl wrote {} bytes", data.len());
+    data[2 * frame..].to_vec()
+}
+
+struct Ppm {
+    width: u32,
+    height: u32,
+    rgb: Vec<u8>,
+}
+
+impl Ppm {
+    fn read(path: &Path) -> Ppm {
+        let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // "P6\n<w> <h>\n255\n" then RGB.
+        let mut fields = Vec::new();
+        let mut i = 0;
+        while fields.len() < 4 {
+            while data[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            let start = i;
+            while !data[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            fields.push(String::from_utf8_lossy(&data[start..i]).into_owned());
+        }
+        assert_eq!(fields[0], "P6");
+        assert_eq!(fields[3], "255");
+        let width: u32 = fields[1].parse().unwrap();
+        let height: u32 = fields[2].parse().unwrap();
+        let rgb = data[i + 1..].to_vec();
+        assert_eq!(rgb.len(), (width * height * 3) as usize, "PPM size");
+        Ppm { width, height, rgb }
+    }
+
+    fn px(&self, x: u32, y: u32) -> [u8; 3] {
+        let i = ((y * self.width + x) * 3) as usize;
+        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+    }
+}
+
+fn reference_px(frame: &[u8], w: u32, x: u32, y: u32) -> [u8; 3] {
+    let i = ((y * w + x) * 4) as usize;
+    [frame[i + 2], frame[i + 1], frame[i]]
+}
+
+/// vivid's colour bars, left to right: which of R, G, B are lit.
+const BARS: [[bool; 3]; 8] = [
+    [true, true, true],    // white
+    [true, true, false],   // yellow
+    [false, true, true],   // cyan
+    [false, true, false],  // green
+    [true, false, true],   // magenta
+    [true, false, false],  // red
+    [false, false, true],  // blue
+    [false, false, false], // black
+];
+
+fn stats_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("stats json"))
+        .expect("stats is JSON")
+}
+
+/// Parses "WxH+X+Y -> WxH+X+Y" into (src, dst).
+fn parse_placement(s: &str) -> ((u32, u32, u32, u32), (u32, u32, u32, u32)) {
+    let rect = |r: &str| {
+        let (size, pos) = r.trim().split_once('+').unwrap();
+        let (w, h) = size.split_once('x').unwrap();
+        let (x, y) = pos.split_once('+').unwrap();
+        (
+            w.parse().unwrap(),
+            h.parse().unwrap(),
+            x.parse().unwrap(),
+            y.parse().unwrap(),
+        )
+    };
+    let (a, b) = s.split_once("->").expect("placement");
+    (rect(a), rect(b))
+}
+
+fn show_and_write_back(name: &str, mode: Option<&str>) -> (Ppm, serde_json::Value) {
+    let wb = results_dir().join(format!("{name}.ppm"));
+    let stats = results_dir().join(format!("{name}.json"));
+    let _ = std::fs::remove_file(&wb);
+    let mut cmd = dmacam();
+    cmd.args([
+        "kms-view",
+        "--format",
+        "XR24",
+        "--size",
+        "640x480",
+        "--fps",
+        "30",
+        "--frames",
+        "30",
+        "--ctrl",
+        "osd_text_mode=2",
+    ])
+    .arg("--writeback")
+    .arg(&wb)
+    .arg("--stats-json")
+    .arg(&stats);
+    if let Some(m) = mode {
+        cmd.args(["--mode", m]);
+    }
+    run_ok(&mut cmd);
+    (Ppm::read(&wb), stats_json(&stats))
+}
+
+#[test]
+fn kms_colour_bars_reach_the_crtc_exactly() {
+    require_vm();
+    mount_debugfs();
+    let before = display_state();
+    let (img, stats) = show_and_write_back("kms-wb-640x480", Some("640x480"));
+    assert_eq!((img.width, img.height), (640, 480));
+    assert_eq!(stats["cpu_bytes_copied_total"], 0, "{stats}");
+    assert_eq!(display_state(), before, "the display was not restored");
+    let reference = reference_frame(640, 480);
+    // Every pixel the CRTC composed equals vivid's frame as v4l2-ctl captured it.
+    let mut differing = 0;
+    for y in 0..480 {
+        for x in 0..640 {
+            if img.px(x, y) != reference_px(&reference, 640, x, y) {
+                differing += 1;
+            }
+        }
+    }
+    assert_eq!(
+        differing, 0,
+        "{differing} pixels differ from the reference frame"
+    );
+    // And they are vivid's colour bars: sample the middle of each bar.
+    for (i, lit) in BARS.iter().enumerate() {
+        let x = (2 * i as u32 + 1) * 640 / 16;
+        let p = img.px(x, 240);
+        for c in 0..3 {
+            if lit[c] {
+                assert!(
+                    p[c] >= 150,
+                    "bar {i} at x={x}: {p:?}, channel {c} should be lit"
+                );
+            } else {
+                assert!(
+                    p[c] <= 40,
+                    "bar {i} at x={x}: {p:?}, channel {c} should be dark"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn kms_frame_smaller_than_mode_is_centred_on_black() {
+    require_vm();
+    mount_debugfs();
+    let (img, stats) = show_and_write_back("kms-wb-1024x768", None);
+    assert_eq!(
+        (img.width, img.height),
+        (1024, 768),
+        "vkms's preferred mode"
+    );
+    let placement = stats["placement"].as_str().expect("placement").to_owned();
+    let ((sw, sh, sx, sy), (dw, dh, dx, dy)) = parse_placement(&placement);
+    let reference = reference_frame(640, 480);
+    if (sw, sh) == (dw, dh) {
+        // Unscaled: the frame sits 1:1 in its rectangle, black around it.
+        assert_eq!((sx, sy), (0, 0), "{placement}");
+        for y in 0..dh {
+            for x in 0..dw {
+                assert_eq!(
+                    img.px(dx + x, dy + y),
+                    reference_px(&reference, 640, x, y),
+                    "pixel ({x},{y}) of the frame at ({},{}) with placement {placement}",
+                    dx + x,
+                    dy + y
+                );
+            }
+        }
+    } else {
+        // Scaled: sample the bar centres.
+        for (i, lit) in BARS.iter().enumerate() {
+            let x = dx + (2 * i as u32 + 1) * dw / 16;
+            let p = img.px(x, dy + dh / 2);
+            for c in 0..3 {
+                assert_eq!(p[c] >= 150, lit[c], "bar {i} at x={x}: {p:?} ({placement})");
+            }
+        }
+    }
+    // Outside the frame's rectangle the CRTC shows black.
+    for (x, y) in [(0, 0), (1023, 767), (0, 767), (1023, 0)] {
+        let inside = x >= dx && x < dx + dw && y >= dy && y < dy + dh;
+        if !inside {
+            assert_eq!(img.px(x, y), [0, 0, 0], "({x},{y}) outside {placement}");
+        }
+    }
+}
+
+#[test]
+fn kms_600_frames_constant_fds_no_leaked_framebuffers() {
+    require_vm();
+    mount_debugfs();
+    let state_before = display_state();
+    let fbs_before = framebuffers();
+    assert_eq!(
+        dmacam_framebuffers(),
+        0,
+        "framebuffers left by an earlier run: {fbs_before:?}"
+    );
+    let stats = results_dir().join("kms-600.json");
+    let mut child = dmacam()
+        .args([
+            "kms-view", "--format", "XR24", "--size", "640x480", "--fps", "60", "--frames", "600",
+            "--mode", "640x480", "--stats",
+        ])
+        .arg("--stats-json")
+        .arg(&stats)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn dmacam");
+    let pid = child.id();
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    while child.try_wait().expect("try_wait").is_none()
+        && start.elapsed() < Duration::from_secs(300)
+    {
+        std::thread::sleep(Duration::from_millis(500));
+        if start.elapsed() > Duration::from_secs(3) {
+            let fds = fd_count(pid);
+            let fbs = dmacam_framebuffers();
+            if fds > 0 {
+                samples.push((fds, fbs));
+            }
+        }
+    }
+    let status = wait_with_deadline(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "dmacam kms-view failed: {status}");
+    // Drop the last sample or two: they may catch the process while it exits.
+    let steady: Vec<_> = samples
+        .iter()
+        .take(samples.len().saturating_sub(2))
+        .collect();
+    assert!(
+        steady.len() >= 5,
+        "too few samples while running: {samples:?}"
+    );
+    let (fds0, fbs0) = *steady[0];
+    assert!(
+        steady.iter().all(|&&(f, b)| f == fds0 && b == fbs0),
+        "fd count / framebuffer count changed while streaming: {samples:?}"
+    );
+    assert!(
+        fbs0 >= 2 && fbs0 <= 6,
+        "dmacam held {fbs0} framebuffers (one per camera buffer)"
+    );
+    let s = stats_json(&stats);
+    assert!(s["frames_shown"].as_u64().unwrap() >= 600, "{s}");
+    assert_eq!(s["prime_imports"], s["framebuffers_added"], "{s}");
+    assert!(
+        s["prime_imports"].as_u64().unwrap() <= 6,
+        "one import per buffer, not per frame: {s}"
+    );
+    assert_eq!(s["cpu_bytes_copied_total"], 0, "{s}");
+    assert!(s["latency_ms_p50"].as_f64().is_some(), "{s}");
+    // Afterwards: exactly the framebuffers of before (fbcon's), and the display as it was.
+    assert_eq!(framebuffers(), fbs_before);
+    assert_eq!(display_state(), state_before);
+}
+
+/// Runs a dmacam command that must fail: exit != 0, one line on stderr containing `needle`.
+fn fails_with_one_line(cmd: &mut Command, needle: &str) -> String {
+    let out = run(cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{cmd:?} succeeded");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{cmd:?} printed more than one line:\n{stderr}"
+    );
+    assert!(lines[0].starts_with("dmacam: "), "{stderr}");
+    assert!(
+        lines[0].contains(needle),
+        "expected '{needle}' in: {stderr}"
+    );
+    stderr
+}
+
+fn kms_view() -> Command {
+    let mut c = dmacam();
+    c.args([
+        "kms-view", "--format", "XR24", "--size", "640x480", "--frames", "5",
+    ]);
+    c
+}
+
+#[test]
+fn kms_bad_input_is_one_line_and_leaves_the_display() {
+    require_vm();
+    mount_debugfs();
+    let before = display_state();
+    let fbs = framebuffers();
+
+    fails_with_one_line(
+        kms_view().args(["--card", "/dev/dri/card9"]),
+        "no such DRM card",
+    );
+    fails_with_one_line(
+        kms_view().args(["--mode", "123x456"]),
+        "has no mode 123x456",
+    );
+    fails_with_one_line(kms_view().args(["--mode", "12x"]), "--mode");
+    fails_with_one_line(
+        kms_view().args(["--connector", "HDMI-A-7"]),
+        "no connector named HDMI-A-7",
+    );
+    fails_with_one_line(
+        dmacam().args(["kms-view", "--format", "YUYV", "--frames", "5"]),
+        "scans out YUYV",
+    );
+    assert_eq!(display_state(), before);
+
+    // No connected connector: force vkms's only one off for the duration.
+    let status = PathBuf::from("/sys/class/drm/card0-Virtual-1/status");
+    std::fs::write(&status, "off").expect("force the connector off");
+    let r = std::panic::catch_unwind(|| {
+        fails_with_one_line(&mut kms_view(), "has no connected connector")
+    });
+    std::fs::write(&status, "detect").expect("let the connector be detected again");
+    r.unwrap();
+
+    // Not master: this process opens the card first, so it is DRM master.
+    {
+        let _holder = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/dri/card0")
+            .expect("open card0");
+        let line = fails_with_one_line(&mut kms_view(), "cannot become DRM master");
+        assert!(
+            line.contains(&std::process::id().to_string()),
+            "the holder's pid is named: {line}"
+        );
+    }
+    assert_eq!(
+        display_state(),
+        before,
+        "a failed start changed the display"
+    );
+    assert_eq!(framebuffers(), fbs);
+}
+
+#[test]
+fn kms_sigint_restores_the_previous_configuration() {
+    require_vm();
+    mount_debugfs();
+    let before = display_state();
+    let fbs = framebuffers();
+    let mut child = dmacam()
+        .args([
+            "kms-view", "--format", "XR24", "--size", "640x480", "--fps", "30", "--mode", "640x480",
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn dmacam");
+    // Wait until it is on screen.
+    let start = Instant::now();
+    while dmacam_framebuffers() == 0 && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(dmacam_framebuffers() > 0, "dmacam never showed a frame");
+    assert_ne!(
+        display_state(),
+        before,
+        "the display did not change while dmacam ran"
+    );
+    // Keep the card open here so that dmacam's exit is not the last close (which would make the kernel
+    // restore fbcon by itself): what follows is dmacam's own restore.
+    let _watcher = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/dri/card0")
+        .expect("open card0");
+    std::thread::sleep(Duration::from_secs(1));
+    run_ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let status = wait_with_deadline(&mut child, Duration::from_secs(20));
+    assert!(
+        status.success(),
+        "dmacam did not exit cleanly on SIGINT: {status}"
+    );
+    assert_eq!(
+        display_state(),
+        before,
+        "the previous configuration was not restored"
+    );
+    assert_eq!(framebuffers(), fbs);
+}
+
+#[test]
+fn kms_legacy_fallback_flips_and_restores() {
+    require_vm();
+    mount_debugfs();
+    let before = display_state();
+    let fbs = framebuffers();
+    let stats = results_dir().join("kms-legacy.json");
+    run_ok(
+        dmacam()
+            .args([
+                "kms-view", "--format", "XR24", "--size", "640x480", "--fps", "30", "--frames",
+                "30", "--mode", "640x480", "--legacy",
+            ])
+            .arg("--stats-json")
+            .arg(&stats),
+    );
+    let s = stats_json(&stats);
+    assert_eq!(s["atomic"], false, "{s}");
+    assert!(s["frames_shown"].as_u64().unwrap() >= 30, "{s}");
+    assert!(s["prime_imports"].as_u64().unwrap() <= 6, "{s}");
+    assert_eq!(display_state(), before);
+    assert_eq!(framebuffers(), fbs);
+    // Legacy SETCRTC cannot put a smaller frame on a larger mode: refused before anything changes.
+    fails_with_one_line(
+        dmacam().args([
+            "kms-view", "--format", "XR24", "--size", "640x480", "--frames", "5", "--legacy",
+        ]),
+        "legacy modesetting",
+    );
+    assert_eq!(display_state(), before);
+}
+
+#[test]
+fn kms_camera_failure_mid_run_restores_the_display() {
+    require_vm();
+    mount_debugfs();
+    let before = display_state();
+    let fbs = framebuffers();
+    let mut child = dmacam()
+        .args([
+            "kms-view", "--format", "XR24", "--size", "640x480", "--fps", "30", "--mode", "640x480",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dmacam");
+    let start = Instant::now();
+    while dmacam_framebuffers() == 0 && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(dmacam_framebuffers() > 0, "dmacam never showed a frame");
+    // vivid's error injection: the capture queue fails as a broken camera would.
+    run_ok(Command::new("v4l2-ctl").args([
+        "-d",
+        "/dev/video0",
+        "-c",
+        "inject_fatal_streaming_error=1",
+    ]));
+    let status = wait_with_deadline(&mut child, Duration::from_secs(30));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        !status.success(),
+        "dmacam ignored the camera failure:\n{stderr}"
+    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("dmacam: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("/dev/video0"), "{stderr}");
+    assert_eq!(
+        display_state(),
+        before,
+        "the display was not restored after the failure"
+    );
+    assert_eq!(framebuffers(), fbs);
+}
