@@ -133,29 +133,31 @@ const BARS_75: [[u8; 3]; 8] = [
 fn smoke_peer_dmabuf_client_reaches_the_screen() {
     require_vm();
     let weston = Weston::start("wayland-peer", &[]);
-    let mut client = weston
-        .env(&mut Command::new("gst-launch-1.0"))
-        .args([
-            "-q",
-            "v4l2src",
-            "device=/dev/video0",
-            "io-mode=dmabuf",
-            "!",
-            "video/x-raw,format=YUY2,width=640,height=360",
-            "!",
-            "waylandsink",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start gst-launch-1.0");
+    let mut client = KillOnDrop(
+        weston
+            .env(&mut Command::new("gst-launch-1.0"))
+            .args([
+                "-q",
+                "v4l2src",
+                "device=/dev/video0",
+                "io-mode=dmabuf",
+                "!",
+                "video/x-raw,format=YUY2,width=640,height=360",
+                "!",
+                "waylandsink",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start gst-launch-1.0"),
+    );
     // Under TCG (and a loaded host) the first frame can take many seconds to reach the screen: take
     // screenshots until the bars show, within a deadline.
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut attempt = 0;
     loop {
         assert!(
-            client.try_wait().unwrap().is_none(),
+            client.0.try_wait().unwrap().is_none(),
             "gst-launch-1.0 exited early"
         );
         attempt += 1;
@@ -171,8 +173,17 @@ fn smoke_peer_dmabuf_client_reaches_the_screen() {
             Err(_) => std::thread::sleep(Duration::from_secs(2)),
         }
     }
-    let _ = client.kill();
-    let _ = client.wait();
+}
+
+/// A child process killed when the test ends, even by a failed assertion, so it never holds the camera
+/// for the tests after it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Finds vivid's 75% bars in a screenshot, wherever the compositor placed and scaled the frame: the frame's
