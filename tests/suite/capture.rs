@@ -702,7 +702,11 @@ fn capture_check_passes_on_vivid() {
         }
         let v = check_json(&json);
         assert_eq!(v["failed"].as_u64(), Some(retried as u64));
-        assert!(v["passed"].as_u64().unwrap() >= min_pass, "{v}");
+        // A format retried above passed on its second run.
+        assert!(
+            v["passed"].as_u64().unwrap() + retried as u64 >= min_pass,
+            "{v}"
+        );
         let results = v["results"].as_array().unwrap();
         let total = results.len();
         assert!(

@@ -271,6 +271,10 @@ fn render_300_frames_keep_imports_fds_and_rss_constant() {
     run_300_frames(ImportPreference::Buffer);
 }
 
+/// Frames per run: 300 as the issue asks, plus 300 more once the software GPU has warmed up, over which
+/// RSS must stay flat.
+const FRAMES: u32 = 600;
+
 fn run_300_frames(import: ImportPreference) {
     let udmabuf = Allocator::udmabuf(UDMABUF).expect("open /dev/udmabuf");
     let (w, h) = (320, 240);
@@ -291,7 +295,7 @@ fn run_300_frames(import: ImportPreference) {
     let mut out_inodes = std::collections::HashMap::new();
     // Like a display, hold the two previous outputs (on screen + pending) while the next one is made.
     let mut held = std::collections::VecDeque::new();
-    for n in 0..300u32 {
+    for n in 0..FRAMES {
         let i = (n % 4) as usize;
         let out = r
             .process(&frames[i], i as u32, c, &spec)
@@ -325,10 +329,10 @@ fn run_300_frames(import: ImportPreference) {
     drop(held);
     let s = r.stats();
     report(&format!(
-        "300 frames: {s:?}, fds {fds_at:?}, RSS KiB {rss_at:?}, output buffers {}",
+        "{FRAMES} frames: {s:?}, fds {fds_at:?}, RSS KiB {rss_at:?}, output buffers {}",
         out_inodes.len()
     ));
-    assert_eq!(s.frames, 300);
+    assert_eq!(s.frames, u64::from(FRAMES));
     assert_eq!(s.imports, 4, "one import per camera buffer");
     assert_eq!(s.live_imports, 4);
     assert_eq!(
@@ -341,26 +345,24 @@ fn run_300_frames(import: ImportPreference) {
         3,
         "a ring of three exported output buffers"
     );
-    // Samples at frames 50, 100, …, 300. The software GPU warms up in steps (llvmpipe worker threads get
-    // their malloc arenas; seen as 0–2 jumps of ~7-11 MB up to the same ~127 MB plateau, at varying points of
-    // the run, the last one once between frames 250 and 300). A leak per frame grows RSS in every 50-frame
-    // interval (10 KiB a frame is 500 KiB an interval), so the check is: bounded total growth, and growth in
-    // at most two of the five intervals.
+    // Samples every 50 frames. The software GPU warms up in steps (llvmpipe worker threads get their malloc
+    // arenas): seen in CI as 2–3 jumps of ~2-11 MB, at varying frames up to 300, always ending on the same
+    // ~127 MB plateau. So: bounded total growth, and no growth over the second 300 frames, where a leak of
+    // 10 KiB a frame would add 3 MB.
     assert!(
         fds_at.iter().all(|&n| n == fds_at[0]),
         "fd count changed during the run: {fds_at:?}"
     );
-    let (first, last) = (rss_at[0], rss_at[5]);
+    let (first, last) = (rss_at[0], rss_at[rss_at.len() - 1]);
     assert!(
         last <= first + 24 * 1024,
-        "RSS grew by more than the software GPU's warm-up from frame 50 to 300: {rss_at:?} KiB"
+        "RSS grew by more than the software GPU's warm-up: {rss_at:?} KiB"
     );
-    let growing = rss_at.windows(2).filter(|w| w[1] > w[0] + 512).count();
+    let at_300 = rss_at[300 / 50 - 1];
     assert!(
-        growing <= 2,
-        "RSS grew in {growing} of 5 intervals of 50 frames (a per-frame leak): {rss_at:?} KiB"
+        last <= at_300 + 1024,
+        "RSS still grows after 300 frames (a per-frame leak): {rss_at:?} KiB"
     );
-    // Dropping the renderer gives back every fd it held (imports' dup'd fds, exported outputs).
     let before_renderer = fds_at[0];
     drop(r);
     assert!(
