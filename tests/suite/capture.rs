@@ -671,6 +671,7 @@ fn capture_check_passes_on_vivid() {
         ]));
         let stdout = String::from_utf8_lossy(&out.stdout);
         let mut retried = 0;
+        let mut retried_formats: Vec<String> = Vec::new();
         if !out.status.success() {
             // vivid under TCG emulation now and then hands out two buffers with the same sequence number
             // (seen in CI runs on an idle host); check rightly fails on that. Those formats, and only on
@@ -689,16 +690,44 @@ fn capture_check_passes_on_vivid() {
                 .filter_map(|l| l.split_whitespace().next())
                 .collect();
             retried = formats.len();
-            eprintln!("check on {dev}: retrying {formats:?} after a repeated sequence number");
-            run_ok(dmacam().args([
-                "check",
-                "-d",
-                dev,
-                "--frames",
-                "3",
-                "--formats",
-                &formats.join(","),
-            ]));
+            retried_formats = formats.iter().map(|f| f.to_string()).collect();
+            let mut pending = formats.join(",");
+            for attempt in 1..=2 {
+                eprintln!(
+                    "check on {dev}: retry {attempt} of {pending} after a repeated sequence number"
+                );
+                let again = run(dmacam().args([
+                    "check",
+                    "-d",
+                    dev,
+                    "--frames",
+                    "3",
+                    "--formats",
+                    &pending,
+                ]));
+                let text = String::from_utf8_lossy(&again.stdout).into_owned();
+                if again.status.success() {
+                    pending.clear();
+                    break;
+                }
+                let still: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.split_whitespace().nth(1) == Some("fail"))
+                    .collect();
+                assert!(
+                    still.iter().all(|l| is_sequence_repeat(l)),
+                    "check on {dev}, retry of {pending}, failed:\n{text}"
+                );
+                pending = still
+                    .iter()
+                    .filter_map(|l| l.split_whitespace().next())
+                    .collect::<Vec<_>>()
+                    .join(",");
+            }
+            assert!(
+                pending.is_empty(),
+                "{pending} on {dev} repeated a sequence number in three runs"
+            );
         }
         let v = check_json(&json);
         assert_eq!(v["failed"].as_u64(), Some(retried as u64));
@@ -714,7 +743,9 @@ fn capture_check_passes_on_vivid() {
             "vivid offers 83 formats, the report has {total}"
         );
         let case = results.iter().find(|r| r["format"] == must).unwrap();
-        assert_eq!(case["status"], "pass");
+        if !retried_formats.iter().any(|f| f == must) {
+            assert_eq!(case["status"], "pass");
+        }
         assert_eq!(case["pixels_checked"], true);
         let skip = results.iter().find(|r| r["format"] == "422P").unwrap();
         assert_eq!(skip["status"], "skip");
@@ -724,7 +755,7 @@ fn capture_check_passes_on_vivid() {
             .contains("does not support 422P"));
         let xml = std::fs::read_to_string(&junit).unwrap();
         assert!(
-            xml.contains("<testsuite ") && xml.contains("failures=\"0\""),
+            xml.contains("<testsuite ") && xml.contains(&format!("failures=\"{retried}\"")),
             "{xml}"
         );
         assert!(xml.contains(&format!("tests=\"{total}\"")));
