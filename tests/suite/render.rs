@@ -358,10 +358,17 @@ fn run_300_frames(import: ImportPreference) {
         last <= first + 24 * 1024,
         "RSS grew by more than the software GPU's warm-up: {rss_at:?} KiB"
     );
-    let at_300 = rss_at[300 / 50 - 1];
+    // Over the second 300 frames a per-frame leak shows as growth in (nearly) every 50-frame interval:
+    // even 100 bytes a frame add a page every interval. A late llvmpipe arena step (seen once in CI: +184 KiB
+    // then +1.3 MiB, flat around them) grows one or two intervals. So: at most two growing intervals, and
+    // at most 4 MiB in all.
+    let second_half = &rss_at[300 / 50 - 1..];
+    let growing = second_half.windows(2).filter(|w| w[1] > w[0]).count();
+    let at_300 = second_half[0];
     assert!(
-        last <= at_300 + 1024,
-        "RSS still grows after 300 frames (a per-frame leak): {rss_at:?} KiB"
+        growing <= 2 && last <= at_300 + 4 * 1024,
+        "RSS still grows after 300 frames (a per-frame leak): {growing} of {} intervals grew, {rss_at:?} KiB",
+        second_half.len() - 1
     );
     let before_renderer = fds_at[0];
     drop(r);
