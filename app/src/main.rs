@@ -2,6 +2,7 @@
 
 mod cmd;
 mod pixels;
+mod signals;
 mod sink;
 
 use std::process::ExitCode;

@@ -69,9 +69,10 @@ pub struct SpecError {
     pub reason: String,
 }
 
+/// `WIDTHxHEIGHT`, both at least 1.
 fn parse_size(s: &str) -> Option<(u32, u32)> {
     let (w, h) = s.split_once('x')?;
-    Some((w.parse().ok()?, h.parse().ok()?))
+    Some((w.parse().ok()?, h.parse().ok()?)).filter(|&(w, h)| w > 0 && h > 0)
 }
 
 impl FromStr for ProcessSpec {
@@ -255,6 +256,8 @@ mod tests {
     fn rejects_bad_specs_with_a_reason() {
         for bad in [
             "scale=12",
+            "scale=0x3",
+            "crop=0x10+0+0",
             "rotate=45",
             "crop=10x10+1",
             "zoom=2",

@@ -119,14 +119,25 @@ impl Weston {
 }
 
 impl Drop for Weston {
+    /// Stops Weston and waits until it has exited: a Weston still shutting down would unlink the socket of
+    /// the next test's Weston of the same name. SIGKILL (which removes nothing) after 15 s.
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.pid.to_string())
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Path::new(&format!("/proc/{}", self.pid)).exists() && Instant::now() < deadline {
+        let signal = |sig: &str| {
+            let _ = Command::new("kill")
+                .args([sig, &self.pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        };
+        signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.is_alive() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
+        }
+        if self.is_alive() {
+            signal("-KILL");
+            while self.is_alive() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
 }

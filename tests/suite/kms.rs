@@ -148,8 +148,11 @@ fn stats_json(path: &Path) -> serde_json::Value {
         .expect("stats is JSON")
 }
 
+/// A rectangle as (width, height, x, y).
+type Rect = (u32, u32, u32, u32);
+
 /// Parses "WxH+X+Y -> WxH+X+Y" into (src, dst).
-fn parse_placement(s: &str) -> ((u32, u32, u32, u32), (u32, u32, u32, u32)) {
+fn parse_placement(s: &str) -> (Rect, Rect) {
     let rect = |r: &str| {
         let (size, pos) = r.trim().split_once('+').unwrap();
         let (w, h) = size.split_once('x').unwrap();
@@ -338,7 +341,7 @@ fn kms_600_frames_constant_fds_no_leaked_framebuffers() {
         "fd count / framebuffer count changed while streaming: {samples:?}"
     );
     assert!(
-        fbs0 >= 2 && fbs0 <= 6,
+        (2..=6).contains(&fbs0),
         "dmacam held {fbs0} framebuffers (one per camera buffer)"
     );
     let s = stats_json(&stats);

@@ -6,7 +6,6 @@
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -62,34 +61,6 @@ pub struct Args {
     pub stats_json: Option<PathBuf>,
     #[command(flatten)]
     pub kms: KmsOpts,
-}
-
-/// Set by SIGINT/SIGTERM; the loop stops and the display is restored.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_sig: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-/// Installs the SIGINT/SIGTERM handler (without SA_RESTART, so a blocked poll returns EINTR).
-fn install_signal_handlers() -> Result<()> {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler only stores to an
-        // atomic, which is async-signal-safe.
-        let r = unsafe {
-            let mut act: libc::sigaction = std::mem::zeroed();
-            act.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            libc::sigemptyset(&mut act.sa_mask);
-            libc::sigaction(sig, &act, std::ptr::null_mut())
-        };
-        if r != 0 {
-            bail!(
-                "cannot install a signal handler: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-    }
-    Ok(())
 }
 
 fn check_output_file(opt: &str, p: &Path) -> Result<()> {
@@ -186,7 +157,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "legacy"
         },
     );
-    install_signal_handlers()?;
+    crate::signals::install()?;
     stream.start()?;
     let result = stream_loop(&args, &mut scanout, &mut stream, &dev_path);
     let writeback = match (&result, &args.kms.writeback) {
@@ -268,7 +239,7 @@ fn stream_loop(
     let mut last_frame = Instant::now();
     let buffers = stream.buffer_count();
     loop {
-        if STOP.load(Ordering::SeqCst) {
+        if crate::signals::stop_requested() {
             tracing::info!("signal received: stopping");
             return Ok(());
         }

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use dmacam_capture::format::parse_fourcc;
 use dmacam_capture::stream::{StreamError, BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC};
-use dmacam_capture::{FormatRequest, Fourcc, Stream, StreamOptions, DRM_FORMAT_MOD_LINEAR};
+use dmacam_capture::{FormatRequest, Stream, StreamOptions, DRM_FORMAT_MOD_LINEAR};
 use dmacam_display::{
     select_path, BufferMode, BufferPath, DisplayError, Frame, PathInputs, PathRequest, Viewer,
     ViewerOptions,
 };
+use dmacam_render::{Colorimetry, ProcessSpec, RenderError, Renderer};
 
 use super::dump::CaptureOpts;
 
@@ -29,6 +30,10 @@ pub struct Args {
     /// render stage) or shm (one CPU copy per frame).
     #[arg(long, default_value = "auto", value_name = "PATH")]
     pub path: String,
+    /// Process on the GPU before display, e.g. `scale=640x360,mirror` (crop=WxH+X+Y, scale=WxH,
+    /// rotate=90|180|270, mirror, flip, filter=nearest|linear). Implies --path gpu.
+    #[arg(long, value_name = "SPEC")]
+    pub process: Option<String>,
     /// Stop after this many frames from the camera.
     #[arg(long, conflicts_with = "duration")]
     pub frames: Option<u64>,
@@ -49,10 +54,48 @@ pub struct Args {
     pub display: Option<String>,
 }
 
-/// The seam for the GPU path: `Ok` once the render stage can convert this camera format into XRGB8888
-/// dma-bufs for the window. Not wired into `view` yet, so `auto` never picks it.
-fn gpu_stage(_camera: Fourcc) -> Result<(), String> {
-    Err("the render stage is not wired into `dmacam view` yet".into())
+/// The render stage of the gpu path: camera dma-bufs in, XRGB8888 dma-bufs out, no CPU copy.
+struct GpuStage {
+    renderer: Renderer,
+    colour: Colorimetry,
+    spec: ProcessSpec,
+    /// Camera frames not shown because every output buffer was still held by the compositor.
+    ring_full: u64,
+}
+
+/// Output buffers: one on screen, one committed and waiting for release, one pending, one being drawn.
+const GPU_RING: usize = 4;
+
+impl GpuStage {
+    /// The render stage for this camera format, or why it cannot run (said in the path decision).
+    fn new(format: &dmacam_capture::Format, spec: ProcessSpec) -> Result<GpuStage, String> {
+        let colour = Colorimetry::from_v4l2(
+            format.fourcc,
+            format.colorspace,
+            format.ycbcr_enc,
+            format.quantization,
+        )
+        .map_err(|e| e.to_string())?;
+        spec.output_size(format.width, format.height)
+            .map_err(|e| format!("--process: {e}"))?;
+        let renderer = Renderer::new(dmacam_render::Options {
+            ring: GPU_RING,
+            ..Default::default()
+        })
+        .map_err(|e| e.to_string())?;
+        tracing::info!(
+            device = renderer.device_name(),
+            import = renderer.import_path().name(),
+            "render stage: {}",
+            renderer.import_path_reason()
+        );
+        Ok(GpuStage {
+            renderer,
+            colour,
+            spec,
+            ring_full: 0,
+        })
+    }
 }
 
 fn one_line_display_error(e: DisplayError) -> anyhow::Error {
@@ -79,6 +122,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .path
         .parse()
         .map_err(|e| anyhow::anyhow!("--path: {e}"))?;
+    let spec: Option<ProcessSpec> = args
+        .process
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--process: {e}"))?;
+    let path_req = match (path_req, &spec) {
+        (PathRequest::Auto | PathRequest::Gpu, Some(_)) => PathRequest::Gpu,
+        (_, Some(_)) => bail!(
+            "--process runs on the GPU: it needs --path gpu (or auto), not --path {}",
+            args.path
+        ),
+        (p, None) => p,
+    };
     if args.frames == Some(0) {
         bail!("--frames must be at least 1");
     }
@@ -134,23 +191,45 @@ pub fn run(args: Args) -> Result<ExitCode> {
         },
     )?;
     let camera = stream.format().fourcc;
-    let decision = select_path(
-        path_req,
-        viewer.capabilities(),
-        &PathInputs {
-            camera,
-            modifier: DRM_FORMAT_MOD_LINEAR,
-            gpu: gpu_stage(camera),
-        },
-    )
-    .map_err(|e| anyhow::anyhow!("{}: {e}", dev_path.display()))?;
+    let decide = |gpu: Result<(), String>| {
+        select_path(
+            path_req,
+            viewer.capabilities(),
+            &PathInputs {
+                camera,
+                modifier: DRM_FORMAT_MOD_LINEAR,
+                gpu,
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dev_path.display()))
+    };
+    // The render stage (a Vulkan device) is only brought up when the path may need it: when the compositor
+    // takes the camera's dma-bufs, `auto` shows them as they are.
+    let mut decision = decide(Err("not needed".into()));
+    let mut gpu = None;
+    let wants_gpu = match (&decision, path_req) {
+        (_, PathRequest::Gpu) => true,
+        (Ok(d), PathRequest::Auto) => d.path != BufferPath::Passthrough,
+        (Err(_), PathRequest::Auto) => true,
+        _ => false,
+    };
+    if wants_gpu {
+        let stage = GpuStage::new(stream.format(), spec.unwrap_or_default());
+        decision = decide(stage.as_ref().map(|_| ()).map_err(Clone::clone));
+        gpu = stage.ok();
+    }
+    let decision = decision?;
     eprintln!("dmacam view: path {}: {}", decision.path, decision.reason);
     match decision.path {
         BufferPath::Passthrough => {
-            viewer.set_mode(BufferMode::Dmabuf, path_req == PathRequest::Auto)
+            viewer.set_mode(BufferMode::Dmabuf, path_req == PathRequest::Auto);
+            gpu = None;
         }
-        BufferPath::Shm => viewer.set_mode(BufferMode::Shm, true),
-        BufferPath::Gpu => bail!("the gpu path is selected but not wired into `dmacam view` yet"),
+        BufferPath::Shm => {
+            viewer.set_mode(BufferMode::Shm, true);
+            gpu = None;
+        }
+        BufferPath::Gpu => viewer.set_mode(BufferMode::Dmabuf, false),
     }
     let title = format!(
         "dmacam: {} {} {}x{}{}",
@@ -163,13 +242,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
     tracing::info!("{title}");
     viewer.set_title(&title);
 
+    crate::signals::install()?;
     stream.start()?;
-    let result = stream_loop(&args, &mut viewer, &mut stream, &dev_path);
+    let result = stream_loop(&args, &mut viewer, &mut stream, gpu.as_mut(), &dev_path);
     let path_label = match viewer.fallback_reason() {
         Some(_) => "shm (fallback)".to_owned(),
         None => decision.path.to_string(),
     };
-    let summary = viewer.stats().summary(&path_label);
+    let mut summary = viewer.stats().summary(&path_label);
+    if let Some(g) = &gpu {
+        // The render stage reads the camera's dma-bufs in place: anything it copied would be counted here.
+        let r = g.renderer.stats();
+        summary.cpu_bytes_copied_total += r.cpu_bytes_copied;
+        tracing::info!(
+            frames = r.frames,
+            imports = r.imports,
+            ring_full = g.ring_full,
+            "render stage"
+        );
+    }
     // Hand every frame back (viewer first: it holds frames), then stop the camera.
     drop(viewer);
     stream.stop().ok();
@@ -191,6 +282,7 @@ fn stream_loop(
     args: &Args,
     viewer: &mut Viewer,
     stream: &mut Stream,
+    mut gpu: Option<&mut GpuStage>,
     dev: &std::path::Path,
 ) -> Result<()> {
     let start = Instant::now();
@@ -199,7 +291,7 @@ fn stream_loop(
     let mut received = 0u64;
     let mut finishing: Option<Instant> = None;
     loop {
-        if viewer.close_requested() {
+        if viewer.close_requested() || crate::signals::stop_requested() {
             return Ok(());
         }
         let done = args.frames.is_some_and(|n| received >= n)
@@ -242,11 +334,46 @@ fn stream_loop(
             continue;
         }
         let monotonic = frame.flags() & BUF_FLAG_TIMESTAMP_MASK == BUF_FLAG_TIMESTAMP_MONOTONIC;
-        viewer.submit(Frame {
-            dmabuf: frame.dmabuf().clone(),
-            sequence: frame.sequence(),
-            timestamp: monotonic.then(|| frame.timestamp()),
-            holder: Some(Box::new(frame)),
-        })?;
+        let timestamp = monotonic.then(|| frame.timestamp());
+        let sequence = frame.sequence();
+        let shown = match gpu.as_deref_mut() {
+            None => Frame {
+                dmabuf: frame.dmabuf().clone(),
+                sequence,
+                timestamp,
+                holder: Some(Box::new(frame)),
+            },
+            Some(g) => {
+                let out = match g.renderer.process(
+                    frame.dmabuf(),
+                    frame.index() as u32,
+                    g.colour,
+                    &g.spec,
+                ) {
+                    Ok(out) => out,
+                    Err(RenderError::RingExhausted { ring }) => {
+                        // The compositor still holds every output buffer: this camera frame is skipped (the
+                        // next one's sequence gap counts it as a drop).
+                        g.ring_full += 1;
+                        tracing::debug!(sequence, ring, "all output buffers held; frame skipped");
+                        continue;
+                    }
+                    Err(e) => bail!("{}: render stage: {e}", dev.display()),
+                };
+                // The GPU has finished reading the camera buffer: it goes back to V4L2 now.
+                drop(frame);
+                let dmabuf = out
+                    .dmabuf()
+                    .context("the render stage exported no dma-buf")?
+                    .clone();
+                Frame {
+                    dmabuf,
+                    sequence,
+                    timestamp,
+                    holder: Some(Box::new(out)),
+                }
+            }
+        };
+        viewer.submit(shown)?;
     }
 }
