@@ -646,7 +646,6 @@ fn rss_kb(pid: u32) -> u64 {
 }
 
 #[test]
-#[ignore = "known failure, issue 5 open: wayland-backend prints a second stderr line"]
 fn view_compositor_killed_exits_within_2s() {
     require_vm();
     let weston = Weston::start("wayland-5", &[]);
