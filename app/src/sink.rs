@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use dmacam_capture::format::{fourcc_name, Fraction};
-use dmacam_capture::{Format, Frame, Layout, PixelFormat};
+use dmacam_capture::{Format, Frame, Layout, Mapping, PixelFormat};
 
 use crate::pixels::{Csc, View};
 
@@ -47,6 +47,56 @@ impl Kind {
             bail!("output '{name}' needs a '#' in its name (replaced by each frame's sequence number), e.g. frame-#.{ext}");
         }
         Ok(kind)
+    }
+}
+
+/// A frame a sink can write: a camera frame, or the render stage's output read through its exported dma-buf.
+pub trait SinkFrame {
+    fn sequence(&self) -> u32;
+    /// Bytes of payload in each memory plane.
+    fn bytesused(&self) -> Vec<u32>;
+    /// Offset of the payload in each memory plane.
+    fn data_offset(&self) -> Vec<u32>;
+    /// Calls `f` with each memory plane's bytes, between `DMA_BUF_IOCTL_SYNC` start and end.
+    fn read<R>(&self, f: impl FnOnce(&[&[u8]]) -> R) -> Result<R>;
+}
+
+impl SinkFrame for Frame {
+    fn sequence(&self) -> u32 {
+        Frame::sequence(self)
+    }
+    fn bytesused(&self) -> Vec<u32> {
+        Frame::bytesused(self).to_vec()
+    }
+    fn data_offset(&self) -> Vec<u32> {
+        Frame::data_offset(self).to_vec()
+    }
+    fn read<R>(&self, f: impl FnOnce(&[&[u8]]) -> R) -> Result<R> {
+        Ok(Frame::read(self, f)?)
+    }
+}
+
+/// One frame in a single-plane dma-buf read through `map` (e.g. the render stage's XRGB8888 output).
+pub struct MappedFrame<'a> {
+    pub map: &'a Mapping,
+    pub sequence: u32,
+    /// Payload bytes (stride × height).
+    pub len: u32,
+}
+
+impl SinkFrame for MappedFrame<'_> {
+    fn sequence(&self) -> u32 {
+        self.sequence
+    }
+    fn bytesused(&self) -> Vec<u32> {
+        vec![self.len]
+    }
+    fn data_offset(&self) -> Vec<u32> {
+        vec![0]
+    }
+    fn read<R>(&self, f: impl FnOnce(&[&[u8]]) -> R) -> Result<R> {
+        let guard = self.map.read()?;
+        Ok(f(&[&guard[..]]))
     }
 }
 
@@ -139,14 +189,14 @@ impl FileSink {
     }
 
     /// Writes one frame, reading it through the frame's mapped dma-bufs.
-    pub fn write(&mut self, frame: &Frame) -> Result<()> {
+    pub fn write(&mut self, frame: &impl SinkFrame) -> Result<()> {
         let format = &self.format;
         let pixel = self.pixel;
         match self.kind {
             Kind::Raw => {
                 let (w, tmp) = self.stream.as_mut().expect("raw sink has a file");
-                let used = frame.bytesused().to_vec();
-                let offs = frame.data_offset().to_vec();
+                let used = frame.bytesused();
+                let offs = frame.data_offset();
                 frame.read(|mem| -> Result<()> {
                     for (i, bytes) in mem.iter().enumerate() {
                         let end = (used[i] as usize).min(bytes.len());
@@ -165,7 +215,7 @@ impl FileSink {
             Kind::Y4m => {
                 let (w, tmp) = self.stream.as_mut().expect("y4m sink has a file");
                 frame.read(|mem| -> Result<()> {
-                    let view = View::new(format, pixel, mem, frame.data_offset())?;
+                    let view = View::new(format, pixel, mem, &frame.data_offset())?;
                     let data = y4m_frame(&view);
                     w.write_all(b"FRAME\n")
                         .and_then(|_| w.write_all(&data))
@@ -175,7 +225,7 @@ impl FileSink {
             Kind::Png | Kind::Ppm => {
                 let csc = self.csc;
                 let rgb = frame.read(|mem| -> Result<Vec<u8>> {
-                    let view = View::new(format, pixel, mem, frame.data_offset())?;
+                    let view = View::new(format, pixel, mem, &frame.data_offset())?;
                     let mut out = Vec::with_capacity(view.width * view.height * 3);
                     for y in 0..view.height {
                         for x in 0..view.width {

@@ -276,6 +276,11 @@ impl Drop for OutputSlot {
     }
 }
 
+/// Bytes per row of an output buffer `width` pixels wide: XRGB8888 rows padded to 64 bytes.
+pub fn output_stride(width: u32) -> u32 {
+    (width * 4).next_multiple_of(64)
+}
+
 /// A processed frame: XRGB8888, LINEAR. The GPU has finished with it (and with the camera buffer it came
 /// from). The output buffer is not reused until this value is dropped, so keep it until the consumer
 /// (compositor, KMS, file writer) has released the buffer.
@@ -1678,7 +1683,7 @@ fn create_slot(
 ) -> Result<OutputSlot, RenderError> {
     let gpu = &sh.gpu;
     let d = &gpu.device;
-    let stride = (width * 4).next_multiple_of(64);
+    let stride = output_stride(width);
     let size = stride as u64 * height as u64;
     let handle = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
     let usage = vk::BufferUsageFlags::STORAGE_BUFFER | vk::BufferUsageFlags::TRANSFER_SRC;

@@ -595,3 +595,97 @@ fn render_vivid_frames_in_every_format_match_the_cpu_reference() {
     assert_eq!(r.stats().frames, frames_done);
     assert_eq!(r.stats().cpu_bytes_copied, 0);
 }
+
+/// `dmacam dump --process`: vivid's frames go through the render stage (scaled and mirrored on the GPU) and
+/// the file holds the exported dma-buf's pixels, compared in full with the CPU reference of a frame captured
+/// by v4l2-ctl with the same settings.
+#[test]
+fn render_dump_process_writes_the_gpu_output() {
+    use dmacam_tests::{dmacam, results_dir, run, run_ok};
+    use std::process::Command;
+    require_vm();
+    // vivid's "100% Color Squares" without the OSD text: colour edges in both directions, the same picture
+    // in every frame.
+    let ctrls = ["--ctrl", "test_pattern=4", "--ctrl", "osd_text_mode=2"];
+    let reference_raw = results_dir().join("dump-process-reference.raw");
+    let _ = std::fs::remove_file(&reference_raw);
+    run_ok(Command::new("v4l2-ctl").args([
+        "-d",
+        "/dev/video0",
+        "--set-fmt-video=width=640,height=360,pixelformat=YUYV",
+        "--set-ctrl=test_pattern=4,osd_text_mode=2",
+        "--stream-mmap",
+        "--stream-count=1",
+        &format!("--stream-to={}", reference_raw.display()),
+    ]));
+    let frame = std::fs::read(&reference_raw).expect("reference frame");
+    assert_eq!(frame.len(), 640 * 360 * 2);
+    let spec: ProcessSpec = "scale=320x180,mirror".parse().unwrap();
+    let e = Encoded {
+        fourcc: "YUYV",
+        width: 640,
+        height: 360,
+        planes: vec![(frame, 1280)],
+    };
+    let want = reference::process(
+        Image {
+            width: 640,
+            height: 360,
+            px: reference::decode(&e, Colorimetry::BT601_LIMITED),
+        },
+        &spec,
+    );
+    let colours: std::collections::HashSet<_> = want
+        .px
+        .iter()
+        .map(|p| p.map(|v| (v * 255.0).round() as u8))
+        .collect();
+    let (top, bottom) = (want.px[..320].to_vec(), want.px[320 * 179..].to_vec());
+    assert!(
+        colours.len() >= 7 && top != bottom,
+        "vivid's colour squares: {} colours",
+        colours.len()
+    );
+
+    let out = results_dir().join("dump-process.raw");
+    let _ = std::fs::remove_file(&out);
+    let dump = |output: &std::path::Path, process: &str| {
+        let mut cmd = dmacam();
+        cmd.args([
+            "dump",
+            "-d",
+            "/dev/video0",
+            "--format",
+            "YUYV",
+            "--size",
+            "640x360",
+        ])
+        .args(ctrls)
+        .args(["--process", process, "--frames", "3", "-o"])
+        .arg(output);
+        cmd
+    };
+    run_ok(&mut dump(&out, "scale=320x180,mirror"));
+    let data = std::fs::read(&out).expect("dump output");
+    let stride = dmacam_render::output_stride(320) as usize;
+    assert_eq!(data.len(), 3 * stride * 180, "three XRGB8888 frames");
+    for (i, f) in data.chunks(stride * 180).enumerate() {
+        let worst = reference::compare(&format!("dump --process frame {i}"), f, stride, &want);
+        report(&format!("dump --process frame {i}: max error {worst}/255"));
+    }
+
+    // Bad input: one line naming the problem, no output file.
+    let y4m = results_dir().join("dump-process.y4m");
+    let _ = std::fs::remove_file(&y4m);
+    let res = run(&mut dump(&y4m, "mirror"));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("y4m") && err.contains("XRGB8888"), "{err}");
+    assert!(!y4m.exists(), "a failed dump left {}", y4m.display());
+    let res = run(&mut dump(&out, "rotate=45"));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--process") && err.contains("rotate"), "{err}");
+}

@@ -7,10 +7,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use dmacam_capture::format::PlaneFormat;
 use dmacam_capture::format::{parse_fourcc, Fraction};
-use dmacam_capture::{Device, FormatRequest, Fourcc, IoMode, Stream, StreamOptions};
+use dmacam_capture::{
+    Device, Format, FormatRequest, Fourcc, IoMode, Mapping, PixelFormat, Stream, StreamOptions,
+};
+use dmacam_render::{output_stride, Colorimetry, ProcessSpec, Renderer, OUTPUT_FOURCC};
 
-use crate::sink::{FileSink, Kind};
+use crate::sink::{FileSink, Kind, MappedFrame};
 
 /// `--size WxH`.
 pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -150,6 +154,43 @@ pub struct Args {
     /// or a NAME containing '#' ending .png or .ppm (one RGB file per frame, '#' = sequence number).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Convert and process each frame on the GPU first and write the result (XRGB8888: .raw, .png or
+    /// .ppm), read through the render stage's exported dma-buf. SPEC: `convert`, or a comma list of
+    /// crop=WxH+X+Y, scale=WxH, rotate=90|180|270, mirror, flip, filter=nearest|linear.
+    #[arg(long, value_name = "SPEC")]
+    pub process: Option<String>,
+}
+
+/// The render stage of `dump --process`, with a CPU mapping of each output buffer (made once).
+struct Gpu {
+    renderer: Renderer,
+    colour: Colorimetry,
+    spec: ProcessSpec,
+    maps: Vec<Option<Mapping>>,
+}
+
+/// `V4L2_COLORSPACE_SRGB` and `V4L2_QUANTIZATION_FULL_RANGE`: what the render stage writes.
+const COLORSPACE_SRGB: u32 = 8;
+const QUANTIZATION_FULL_RANGE: u32 = 1;
+
+/// The format of the render stage's output for camera frames of `camera`.
+fn output_format(camera: &Format, spec: &ProcessSpec) -> Result<Format> {
+    let (width, height) = spec
+        .output_size(camera.width, camera.height)
+        .map_err(|e| anyhow::anyhow!("--process: {e}"))?;
+    Ok(Format {
+        fourcc: OUTPUT_FOURCC,
+        width,
+        height,
+        mplane: false,
+        planes: vec![PlaneFormat {
+            bytesperline: output_stride(width),
+            sizeimage: output_stride(width) * height,
+        }],
+        colorspace: COLORSPACE_SRGB,
+        ycbcr_enc: 0,
+        quantization: QUANTIZATION_FULL_RANGE,
+    })
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -157,7 +198,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
         bail!("--frames must be at least 1");
     }
     // Reject a bad output name or option before touching the device.
-    Kind::from_path(&args.output)?;
+    let kind = Kind::from_path(&args.output)?;
+    if args.process.is_some() && kind == Kind::Y4m {
+        bail!(
+            "--process writes XRGB8888 frames, which {} (a .y4m file, YUV only) cannot hold; use .raw, .png or .ppm",
+            args.output.display()
+        );
+    }
+    let spec: Option<ProcessSpec> = args
+        .process
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--process: {e}"))?;
     let fourcc = args.format_arg.as_deref().map(parse_format).transpose()?;
     let dev = open(&args.capture)?;
     let format = dev.negotiate(&FormatRequest {
@@ -178,12 +231,39 @@ pub fn run(args: Args) -> Result<ExitCode> {
             io: args.capture.io()?,
         },
     )?;
-    let mut sink = FileSink::create(
-        &args.output,
-        stream.format(),
-        stream.pixel_format(),
-        interval,
-    )?;
+    let mut gpu = None;
+    let (sink_format, sink_pixel) = match spec {
+        None => (stream.format().clone(), stream.pixel_format()),
+        Some(spec) => {
+            let f = stream.format();
+            let colour =
+                Colorimetry::from_v4l2(f.fourcc, f.colorspace, f.ycbcr_enc, f.quantization)
+                    .map_err(|e| anyhow::anyhow!("--process on {}: {e}", path.display()))?;
+            let out = output_format(f, &spec)?;
+            let renderer = Renderer::new(dmacam_render::Options {
+                ring: 2,
+                ..Default::default()
+            })
+            .map_err(|e| {
+                anyhow::anyhow!("--process needs a Vulkan device that imports dma-bufs: {e}")
+            })?;
+            tracing::info!(
+                device = renderer.device_name(),
+                import = renderer.import_path().name(),
+                "render stage: {}",
+                renderer.import_path_reason()
+            );
+            gpu = Some(Gpu {
+                renderer,
+                colour,
+                spec,
+                maps: Vec::new(),
+            });
+            let pixel = PixelFormat::lookup(OUTPUT_FOURCC).expect("XR24 is a known format");
+            (out, pixel)
+        }
+    };
+    let mut sink = FileSink::create(&args.output, &sink_format, sink_pixel, interval)?;
     tracing::info!(device = %path.display(), format = %stream.format(), io = stream.io().as_str(), "dumping");
     stream.start()?;
     let progress = std::io::stderr().is_terminal();
@@ -197,10 +277,48 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 frame.sequence()
             );
         }
-        sink.write(&frame)?;
+        match gpu.as_mut() {
+            None => sink.write(&frame)?,
+            Some(g) => {
+                let out = g
+                    .renderer
+                    .process(frame.dmabuf(), frame.index() as u32, g.colour, &g.spec)
+                    .with_context(|| format!("{}: render stage", path.display()))?;
+                let sequence = frame.sequence();
+                // The GPU has finished reading the camera buffer: back to V4L2 with it.
+                drop(frame);
+                let dmabuf = out
+                    .dmabuf()
+                    .context("the render stage exported no dma-buf")?;
+                let i = out.buffer_index();
+                if g.maps.len() <= i {
+                    g.maps.resize_with(i + 1, || None);
+                }
+                if g.maps[i].is_none() {
+                    let m = Mapping::new(dmabuf.planes[0].fd.clone(), false)
+                        .context("cannot map the render stage's output dma-buf")?;
+                    g.maps[i] = Some(m);
+                }
+                let map = g.maps[i].as_ref().expect("mapped above");
+                sink.write(&MappedFrame {
+                    map,
+                    sequence,
+                    len: out.stride() * out.height(),
+                })?;
+            }
+        }
         if progress {
             draw_progress(n + 1, args.frames);
         }
+    }
+    if let Some(g) = &gpu {
+        let st = g.renderer.stats();
+        tracing::info!(
+            frames = st.frames,
+            imports = st.imports,
+            cpu_bytes_copied = st.cpu_bytes_copied,
+            "render stage"
+        );
     }
     stream.stop()?;
     if progress {
