@@ -767,3 +767,70 @@ fn view_1000_frames_constant_fds_and_rss() {
     }
     eprintln!("1000 frames: {s}\nsamples (t, fds, rss kB): {samples:?}");
 }
+
+/// Runs `dmacam list --pipeline --json` against `weston` and returns the JSON.
+fn list_pipeline(weston: &Weston) -> serde_json::Value {
+    let mut cmd = dmacam();
+    weston.env(&mut cmd);
+    let out = dmacam_tests::run_ok(cmd.args(["list", "--pipeline", "-d", VIVID, "--json"]));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("list --pipeline --json: {e}: {out}"))
+}
+
+fn format_row<'a>(v: &'a serde_json::Value, fourcc: &str) -> &'a serde_json::Value {
+    v["formats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["format"] == fourcc)
+        .unwrap_or_else(|| panic!("no {fourcc} row: {v}"))
+}
+
+/// `list --pipeline` tells, per vivid format, the path `view` would take and why: under the GL Weston
+/// (linux-dmabuf v3) YUYV passes through, RGB3 (no DRM format Weston takes) goes through the GPU; under
+/// the pixman Weston (no linux-dmabuf) everything falls back to shm, and the reasons say so.
+#[test]
+fn view_list_pipeline_explains_each_format() {
+    require_vm();
+    let weston = Weston::start("wayland-5", &[]);
+    let v = list_pipeline(&weston);
+    assert_eq!(v["wayland"]["linux_dmabuf_version"], 3, "{v}");
+    assert!(v["vulkan"]["device"].as_str().is_some(), "{v}");
+    let yuyv = format_row(&v, "YUYV");
+    assert_eq!(yuyv["auto"]["path"], "passthrough", "{yuyv}");
+    assert_eq!(yuyv["paths"]["gpu"]["possible"], true, "{yuyv}");
+    let rgb3 = format_row(&v, "RGB3");
+    assert_eq!(rgb3["auto"]["path"], "gpu", "{rgb3}");
+    assert_eq!(rgb3["paths"]["passthrough"]["possible"], false, "{rgb3}");
+    assert!(
+        rgb3["auto"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("render stage converts RGB3"),
+        "{rgb3}"
+    );
+    drop(weston);
+
+    let pixman = Weston::start("wayland-9", &["--renderer=pixman"]);
+    let v = list_pipeline(&pixman);
+    assert!(v["wayland"]["linux_dmabuf_version"].is_null(), "{v}");
+    let yuyv = format_row(&v, "YUYV");
+    assert_eq!(yuyv["auto"]["path"], "shm", "{yuyv}");
+    assert!(
+        yuyv["paths"]["passthrough"]["why_not"]
+            .as_str()
+            .unwrap()
+            .contains("no zwp_linux_dmabuf_v1"),
+        "{yuyv}"
+    );
+    drop(pixman);
+
+    // Text output, and a bad node: one line, exit status 1.
+    let out = dmacam_tests::run(dmacam().args(["list", "--pipeline", "-d", "/dev/video9"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("/dev/video9") && err.contains("dmacam list"),
+        "{err}"
+    );
+}

@@ -1,5 +1,6 @@
 //! `dmacam list`: every V4L2 node with its capabilities, and for capture nodes their formats, frame sizes,
-//! frame intervals and controls.
+//! frame intervals and controls. `--pipeline` says which path each format of one node would take
+//! ([`super::pipeline`]).
 
 use std::process::ExitCode;
 
@@ -12,12 +13,30 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// For the node given with -d and the current Wayland display: which path each format would take in
+    /// `dmacam view` (passthrough, gpu, shm) and why.
+    #[arg(long)]
+    pipeline: bool,
+    /// The capture node for --pipeline.
+    #[arg(short, long, default_value = "/dev/video0", requires = "pipeline")]
+    device: std::path::PathBuf,
+    /// The Wayland display for --pipeline (default: $WAYLAND_DISPLAY).
+    #[arg(long, requires = "pipeline")]
+    display: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // A listing piped into `head` should end quietly, as other listing tools do, not panic in println!.
     // SAFETY: restoring the default disposition of SIGPIPE touches no Rust state.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    if args.pipeline {
+        super::pipeline::run(&super::pipeline::Inputs {
+            device: args.device,
+            display: args.display,
+            json: args.json,
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let nodes = enumerate_nodes();
     if args.json {
         let list: Vec<_> = nodes

@@ -5,4 +5,5 @@ pub mod doctor;
 pub mod dump;
 pub mod kms;
 pub mod list;
+pub mod pipeline;
 pub mod view;

@@ -1,0 +1,202 @@
+//! `dmacam list --pipeline`: for one capture node and the current Wayland display, which path each format
+//! would take in `dmacam view` (passthrough, gpu, shm) and why, from the same decision `view` makes: the
+//! compositor's linux-dmabuf formats and modifiers (v4 feedback or v3 modifier events) and whether a Vulkan
+//! device can import the camera's dma-bufs and read the format in its shaders.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use dmacam_capture::format::fourcc_name;
+use dmacam_capture::{Device, DRM_FORMAT_MOD_LINEAR};
+use dmacam_display::{
+    select_path, BufferMode, Capabilities, PathInputs, PathRequest, Viewer, ViewerOptions,
+};
+use dmacam_render::{Renderer, SUPPORTED_FOURCCS};
+use serde_json::json;
+
+/// What `--pipeline` looks at.
+pub struct Inputs {
+    pub device: PathBuf,
+    pub display: Option<String>,
+    pub json: bool,
+}
+
+/// The render stage as `view` would bring it up, or why it cannot run.
+struct Gpu {
+    device: String,
+    import: String,
+    reason: String,
+}
+
+pub fn run(inputs: &Inputs) -> Result<()> {
+    let dev = Device::open(&inputs.device).map_err(|e| {
+        let hint = match &e {
+            dmacam_capture::OpenError::Open { source, .. }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                " (see `dmacam list` for the nodes on this machine)"
+            }
+            _ => "",
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })?;
+    if !dev.info().kind.is_capture() {
+        bail!(
+            "{} is a {} node, not a video capture node; give a capture node with -d (see `dmacam list`)",
+            inputs.device.display(),
+            dev.info().kind.as_str()
+        );
+    }
+    let formats = dev
+        .formats()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", inputs.device.display()))?;
+    // wayland-backend reports connection errors through `log`; the reason is printed below instead.
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        log::set_max_level(log::LevelFilter::Off);
+    }
+    // The compositor's per-surface feedback is what `view` decides from, so ask for it the same way: a
+    // window is opened and closed at once.
+    let caps: Result<Capabilities, String> = Viewer::connect(&ViewerOptions {
+        display: inputs.display.clone(),
+        title: "dmacam list --pipeline".into(),
+        initial_size: (64, 36),
+        fullscreen: false,
+        mode: BufferMode::Dmabuf,
+        allow_shm_fallback: true,
+    })
+    .map(|v| v.capabilities().clone())
+    .map_err(|e| e.to_string());
+    let gpu: Result<Gpu, String> = Renderer::new(dmacam_render::Options::default())
+        .map(|r| Gpu {
+            device: r.device_name().to_owned(),
+            import: r.import_path().name().to_owned(),
+            reason: r.import_path_reason().to_owned(),
+        })
+        .map_err(|e| e.to_string());
+
+    let mut rows = Vec::new();
+    for f in &formats {
+        let name = fourcc_name(f.fourcc);
+        let code = f.fourcc.to_string();
+        let gpu_for = match &gpu {
+            Err(e) => Err(e.clone()),
+            Ok(_) if !SUPPORTED_FOURCCS.contains(&code.as_str()) => {
+                Err(format!("the shaders cannot read {name}"))
+            }
+            Ok(_) => Ok(()),
+        };
+        let decide = |req| {
+            caps.as_ref().map_err(Clone::clone).and_then(|c| {
+                select_path(
+                    req,
+                    c,
+                    &PathInputs {
+                        camera: f.fourcc,
+                        modifier: DRM_FORMAT_MOD_LINEAR,
+                        gpu: gpu_for.clone(),
+                    },
+                )
+            })
+        };
+        let auto = decide(PathRequest::Auto);
+        let each: Vec<(&str, Result<(), String>)> = [
+            ("passthrough", PathRequest::Passthrough),
+            ("gpu", PathRequest::Gpu),
+            ("shm", PathRequest::Shm),
+        ]
+        .into_iter()
+        .map(|(n, r)| (n, decide(r).map(|_| ())))
+        .collect();
+        rows.push((name, f.description.clone(), f.supported, auto, each));
+    }
+
+    if inputs.json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(name, desc, supported, auto, each)| {
+                let mut paths = serde_json::Map::new();
+                for (n, r) in each {
+                    paths.insert(
+                        (*n).into(),
+                        match r {
+                            Ok(()) => json!({ "possible": true }),
+                            Err(e) => json!({ "possible": false, "why_not": e }),
+                        },
+                    );
+                }
+                json!({
+                    "format": name,
+                    "description": desc,
+                    "captured_by_dmacam": supported,
+                    "auto": match auto {
+                        Ok(d) => json!({ "path": d.path.as_str(), "reason": d.reason }),
+                        Err(e) => json!({ "path": null, "reason": e }),
+                    },
+                    "paths": paths,
+                })
+            })
+            .collect();
+        let out = json!({
+            "device": inputs.device,
+            "card": dev.info().card,
+            "wayland": match &caps {
+                Ok(c) => json!({
+                    "linux_dmabuf_version": c.linux_dmabuf_version,
+                    "feedback": c.feedback,
+                    "dmabuf_format_modifier_pairs": c.dmabuf_formats.len(),
+                    "shm_formats": c.shm_formats.len(),
+                }),
+                Err(e) => json!({ "error": e }),
+            },
+            "vulkan": match &gpu {
+                Ok(g) => json!({ "device": g.device, "import": g.import, "reason": g.reason }),
+                Err(e) => json!({ "error": e }),
+            },
+            "formats": list,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+
+    println!("{} ({})", inputs.device.display(), dev.info().card);
+    match &caps {
+        Ok(c) => println!(
+            "  Wayland: {}, {} format/modifier pairs; wl_shm {} formats",
+            match (c.linux_dmabuf_version, c.feedback) {
+                (None, _) => "no zwp_linux_dmabuf_v1".to_owned(),
+                (Some(v), true) => format!("zwp_linux_dmabuf_v1 v{v} (feedback)"),
+                (Some(v), false) => format!("zwp_linux_dmabuf_v1 v{v} (modifier events)"),
+            },
+            c.dmabuf_formats.len(),
+            c.shm_formats.len()
+        ),
+        Err(e) => println!("  Wayland: {e}"),
+    }
+    match &gpu {
+        Ok(g) => println!(
+            "  Vulkan: {}, imports as {} ({})",
+            g.device, g.import, g.reason
+        ),
+        Err(e) => println!("  Vulkan: {e}"),
+    }
+    for (name, desc, supported, auto, each) in &rows {
+        let verdicts: Vec<String> = each
+            .iter()
+            .map(|(n, r)| format!("{n} {}", if r.is_ok() { "yes" } else { "no" }))
+            .collect();
+        println!(
+            "  {name:<5} {desc}{}: {}",
+            if *supported {
+                ""
+            } else {
+                " (not captured by dmacam)"
+            },
+            verdicts.join(", ")
+        );
+        match auto {
+            Ok(d) => println!("        auto -> {}: {}", d.path, d.reason),
+            Err(e) => println!("        auto -> none: {e}"),
+        }
+    }
+    Ok(())
+}
