@@ -405,9 +405,24 @@ fn kms_bad_input_is_one_line_and_leaves_the_display() {
         kms_view().args(["--connector", "HDMI-A-7"]),
         "no connector named HDMI-A-7",
     );
-    fails_with_one_line(
-        dmacam().args(["kms-view", "--format", "YUYV", "--frames", "5"]),
+    // YUYV goes through the render stage by default (see kms_gpu_path_converts_yuyv_for_the_plane); forced
+    // passthrough is refused with the plane's reason.
+    let err = fails_with_one_line(
+        dmacam().args([
+            "kms-view",
+            "--format",
+            "YUYV",
+            "--path",
+            "passthrough",
+            "--frames",
+            "5",
+        ]),
         "scans out YUYV",
+    );
+    assert!(err.contains("try --path gpu"), "{err}");
+    fails_with_one_line(
+        kms_view().args(["--path", "shm"]),
+        "unknown path 'shm' for the KMS output",
     );
     assert_eq!(display_state(), before);
 
@@ -564,4 +579,109 @@ fn kms_camera_failure_mid_run_restores_the_display() {
         "the display was not restored after the failure"
     );
     assert_eq!(framebuffers(), fbs);
+}
+
+/// `view --output kms` on the gpu path: vivid's YUYV (no vkms plane scans YUV out) converted and mirrored by
+/// the render stage into XR24 dma-bufs, PRIME-imported and scanned out; the writeback image is compared, every
+/// pixel, with the CPU reference conversion of a frame v4l2-ctl captured with the same settings.
+#[test]
+fn kms_gpu_path_converts_yuyv_for_the_plane() {
+    use super::render::reference::{self, Encoded, Image};
+    require_vm();
+    mount_debugfs();
+    let before = display_state();
+    let raw = results_dir().join("kms-gpu-ref.raw");
+    let _ = std::fs::remove_file(&raw);
+    run_ok(Command::new("v4l2-ctl").args([
+        "-d",
+        "/dev/video0",
+        "--set-fmt-video=width=640,height=480,pixelformat=YUYV",
+        "--set-ctrl=test_pattern=0,osd_text_mode=2",
+        "--stream-mmap",
+        "--stream-count=1",
+        &format!("--stream-to={}", raw.display()),
+    ]));
+    let frame = std::fs::read(&raw).expect("reference frame");
+    assert_eq!(frame.len(), 640 * 480 * 2);
+    let spec: dmacam_render::ProcessSpec = "mirror".parse().unwrap();
+    let want = reference::process(
+        Image {
+            width: 640,
+            height: 480,
+            px: reference::decode(
+                &Encoded {
+                    fourcc: "YUYV",
+                    width: 640,
+                    height: 480,
+                    planes: vec![(frame, 1280)],
+                },
+                dmacam_render::Colorimetry::BT601_LIMITED,
+            ),
+        },
+        &spec,
+    );
+
+    let wb = results_dir().join("kms-gpu.ppm");
+    let stats = results_dir().join("kms-gpu.json");
+    let _ = std::fs::remove_file(&wb);
+    let out = run(dmacam()
+        .args([
+            "view", "--output", "kms", "--format", "YUYV", "--size", "640x480",
+        ])
+        .args(["--ctrl", "test_pattern=0", "--ctrl", "osd_text_mode=2"])
+        .args(["--process", "mirror", "--frames", "20", "--mode", "640x480"])
+        .arg("--writeback")
+        .arg(&wb)
+        .arg("--stats-json")
+        .arg(&stats));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("path gpu"), "{err}");
+    let s = stats_json(&stats);
+    assert!(s["path"].as_str().unwrap().starts_with("gpu"), "{s}");
+    assert_eq!(s["cpu_bytes_copied_total"], 0, "{s}");
+    assert_eq!(display_state(), before, "the display was not restored");
+    let img = Ppm::read(&wb);
+    assert_eq!((img.width, img.height), (640, 480));
+    // The writeback image as XRGB rows, for the reference comparison.
+    let xrgb: Vec<u8> = img
+        .rgb
+        .chunks(3)
+        .flat_map(|p| [p[2], p[1], p[0], 0xff])
+        .collect();
+    let worst = reference::compare("kms gpu writeback", &xrgb, 640 * 4, &want);
+    eprintln!("kms gpu path: max error {worst}/255 against the CPU reference");
+    // Mirrored bars: black on the left, white on the right.
+    assert!(
+        img.px(40, 240).iter().all(|&c| c <= 40),
+        "{:?}",
+        img.px(40, 240)
+    );
+    assert!(
+        img.px(600, 240).iter().all(|&c| c >= 150),
+        "{:?}",
+        img.px(600, 240)
+    );
+
+    // --path passthrough of YUYV is impossible on vkms: one line, display untouched.
+    let out = run(dmacam().args([
+        "view",
+        "--output",
+        "kms",
+        "--format",
+        "YUYV",
+        "--path",
+        "passthrough",
+        "--frames",
+        "3",
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--path gpu"), "{err}");
+    assert_eq!(
+        display_state(),
+        before,
+        "the display was not left as it was"
+    );
 }

@@ -4,7 +4,7 @@
 //! with DMA_BUF_IOCTL_SYNC; every pixel is compared with the CPU reference (render/tests/common/reference.rs).
 
 #[path = "../../render/tests/common/reference.rs"]
-mod reference;
+pub(crate) mod reference;
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;

@@ -1,7 +1,8 @@
-//! `dmacam kms-view` (to become `dmacam view --output kms`): the camera on a bare DRM/KMS display, no
-//! compositor. Each camera buffer is imported into the card once (PRIME) and scanned out directly; page-flip
-//! events pace the loop and a buffer goes back to the camera only after the flip that replaced it. On exit,
-//! Ctrl-C included, the CRTC configuration found at start is restored.
+//! `dmacam view --output kms` (also `dmacam kms-view`): the camera on a bare DRM/KMS display, no compositor.
+//! Passthrough: each camera buffer is imported into the card once (PRIME) and scanned out directly. Gpu: the
+//! render stage converts (and scales to the mode, or as `--process` says) into XRGB8888 dma-bufs, which are
+//! imported the same way. Page-flip events pace the loop and a buffer goes back to its producer only after
+//! the flip that replaced it. On exit, Ctrl-C included, the CRTC configuration found at start is restored.
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -11,9 +12,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use dmacam_capture::format::parse_fourcc;
 use dmacam_capture::stream::StreamError;
-use dmacam_capture::{Device, Format, FormatRequest, Fourcc, Frame, Stream, StreamOptions};
+use dmacam_capture::stream::{BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC};
+use dmacam_capture::{Device, Dmabuf, Format, FormatRequest, Fourcc, Frame, Stream, StreamOptions};
 use dmacam_display::kms::{
-    drm_format_for, Card, KmsError, KmsSummary, ModeRequest, OutputRequest, Scanout,
+    drm_format_for, Card, KmsError, KmsSummary, ModeRequest, OutputRequest, Scanout, ScanoutFrame,
+};
+use dmacam_render::{
+    Colorimetry, OutputFrame, ProcessSpec, RenderError, Renderer, OUTPUT_FOURCC, SUPPORTED_FOURCCS,
 };
 
 use super::dump::CaptureOpts;
@@ -43,9 +48,18 @@ pub struct KmsOpts {
 pub struct Args {
     #[command(flatten)]
     pub capture: CaptureOpts,
-    /// Pixel format; default: the first format the camera offers that the display plane scans out (XR24...).
+    /// Pixel format; default: the first format the camera offers that the display plane scans out (XR24...),
+    /// else (gpu path) the first the render stage reads.
     #[arg(long, value_name = "FOURCC")]
     pub format: Option<String>,
+    /// Buffer path: auto (passthrough when a plane scans out the camera's format, else gpu), passthrough
+    /// (the camera's dma-bufs to the plane) or gpu (converted by the render stage into XRGB8888).
+    #[arg(long, default_value = "auto", value_name = "PATH")]
+    pub path: String,
+    /// Process on the GPU first, e.g. `scale=640x360,mirror` (see `dmacam view --help`). Implies --path gpu.
+    /// Without it the gpu path scales frames larger than the mode down to fit, keeping the aspect ratio.
+    #[arg(long, value_name = "SPEC")]
+    pub process: Option<String>,
     /// Stop after this many frames have reached the screen (page flips completed).
     #[arg(long, conflicts_with = "duration")]
     pub frames: Option<u64>,
@@ -61,6 +75,108 @@ pub struct Args {
     pub stats_json: Option<PathBuf>,
     #[command(flatten)]
     pub kms: KmsOpts,
+}
+
+/// What the KMS output asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KmsPath {
+    Auto,
+    Passthrough,
+    Gpu,
+}
+
+/// A frame on its way to the plane: the camera's own buffer, or the render stage's output for it.
+enum KmsFrame {
+    Camera(Frame),
+    Gpu {
+        /// Keeps the output buffer from the render stage until the flip that replaced it completed.
+        _out: OutputFrame,
+        dmabuf: Dmabuf,
+        captured: Option<Duration>,
+        sequence: u32,
+    },
+}
+
+impl ScanoutFrame for KmsFrame {
+    fn dmabuf(&self) -> &Dmabuf {
+        match self {
+            KmsFrame::Camera(f) => f.dmabuf(),
+            KmsFrame::Gpu { dmabuf, .. } => dmabuf,
+        }
+    }
+    fn capture_time(&self) -> Option<Duration> {
+        match self {
+            KmsFrame::Camera(f) => f.capture_time(),
+            KmsFrame::Gpu { captured, .. } => *captured,
+        }
+    }
+    fn sequence(&self) -> Option<u32> {
+        match self {
+            KmsFrame::Camera(f) => ScanoutFrame::sequence(f),
+            KmsFrame::Gpu { sequence, .. } => Some(*sequence),
+        }
+    }
+}
+
+/// The render stage of the gpu path.
+struct GpuStage {
+    renderer: Renderer,
+    colour: Colorimetry,
+    spec: ProcessSpec,
+    ring_full: u64,
+}
+
+/// Output buffers: active, queued and pending on the display, one being drawn.
+const GPU_RING: usize = 4;
+
+impl GpuStage {
+    fn new(format: &Format, spec: ProcessSpec) -> Result<GpuStage> {
+        let colour = Colorimetry::from_v4l2(
+            format.fourcc,
+            format.colorspace,
+            format.ycbcr_enc,
+            format.quantization,
+        )?;
+        let renderer = Renderer::new(dmacam_render::Options {
+            ring: GPU_RING,
+            ..Default::default()
+        })
+        .map_err(|e| {
+            anyhow::anyhow!("the gpu path needs a Vulkan device that imports dma-bufs: {e}")
+        })?;
+        tracing::info!(
+            device = renderer.device_name(),
+            import = renderer.import_path().name(),
+            "render stage: {}",
+            renderer.import_path_reason()
+        );
+        Ok(GpuStage {
+            renderer,
+            colour,
+            spec,
+            ring_full: 0,
+        })
+    }
+}
+
+/// `spec`, or when the frame is larger than the mode and no output size was asked for, `spec` with a scale
+/// to fit the mode keeping the aspect ratio (vkms's planes do not scale; the render stage does).
+fn fit_to_mode(spec: ProcessSpec, frame: (u32, u32), mode: (u32, u32)) -> Result<ProcessSpec> {
+    let (w, h) = spec
+        .output_size(frame.0, frame.1)
+        .map_err(|e| anyhow::anyhow!("--process: {e}"))?;
+    if spec.scale.is_some() || (w <= mode.0 && h <= mode.1) {
+        return Ok(spec);
+    }
+    let k = f64::min(
+        f64::from(mode.0) / f64::from(w),
+        f64::from(mode.1) / f64::from(h),
+    );
+    let fit = |v: u32| ((f64::from(v) * k).floor() as u32).max(1);
+    Ok(ProcessSpec {
+        scale: Some((fit(w), fit(h))),
+        ..spec
+    })
 }
 
 fn check_output_file(opt: &str, p: &Path) -> Result<()> {
@@ -105,6 +221,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .map(str::parse)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
+    let spec: Option<ProcessSpec> = args
+        .process
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--process: {e}"))?;
+    let path = match (args.path.as_str(), &spec) {
+        ("auto" | "gpu", Some(_)) | ("gpu", None) => KmsPath::Gpu,
+        ("auto", None) => KmsPath::Auto,
+        ("passthrough", None) => KmsPath::Passthrough,
+        ("passthrough", Some(_)) => {
+            bail!(
+                "--process runs on the GPU: it needs --path gpu (or auto), not --path passthrough"
+            )
+        }
+        (p, _) => {
+            bail!("--path: unknown path '{p}' for the KMS output (use auto, passthrough or gpu)")
+        }
+    };
     if args.frames == Some(0) {
         bail!("--frames must be at least 1");
     }
@@ -130,7 +265,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     // The display first: without master on a card there is nothing to do, and the camera is left alone.
     let card = Card::open(&args.kms.card, args.kms.legacy)?;
     let dev = super::dump::open(&args.capture)?;
-    let (format, mut scanout) = negotiate(&dev, &card, &request, fourcc, size, fps)?;
+    let (format, mut scanout, mut gpu) =
+        negotiate(&dev, &card, &request, fourcc, size, fps, path, spec)?;
     let dev_path = dev.path().to_path_buf();
     let mut stream = Stream::new(
         dev,
@@ -141,8 +277,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
             io,
         },
     )?;
+    let how = match &gpu {
+        None => "passthrough: PRIME import of the camera's dma-bufs, no copy".to_owned(),
+        Some(g) => {
+            let (w, h) = g
+                .spec
+                .output_size(stream.format().width, stream.format().height)?;
+            format!(
+                "gpu: the render stage converts into {w}x{h} XR24 dma-bufs ({}), PRIME import, no copy",
+                g.renderer.import_path().name()
+            )
+        }
+    };
     eprintln!(
-        "dmacam kms: {} {} {}x{} -> {} {} {} ({} plane, {}, PRIME import, no copy)",
+        "dmacam kms: {} {} {}x{} -> {} {} {} ({} plane, {}); path {how}",
         dev_path.display(),
         stream.format().fourcc,
         stream.format().width,
@@ -159,7 +307,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
     crate::signals::install()?;
     stream.start()?;
-    let result = stream_loop(&args, &mut scanout, &mut stream, &dev_path);
+    let result = stream_loop(&args, &mut scanout, &mut stream, gpu.as_mut(), &dev_path);
     let writeback = match (&result, &args.kms.writeback) {
         (Ok(()), Some(p)) => Some(
             scanout
@@ -172,7 +320,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let finished = scanout.finish();
     stream.stop().ok();
     result?;
-    let summary = finished?;
+    let mut summary = finished?;
+    if let Some(g) = &gpu {
+        let r = g.renderer.stats();
+        summary.path = "gpu (the render stage's XR24 dma-bufs, PRIME import, no copy)".into();
+        summary.cpu_bytes_copied_total += r.cpu_bytes_copied;
+        tracing::info!(
+            frames = r.frames,
+            imports = r.imports,
+            ring_full = g.ring_full,
+            "render stage"
+        );
+    }
     if let Some(wb) = writeback {
         let (path, img) = wb?;
         write_atomically(&path, &img.to_ppm())?;
@@ -182,8 +341,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Picks the camera format (the one asked for, or the first the camera offers that a plane scans out) and
-/// the output for it.
+/// Picks the camera format and the output: passthrough with the format asked for (or the first the camera
+/// offers that a plane scans out), else — for `auto` and `gpu` — the render stage's XR24 on the primary plane
+/// with the format asked for (or the first the shaders read).
+#[allow(clippy::too_many_arguments)]
 fn negotiate(
     dev: &Device,
     card: &std::sync::Arc<Card>,
@@ -191,47 +352,90 @@ fn negotiate(
     fourcc: Option<Fourcc>,
     size: Option<(u32, u32)>,
     fps: Option<u32>,
-) -> Result<(Format, Scanout<Frame>)> {
-    let candidates: Vec<Fourcc> = match fourcc {
-        Some(f) => vec![f],
-        None => dev
-            .formats()?
-            .into_iter()
-            .filter(|d| d.supported && drm_format_for(d.fourcc).is_some())
-            .map(|d| d.fourcc)
-            .collect(),
-    };
+    path: KmsPath,
+    spec: Option<ProcessSpec>,
+) -> Result<(Format, Scanout<KmsFrame>, Option<GpuStage>)> {
+    let offered = dev.formats()?;
     let mut last = None;
-    for f in &candidates {
-        match Scanout::new(card.clone(), request, *f) {
-            Ok(scanout) => {
-                let format = dev.negotiate(&FormatRequest {
-                    fourcc: Some(*f),
-                    size,
-                    fps,
-                })?;
-                scanout.check_frame_size(format.width, format.height)?;
-                return Ok((format, scanout));
+    if path != KmsPath::Gpu {
+        let candidates: Vec<Fourcc> = match fourcc {
+            Some(f) => vec![f],
+            None => offered
+                .iter()
+                .filter(|d| d.supported && drm_format_for(d.fourcc).is_some())
+                .map(|d| d.fourcc)
+                .collect(),
+        };
+        for f in &candidates {
+            match Scanout::new(card.clone(), request, *f) {
+                Ok(scanout) => {
+                    let format = dev.negotiate(&FormatRequest {
+                        fourcc: Some(*f),
+                        size,
+                        fps,
+                    })?;
+                    scanout.check_frame_size(format.width, format.height)?;
+                    return Ok((format, scanout, None));
+                }
+                Err(e @ (KmsError::NoPlane { .. } | KmsError::UnknownFormat { .. })) => {
+                    last = Some(e)
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e @ (KmsError::NoPlane { .. } | KmsError::UnknownFormat { .. })) => last = Some(e),
-            Err(e) => return Err(e.into()),
+        }
+        if path == KmsPath::Passthrough {
+            return match (last, fourcc) {
+                (Some(e), Some(_)) => Err(anyhow::Error::new(e)
+                    .context("--path passthrough is impossible; try --path gpu")),
+                _ => bail!(
+                    "{}: none of the camera's formats can be scanned out by {} as is; try --path gpu",
+                    dev.path().display(),
+                    card.path().display()
+                ),
+            };
         }
     }
-    match (last, fourcc) {
-        (Some(e), Some(_)) => Err(e.into()),
-        _ => bail!(
-            "{}: none of the camera's formats can be scanned out by {} as is, and the GPU conversion is not \
-             wired into the KMS output yet; pick a camera format the plane takes (e.g. --format XR24)",
-            dev.path().display(),
-            card.path().display()
-        ),
+    // The gpu path.
+    let camera = match fourcc {
+        Some(f) => f,
+        None => offered
+            .iter()
+            .find(|d| d.supported && SUPPORTED_FOURCCS.contains(&d.fourcc.to_string().as_str()))
+            .map(|d| d.fourcc)
+            .with_context(|| {
+                format!(
+                    "{}: none of the camera's formats can be shown on {}: no plane scans them out and the render stage reads none of them",
+                    dev.path().display(),
+                    card.path().display()
+                )
+            })?,
+    };
+    let scanout = Scanout::new(card.clone(), request, OUTPUT_FOURCC)?;
+    let format = dev.negotiate(&FormatRequest {
+        fourcc: Some(camera),
+        size,
+        fps,
+    })?;
+    let spec = fit_to_mode(
+        spec.unwrap_or_default(),
+        (format.width, format.height),
+        scanout.output().mode_size(),
+    )?;
+    let (w, h) = spec.output_size(format.width, format.height)?;
+    scanout.check_frame_size(w, h)?;
+    let gpu = GpuStage::new(&format, spec)
+        .with_context(|| format!("{}: {camera} on the gpu path", dev.path().display()))?;
+    if let Some(e) = last {
+        tracing::info!("passthrough impossible ({e}); the render stage converts instead");
     }
+    Ok((format, scanout, Some(gpu)))
 }
 
 fn stream_loop(
     args: &Args,
-    scanout: &mut Scanout<Frame>,
+    scanout: &mut Scanout<KmsFrame>,
     stream: &mut Stream,
+    mut gpu: Option<&mut GpuStage>,
     dev: &Path,
 ) -> Result<()> {
     let start = Instant::now();
@@ -301,7 +505,44 @@ fn stream_loop(
             );
             continue;
         }
-        scanout.submit(frame)?;
+        let shown = match gpu.as_deref_mut() {
+            None => KmsFrame::Camera(frame),
+            Some(g) => {
+                let sequence = frame.sequence();
+                let captured = (frame.flags() & BUF_FLAG_TIMESTAMP_MASK
+                    == BUF_FLAG_TIMESTAMP_MONOTONIC)
+                    .then(|| frame.timestamp());
+                let out = match g.renderer.process(
+                    frame.dmabuf(),
+                    frame.index() as u32,
+                    g.colour,
+                    &g.spec,
+                ) {
+                    Ok(out) => out,
+                    Err(RenderError::RingExhausted { ring }) => {
+                        // Every output buffer is still on (or on its way to) the screen: skip this
+                        // camera frame (the next one's sequence gap counts it as a drop).
+                        g.ring_full += 1;
+                        tracing::debug!(sequence, ring, "all output buffers held; frame skipped");
+                        continue;
+                    }
+                    Err(e) => bail!("{}: render stage: {e}", dev.display()),
+                };
+                // The GPU has finished reading the camera buffer: back to V4L2 with it.
+                drop(frame);
+                let dmabuf = out
+                    .dmabuf()
+                    .context("the render stage exported no dma-buf")?
+                    .clone();
+                KmsFrame::Gpu {
+                    _out: out,
+                    dmabuf,
+                    captured,
+                    sequence,
+                }
+            }
+        };
+        scanout.submit(shown)?;
     }
 }
 

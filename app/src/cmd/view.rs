@@ -52,6 +52,12 @@ pub struct Args {
     /// The Wayland display (default: $WAYLAND_DISPLAY).
     #[arg(long)]
     pub display: Option<String>,
+    /// Where to show frames: wayland (a window) or kms (a bare DRM/KMS display, no compositor; same as
+    /// `dmacam kms-view`).
+    #[arg(long, default_value = "wayland", value_name = "OUTPUT")]
+    pub output: String,
+    #[command(flatten, next_help_heading = "KMS output (--output kms)")]
+    pub kms: super::kms::KmsOpts,
 }
 
 /// The render stage of the gpu path: camera dma-bufs in, XRGB8888 dma-bufs out, no CPU copy.
@@ -108,6 +114,26 @@ fn one_line_display_error(e: DisplayError) -> anyhow::Error {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    match args.output.as_str() {
+        "wayland" => {}
+        "kms" => {
+            if args.display.is_some() {
+                bail!("--display names a Wayland display; it does not go with --output kms (use --card)");
+            }
+            return super::kms::run(super::kms::Args {
+                capture: args.capture,
+                format: args.format,
+                path: args.path,
+                process: args.process,
+                frames: args.frames,
+                duration: args.duration,
+                stats: args.stats,
+                stats_json: args.stats_json,
+                kms: args.kms,
+            });
+        }
+        o => bail!("--output: unknown output '{o}' (use wayland or kms)"),
+    }
     // Every option is checked before anything is opened; a bad one is one line.
     let size = args.capture.size()?;
     let fps_req = args.capture.fps()?;
