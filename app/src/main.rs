@@ -4,6 +4,7 @@ mod cmd;
 mod pixels;
 mod signals;
 mod sink;
+mod trace;
 
 use std::process::ExitCode;
 

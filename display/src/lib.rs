@@ -12,11 +12,13 @@ pub mod kms;
 pub mod path;
 pub mod pattern;
 pub mod stats;
+pub mod trace;
 pub mod viewer;
 pub mod wayland_probe;
 
 pub use dmacam_capture::DRM_FORMAT_MOD_LINEAR;
 pub use path::{select_path, BufferPath, PathDecision, PathInputs, PathRequest};
 pub use stats::{Stats, Summary};
+pub use trace::{DisplayRecord, FrameTrace};
 pub use viewer::{BufferMode, Capabilities, DisplayError, Frame, Viewer, ViewerOptions};
 pub use wayland_probe::{probe_wayland, ProbeError, WaylandReport};

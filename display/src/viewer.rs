@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::trace::{monotonic_ns, FrameTrace};
 use dmacam_capture::dmabuf::MapError;
 use dmacam_capture::{Dmabuf, Fourcc, Mapping};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -195,6 +196,8 @@ pub struct Frame {
     /// Capture time on CLOCK_MONOTONIC, for the latency measurement.
     pub timestamp: Option<Duration>,
     pub holder: Option<Box<dyn Any + Send>>,
+    /// The frame's display record for `--trace`, filled in by the viewer (see [`crate::trace`]).
+    pub trace: Option<Arc<FrameTrace>>,
 }
 
 impl std::fmt::Debug for Frame {
@@ -257,6 +260,7 @@ struct ViewportData;
 /// User data of each presentation feedback: what was committed.
 struct FeedbackInfo {
     capture: Option<Duration>,
+    trace: Option<Arc<FrameTrace>>,
 }
 
 struct State {
@@ -581,8 +585,11 @@ impl Viewer {
             }
         }
         st.stats.last_sequence = Some(frame.sequence);
-        if st.pending.replace(frame).is_some() {
+        if let Some(old) = st.pending.replace(frame) {
             st.stats.replaced += 1;
+            if let Some(t) = &old.trace {
+                t.update(|r| r.replaced = true);
+            }
         }
         let qh = self.queue.handle();
         st.try_commit(&qh);
@@ -987,10 +994,20 @@ impl State {
             ImportState::Ready(buf) => {
                 self.video.attach(Some(buf), 0, 0);
                 entry.busy = true;
+                if let Some(t) = &frame.trace {
+                    let id = buf.id().protocol_id();
+                    let inodes: Vec<u64> = key.planes.iter().map(|p| p.0).collect();
+                    t.update(|r| {
+                        r.kind = Some("dmabuf");
+                        r.wl_buffer = Some(id);
+                        r.inodes = inodes;
+                        r.committed_ns = Some(monotonic_ns());
+                    });
+                }
                 if let Some(h) = frame.holder.take() {
                     entry.holders.push(h);
                 }
-                self.request_feedback(frame.timestamp, qh);
+                self.request_feedback(frame.timestamp, frame.trace.take(), qh);
                 true
             }
         }
@@ -1033,9 +1050,14 @@ impl State {
         }
     }
 
-    fn request_feedback(&mut self, capture: Option<Duration>, qh: &QueueHandle<State>) {
+    fn request_feedback(
+        &mut self,
+        capture: Option<Duration>,
+        trace: Option<Arc<FrameTrace>>,
+        qh: &QueueHandle<State>,
+    ) {
         if let Some(p) = &self.presentation {
-            p.feedback(&self.video, qh, FeedbackInfo { capture });
+            p.feedback(&self.video, qh, FeedbackInfo { capture, trace });
             self.feedback_outstanding += 1;
         }
     }
@@ -1172,6 +1194,9 @@ impl State {
             Ok(bytes) => {
                 self.stats.cpu_bytes_copied += bytes;
                 self.stats.cpu_copied_frames += 1;
+                if let Some(t) = &frame.trace {
+                    t.update(|r| r.cpu_bytes_copied += bytes);
+                }
             }
             Err(e) => {
                 self.set_fatal(e);
@@ -1183,7 +1208,15 @@ impl State {
         let s = &mut self.shm_slots[slot];
         s.busy = true;
         self.video.attach(Some(&s.buffer), 0, 0);
-        self.request_feedback(frame.timestamp, qh);
+        if let Some(t) = &frame.trace {
+            let id = s.buffer.id().protocol_id();
+            t.update(|r| {
+                r.kind = Some("shm");
+                r.wl_buffer = Some(id);
+                r.committed_ns = Some(monotonic_ns());
+            });
+        }
+        self.request_feedback(frame.timestamp, frame.trace.take(), qh);
         true
     }
 
@@ -1686,10 +1719,24 @@ impl Dispatch<wp_presentation_feedback::WpPresentationFeedback, FeedbackInfo> fo
                     (l >= 0).then(|| Duration::from_nanos(l as u64))
                 });
                 state.stats.record_presented(when, latency);
+                if let Some(t) = &info.trace {
+                    let offset = if clock == nix::libc::CLOCK_MONOTONIC as u32 {
+                        Some(0)
+                    } else {
+                        clock_offset_ns(clock)
+                    };
+                    if let Some(off) = offset {
+                        let mono = when.as_nanos() as i128 - off;
+                        t.update(|r| r.presented_ns = u64::try_from(mono).ok());
+                    }
+                }
             }
             wp_presentation_feedback::Event::Discarded => {
                 state.feedback_outstanding = state.feedback_outstanding.saturating_sub(1);
                 state.stats.discarded += 1;
+                if let Some(t) = &info.trace {
+                    t.update(|r| r.discarded = true);
+                }
             }
             _ => {}
         }

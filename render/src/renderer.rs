@@ -197,6 +197,8 @@ struct Imported {
     /// Per shader plane: the plane offset and stride (buffer path) — the image path carries them in the image.
     planes: Vec<(u32, u32)>,
     used: bool,
+    /// Inodes of the dma-bufs imported (one per distinct dma-buf, in plane order): what the trace reports.
+    inodes: Vec<u64>,
 }
 
 impl Imported {
@@ -407,6 +409,12 @@ impl Renderer {
     /// Why that path was chosen (for `dmacam list --pipeline` and logs).
     pub fn import_path_reason(&self) -> &str {
         &self.path_reason
+    }
+
+    /// The inodes of the dma-bufs imported for camera buffer `index` (one per distinct dma-buf, in plane
+    /// order; Vulkan holds a dup of each), if that buffer is imported.
+    pub fn import_inodes(&self, index: u32) -> Option<&[u64]> {
+        self.imports.get(&index).map(|i| i.inodes.as_slice())
     }
 
     pub fn device_name(&self) -> &str {
@@ -708,6 +716,7 @@ impl Renderer {
             set: vk::DescriptorSet::null(),
             planes: vec![],
             used: false,
+            inodes: vec![],
         };
         let gpu = &self.shared.gpu;
         let ext_fd = gpu.ext_fd.as_ref().ok_or(RenderError::HostOnly)?;
@@ -721,6 +730,7 @@ impl Renderer {
                 None => groups.push((ino, vec![i])),
             }
         }
+        imp.inodes = groups.iter().map(|g| g.0).collect();
         let rejected = |plane: usize, reason: String| RenderError::ImportRejected {
             plane,
             fourcc,

@@ -177,6 +177,7 @@ fn show_bars(
                     sequence: seq,
                     timestamp: Some(monotonic_now()),
                     holder: Some(Box::new(Holder(alive.clone()))),
+                    trace: None,
                 })
                 .expect("submit");
             seq += 1;
@@ -833,4 +834,89 @@ fn view_list_pipeline_explains_each_format() {
         err.contains("/dev/video9") && err.contains("dmacam list"),
         "{err}"
     );
+}
+
+/// Runs `dmacam check --zero-copy` under `weston`; returns (exit code, stdout, the trace's lines).
+fn zero_copy(
+    weston: &Weston,
+    fourcc: &str,
+    path: &str,
+    tag: &str,
+) -> (Option<i32>, String, Vec<serde_json::Value>) {
+    let trace = results_dir().join(format!("zero-copy-{tag}.jsonl"));
+    let _ = std::fs::remove_file(&trace);
+    let mut cmd = dmacam();
+    weston.env(&mut cmd);
+    let out = dmacam_tests::run(
+        cmd.args(["check", "--zero-copy", "-d", VIVID, "--formats", fourcc])
+            .args([
+                "--size", "640x360", "--fps", "15", "--frames", "8", "--path", path,
+            ])
+            .arg("--trace")
+            .arg(&trace),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
+        .unwrap_or_else(|e| panic!("{tag}: no trace ({e}): {stdout}{stderr}"))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("trace line is JSON"))
+        .collect();
+    (out.status.code(), stdout, lines)
+}
+
+/// `check --zero-copy` proves the chain of dma-buf identities frame by frame from the trace: it passes on
+/// the passthrough and gpu paths (and the trace shows the same inodes at each link), and fails on shm.
+#[test]
+fn view_check_zero_copy_passes_on_dmabuf_paths_and_fails_on_shm() {
+    require_vm();
+    let weston = Weston::start("wayland-5", &[]);
+    let (code, out, trace) = zero_copy(&weston, "YUYV", "passthrough", "passthrough");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("zero-copy: PASS") && out.contains("camera export"),
+        "{out}"
+    );
+    let shown: Vec<_> = trace
+        .iter()
+        .filter(|r| r["display"]["presented"] == true)
+        .collect();
+    assert!(!shown.is_empty(), "{trace:?}");
+    for r in &shown {
+        assert_eq!(r["display"]["inodes"][0], r["camera"][0]["inode"], "{r}");
+        assert_eq!(r["cpu_bytes_copied"], 0, "{r}");
+        assert!(
+            r["t_dequeue_ns"].as_u64().unwrap() <= r["display"]["t_present_ns"].as_u64().unwrap()
+        );
+    }
+
+    let (code, out, trace) = zero_copy(&weston, "NV12", "gpu", "gpu");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("Vulkan import") && out.contains("Vulkan export"),
+        "{out}"
+    );
+    let shown: Vec<_> = trace
+        .iter()
+        .filter(|r| r["display"]["presented"] == true)
+        .collect();
+    assert!(!shown.is_empty(), "{trace:?}");
+    for r in &shown {
+        let g = &r["gpu"];
+        assert_eq!(g["import_inodes"][0], r["camera"][0]["inode"], "{r}");
+        assert_eq!(r["display"]["inodes"][0], g["output"]["inode"], "{r}");
+        assert_ne!(g["output"]["inode"], r["camera"][0]["inode"], "{r}");
+    }
+    drop(weston);
+
+    let pixman = Weston::start("wayland-9", &["--renderer=pixman"]);
+    let (code, out, trace) = zero_copy(&pixman, "YUYV", "auto", "shm");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("zero-copy: FAIL") && out.contains("CPU copied"),
+        "{out}"
+    );
+    assert!(trace
+        .iter()
+        .any(|r| r["cpu_bytes_copied"].as_u64().unwrap() > 0));
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use dmacam_capture::format::{fourcc_name, parse_fourcc, supported_names};
 use dmacam_capture::stream::{BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC};
 use dmacam_capture::{
@@ -33,6 +33,26 @@ pub struct Args {
     /// Write a JUnit XML report here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Instead of the driver checks: show --frames frames (presented) in a Wayland window with a trace, and
+    /// pass only if
+    /// every frame that reached the screen kept an unbroken chain of dma-buf identities (camera export →
+    /// compositor, or camera export → Vulkan import → Vulkan export → compositor) with 0 CPU bytes copied.
+    #[arg(long)]
+    pub zero_copy: bool,
+    /// With --zero-copy: the buffer path to prove (auto, passthrough, gpu; shm always fails).
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "PATH",
+        requires = "zero_copy"
+    )]
+    pub path: String,
+    /// With --zero-copy: the Wayland display (default: $WAYLAND_DISPLAY).
+    #[arg(long, requires = "zero_copy")]
+    pub display: Option<String>,
+    /// With --zero-copy: keep the per-frame trace in FILE (JSON lines, as `dmacam view --trace`).
+    #[arg(long, value_name = "FILE", requires = "zero_copy")]
+    pub trace: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +103,19 @@ const TIMESTAMP_AGE: Duration = Duration::from_secs(10);
 const TOLERANCE: i32 = 3;
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    if args.zero_copy {
+        if args.formats.len() > 1 {
+            bail!("--zero-copy proves one format at a time; give at most one in --formats");
+        }
+        return super::zerocopy::run(super::zerocopy::Request {
+            capture: args.capture.clone(),
+            format: args.formats.first().cloned(),
+            path: args.path.clone(),
+            frames: u64::from(args.frames),
+            display: args.display.clone(),
+            trace: args.trace.clone(),
+        });
+    }
     let started = Instant::now();
     let mut results = Vec::new();
     let mut device_name = args.capture.device.display().to_string();

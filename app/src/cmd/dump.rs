@@ -159,6 +159,10 @@ pub struct Args {
     /// crop=WxH+X+Y, scale=WxH, rotate=90|180|270, mirror, flip, filter=nearest|linear.
     #[arg(long, value_name = "SPEC")]
     pub process: Option<String>,
+    /// Write one JSON line per frame to FILE: its dma-buf identities (camera export, and with --process the
+    /// Vulkan import and GPU export), timestamps and CPU bytes copied between stages.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
 }
 
 /// The render stage of `dump --process`, with a CPU mapping of each output buffer (made once).
@@ -212,6 +216,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .transpose()
         .map_err(|e| anyhow::anyhow!("--process: {e}"))?;
     let fourcc = args.format_arg.as_deref().map(parse_format).transpose()?;
+    let trace = args
+        .trace
+        .as_deref()
+        .map(crate::trace::TraceFile::create)
+        .transpose()?;
     let dev = open(&args.capture)?;
     let format = dev.negotiate(&FormatRequest {
         fourcc,
@@ -277,8 +286,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 frame.sequence()
             );
         }
+        let mut record = trace
+            .as_ref()
+            .map(|_| crate::trace::FrameRecord::dequeued(&frame));
         match gpu.as_mut() {
-            None => sink.write(&frame)?,
+            None => {
+                sink.write(&frame)?;
+                if let Some(r) = record.as_mut() {
+                    r.file_bytes = Some(frame.bytesused().iter().map(|&b| u64::from(b)).sum());
+                }
+            }
             Some(g) => {
                 let out = g
                     .renderer
@@ -305,7 +322,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     sequence,
                     len: out.stride() * out.height(),
                 })?;
+                if let Some(r) = record.as_mut() {
+                    let index = r.v4l2_index as u32;
+                    r.gpu = Some(crate::trace::GpuRecord {
+                        import_path: g.renderer.import_path().name().to_owned(),
+                        import_inodes: g
+                            .renderer
+                            .import_inodes(index)
+                            .map(<[u64]>::to_vec)
+                            .unwrap_or_default(),
+                        output: crate::trace::identities(dmabuf).into_iter().next(),
+                        output_index: i,
+                        t_done_ns: dmacam_display::trace::monotonic_ns(),
+                    });
+                    r.file_bytes = Some(u64::from(out.stride() * out.height()));
+                }
             }
+        }
+        if let (Some(t), Some(r)) = (&trace, &record) {
+            t.write(r);
         }
         if progress {
             draw_progress(n + 1, args.frames);
@@ -325,6 +360,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eprintln!();
     }
     let files = sink.finish()?;
+    if let (Some(t), Some(p)) = (&trace, &args.trace) {
+        let n = t.finish()?;
+        tracing::info!("trace of {n} frames written to {}", p.display());
+    }
     if files.len() == 1 {
         tracing::info!("wrote {} frames to {}", args.frames, files[0].display());
     }

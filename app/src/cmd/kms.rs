@@ -44,6 +44,18 @@ pub struct KmsOpts {
     pub legacy: bool,
 }
 
+impl Default for KmsOpts {
+    fn default() -> Self {
+        KmsOpts {
+            card: PathBuf::from("/dev/dri/card0"),
+            connector: None,
+            mode: None,
+            writeback: None,
+            legacy: false,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]

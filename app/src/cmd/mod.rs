@@ -7,3 +7,4 @@ pub mod kms;
 pub mod list;
 pub mod pipeline;
 pub mod view;
+pub mod zerocopy;

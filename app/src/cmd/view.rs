@@ -40,6 +40,9 @@ pub struct Args {
     /// Stop after this many seconds.
     #[arg(long)]
     pub duration: Option<f64>,
+    /// Stop once this many frames have been presented (used by `check --zero-copy`).
+    #[arg(long, hide = true, conflicts_with = "frames")]
+    pub until_shown: Option<u64>,
     /// Start fullscreen (f or F11 toggles; q or Esc quits).
     #[arg(long)]
     pub fullscreen: bool,
@@ -52,6 +55,10 @@ pub struct Args {
     /// The Wayland display (default: $WAYLAND_DISPLAY).
     #[arg(long)]
     pub display: Option<String>,
+    /// Write one JSON line per frame to FILE: its dma-buf identities at each stage (camera export, Vulkan
+    /// import, GPU export, wl_buffer), timestamps and CPU bytes copied (see `dmacam check --zero-copy`).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
     /// Where to show frames: wayland (a window) or kms (a bare DRM/KMS display, no compositor; same as
     /// `dmacam kms-view`).
     #[arg(long, default_value = "wayland", value_name = "OUTPUT")]
@@ -117,6 +124,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     match args.output.as_str() {
         "wayland" => {}
         "kms" => {
+            if args.trace.is_some() {
+                bail!("--trace is not implemented for --output kms yet; use the Wayland output");
+            }
             if args.display.is_some() {
                 bail!("--display names a Wayland display; it does not go with --output kms (use --card)");
             }
@@ -183,6 +193,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             );
         }
     }
+    let trace = args
+        .trace
+        .as_deref()
+        .map(crate::trace::TraceFile::create)
+        .transpose()?;
     // wayland-backend and sctk report connection errors through the `log` crate; dmacam turns those errors
     // into its own one-line message, so their copies are only shown with -v.
     if !tracing::enabled!(tracing::Level::DEBUG) {
@@ -270,7 +285,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     crate::signals::install()?;
     stream.start()?;
-    let result = stream_loop(&args, &mut viewer, &mut stream, gpu.as_mut(), &dev_path);
+    let result = stream_loop(
+        &args,
+        &mut viewer,
+        &mut stream,
+        gpu.as_mut(),
+        trace.as_ref(),
+        &dev_path,
+    );
     let path_label = match viewer.fallback_reason() {
         Some(_) => "shm (fallback)".to_owned(),
         None => decision.path.to_string(),
@@ -291,6 +313,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     drop(viewer);
     stream.stop().ok();
     result?;
+    if let (Some(t), Some(p)) = (&trace, &args.trace) {
+        let n = t.finish()?;
+        tracing::info!("trace of {n} frames written to {}", p.display());
+    }
     if args.stats {
         println!("{summary}");
     }
@@ -309,6 +335,7 @@ fn stream_loop(
     viewer: &mut Viewer,
     stream: &mut Stream,
     mut gpu: Option<&mut GpuStage>,
+    trace: Option<&std::sync::Arc<crate::trace::TraceFile>>,
     dev: &std::path::Path,
 ) -> Result<()> {
     let start = Instant::now();
@@ -321,6 +348,9 @@ fn stream_loop(
             return Ok(());
         }
         let done = args.frames.is_some_and(|n| received >= n)
+            || args
+                .until_shown
+                .is_some_and(|n| viewer.stats().presented >= n)
             || args
                 .duration
                 .is_some_and(|d| start.elapsed().as_secs_f64() >= d);
@@ -362,26 +392,21 @@ fn stream_loop(
         let monotonic = frame.flags() & BUF_FLAG_TIMESTAMP_MASK == BUF_FLAG_TIMESTAMP_MONOTONIC;
         let timestamp = monotonic.then(|| frame.timestamp());
         let sequence = frame.sequence();
-        let shown = match gpu.as_deref_mut() {
-            None => Frame {
-                dmabuf: frame.dmabuf().clone(),
-                sequence,
-                timestamp,
-                holder: Some(Box::new(frame)),
-            },
+        let mut record = trace.map(|_| crate::trace::FrameRecord::dequeued(&frame));
+        let (dmabuf, holder): (_, Box<dyn std::any::Any + Send>) = match gpu.as_deref_mut() {
+            None => (frame.dmabuf().clone(), Box::new(frame)),
             Some(g) => {
-                let out = match g.renderer.process(
-                    frame.dmabuf(),
-                    frame.index() as u32,
-                    g.colour,
-                    &g.spec,
-                ) {
+                let index = frame.index() as u32;
+                let out = match g.renderer.process(frame.dmabuf(), index, g.colour, &g.spec) {
                     Ok(out) => out,
                     Err(RenderError::RingExhausted { ring }) => {
                         // The compositor still holds every output buffer: this camera frame is skipped (the
                         // next one's sequence gap counts it as a drop).
                         g.ring_full += 1;
                         tracing::debug!(sequence, ring, "all output buffers held; frame skipped");
+                        if let (Some(t), Some(r)) = (trace, &record) {
+                            t.write(r);
+                        }
                         continue;
                     }
                     Err(e) => bail!("{}: render stage: {e}", dev.display()),
@@ -392,14 +417,35 @@ fn stream_loop(
                     .dmabuf()
                     .context("the render stage exported no dma-buf")?
                     .clone();
-                Frame {
-                    dmabuf,
-                    sequence,
-                    timestamp,
-                    holder: Some(Box::new(out)),
+                if let Some(r) = record.as_mut() {
+                    r.gpu = Some(crate::trace::GpuRecord {
+                        import_path: g.renderer.import_path().name().to_owned(),
+                        import_inodes: g
+                            .renderer
+                            .import_inodes(index)
+                            .map(<[u64]>::to_vec)
+                            .unwrap_or_default(),
+                        output: crate::trace::identities(&dmabuf).into_iter().next(),
+                        output_index: out.buffer_index(),
+                        t_done_ns: dmacam_display::trace::monotonic_ns(),
+                    });
                 }
+                (dmabuf, Box::new(out))
             }
         };
-        viewer.submit(shown)?;
+        let (holder, display_trace) = match (trace, record) {
+            (Some(t), Some(r)) => {
+                let vt = crate::trace::ViewTrace::start(t, r);
+                (vt.holder(holder), Some(vt.display.clone()))
+            }
+            _ => (holder, None),
+        };
+        viewer.submit(Frame {
+            dmabuf,
+            sequence,
+            timestamp,
+            holder: Some(holder),
+            trace: display_trace,
+        })?;
     }
 }

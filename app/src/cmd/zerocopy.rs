@@ -1,0 +1,265 @@
+//! `dmacam check --zero-copy`: runs the viewer on the camera with a trace, then proves from the trace that
+//! every frame that reached the screen travelled without a CPU copy: its chain of dma-buf identities is
+//! unbroken — camera export → compositor (passthrough), or camera export → Vulkan import → Vulkan export →
+//! compositor (gpu) — each link an fstat of the fd that stage actually used, and the CPU copied 0 bytes.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+use super::dump::CaptureOpts;
+use crate::trace::FrameRecord;
+
+/// What to run.
+pub struct Request {
+    pub capture: CaptureOpts,
+    pub format: Option<String>,
+    pub path: String,
+    pub frames: u64,
+    pub display: Option<String>,
+    /// Keep the trace here (else a temporary file, removed afterwards).
+    pub trace: Option<PathBuf>,
+}
+
+/// The verdict on a trace.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub displayed: usize,
+    pub unbroken: usize,
+    pub chain: String,
+    /// The first broken links, one line each.
+    pub broken: Vec<String>,
+}
+
+fn set(v: impl IntoIterator<Item = u64>) -> BTreeSet<u64> {
+    v.into_iter().collect()
+}
+
+/// Checks each displayed frame's chain.
+pub fn judge(records: &[FrameRecord]) -> Verdict {
+    let mut v = Verdict {
+        displayed: 0,
+        unbroken: 0,
+        chain: String::new(),
+        broken: Vec::new(),
+    };
+    for r in records {
+        let Some(d) = r.display.as_ref().filter(|d| d.presented) else {
+            continue;
+        };
+        v.displayed += 1;
+        let camera = set(r.camera.iter().map(|b| b.inode));
+        let fail = |why: String| format!("frame {}: {why}", r.sequence);
+        let problem = if r.cpu_bytes_copied > 0 {
+            Some(fail(format!(
+                "the CPU copied {} bytes (the {} path)",
+                r.cpu_bytes_copied,
+                d.kind.as_deref().unwrap_or("?")
+            )))
+        } else if d.kind.as_deref() != Some("dmabuf") {
+            Some(fail(format!(
+                "shown from a {} buffer, not a dma-buf",
+                d.kind.as_deref().unwrap_or("unknown")
+            )))
+        } else if camera.is_empty() || r.camera.iter().any(|b| b.exp_name.is_empty()) {
+            Some(fail(
+                "the camera's buffer is not an identified dma-buf".into(),
+            ))
+        } else {
+            match &r.gpu {
+                None => {
+                    v.chain = format!(
+                        "camera export ({}) → compositor (wl_buffer)",
+                        r.camera[0].exp_name
+                    );
+                    (set(d.inodes.iter().copied()) != camera).then(|| {
+                        fail(format!(
+                            "the compositor got dma-buf inodes {:?}, the camera exported {:?}",
+                            d.inodes, camera
+                        ))
+                    })
+                }
+                Some(g) => {
+                    let out = g.output.as_ref();
+                    v.chain = format!(
+                        "camera export ({}) → Vulkan import ({}) → Vulkan export ({}) → compositor (wl_buffer)",
+                        r.camera[0].exp_name,
+                        g.import_path,
+                        out.map(|o| o.exp_name.as_str()).unwrap_or("?")
+                    );
+                    if set(g.import_inodes.iter().copied()) != camera {
+                        Some(fail(format!(
+                            "Vulkan imported inodes {:?}, the camera exported {:?}",
+                            g.import_inodes, camera
+                        )))
+                    } else if let Some(o) = out {
+                        (d.inodes != [o.inode]).then(|| {
+                            fail(format!(
+                                "the compositor got inodes {:?}, the GPU exported {}",
+                                d.inodes, o.inode
+                            ))
+                        })
+                    } else {
+                        Some(fail("the GPU output is not an identified dma-buf".into()))
+                    }
+                }
+            }
+        };
+        match problem {
+            None => v.unbroken += 1,
+            Some(p) if v.broken.len() < 5 => v.broken.push(p),
+            Some(_) => {}
+        }
+    }
+    v
+}
+
+pub fn run(req: Request) -> Result<ExitCode> {
+    if req.frames == 0 {
+        bail!("--frames must be at least 1");
+    }
+    let (trace, keep) = match &req.trace {
+        Some(p) => (p.clone(), true),
+        None => (
+            std::env::temp_dir().join(format!("dmacam-zero-copy-{}.jsonl", std::process::id())),
+            false,
+        ),
+    };
+    let view = super::view::Args {
+        capture: req.capture.clone(),
+        format: req.format.clone(),
+        path: req.path.clone(),
+        process: None,
+        frames: None,
+        until_shown: Some(req.frames),
+        // Under a software GPU the first frames take seconds to reach the screen; bound the run anyway.
+        duration: Some(60.0 + 2.0 * req.frames as f64),
+        fullscreen: false,
+        stats: false,
+        stats_json: None,
+        display: req.display.clone(),
+        trace: Some(trace.clone()),
+        output: "wayland".into(),
+        kms: super::kms::KmsOpts::default(),
+    };
+    let ran = super::view::run(view);
+    let text = std::fs::read_to_string(&trace);
+    if !keep {
+        let _ = std::fs::remove_file(&trace);
+    }
+    ran?;
+    let text = text.with_context(|| format!("cannot read the trace {}", trace.display()))?;
+    let records: Vec<FrameRecord> = text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{}: not a dmacam trace", trace.display()))?;
+    let v = judge(&records);
+    if v.displayed == 0 {
+        println!(
+            "zero-copy: FAIL: none of {} traced frames reached the screen",
+            records.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if v.broken.is_empty() && (v.displayed as u64) < req.frames {
+        println!(
+            "zero-copy: FAIL: only {} of {} frames reached the screen in time (all {} unbroken: {})",
+            v.displayed, req.frames, v.unbroken, v.chain
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if v.broken.is_empty() {
+        println!(
+            "zero-copy: PASS: {} of {} displayed frames unbroken, 0 CPU bytes copied: {}",
+            v.unbroken, v.displayed, v.chain
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "zero-copy: FAIL: {} of {} displayed frames broken; first: {}",
+            v.displayed - v.unbroken,
+            v.displayed,
+            v.broken.join("; ")
+        );
+        Ok(ExitCode::from(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{BufId, DisplayPart, GpuRecord};
+
+    fn shown(
+        seq: u32,
+        camera: u64,
+        gpu: Option<(u64, u64)>,
+        shown_inode: u64,
+        copied: u64,
+    ) -> FrameRecord {
+        FrameRecord {
+            sequence: seq,
+            camera: vec![BufId {
+                inode: camera,
+                exp_name: "vb2".into(),
+            }],
+            gpu: gpu.map(|(import, out)| GpuRecord {
+                import_path: "image-drm-modifier".into(),
+                import_inodes: vec![import],
+                output: Some(BufId {
+                    inode: out,
+                    exp_name: "udmabuf".into(),
+                }),
+                ..Default::default()
+            }),
+            display: Some(DisplayPart {
+                kind: Some(if copied > 0 { "shm" } else { "dmabuf" }.into()),
+                inodes: if copied > 0 {
+                    vec![]
+                } else {
+                    vec![shown_inode]
+                },
+                presented: true,
+                ..Default::default()
+            }),
+            cpu_bytes_copied: copied,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn unbroken_chains_pass_and_each_broken_link_is_named() {
+        let ok = judge(&[
+            shown(1, 10, None, 10, 0),
+            shown(2, 11, Some((11, 90)), 90, 0),
+        ]);
+        assert_eq!((ok.displayed, ok.unbroken), (2, 2));
+        assert!(ok.broken.is_empty());
+        let bad = judge(&[
+            shown(3, 10, None, 12, 0),
+            shown(4, 11, Some((12, 90)), 90, 0),
+            shown(5, 11, Some((11, 90)), 91, 0),
+            shown(6, 11, None, 0, 614400),
+        ]);
+        assert_eq!((bad.displayed, bad.unbroken), (4, 0));
+        assert!(bad.broken[0].contains("compositor got"), "{:?}", bad.broken);
+        assert!(
+            bad.broken[1].contains("Vulkan imported"),
+            "{:?}",
+            bad.broken
+        );
+        assert!(bad.broken[2].contains("GPU exported"), "{:?}", bad.broken);
+        assert!(
+            bad.broken[3].contains("CPU copied 614400"),
+            "{:?}",
+            bad.broken
+        );
+        // Frames that never reached the screen are not judged.
+        let mut hidden = shown(7, 10, None, 12, 0);
+        hidden.display.as_mut().unwrap().presented = false;
+        assert_eq!(judge(&[hidden]).displayed, 0);
+    }
+}

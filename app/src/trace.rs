@@ -1,0 +1,243 @@
+//! `--trace FILE`: one JSON line per frame, following its buffers through the pipeline: the camera's
+//! dma-bufs (inode and exporter name of each plane, from fstat and /proc/self/fdinfo), the Vulkan import
+//! and the dma-buf the GPU produced (gpu path), the wl_buffer it went to and the inodes it was created from,
+//! timestamps (CLOCK_MONOTONIC ns) at dequeue, GPU done, submit, commit, presentation and release, and the
+//! bytes the CPU copied. The file is written to a temporary name and renamed into place when the run ends,
+//! so a failed run leaves no half-written trace.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+use dmacam_capture::Dmabuf;
+use dmacam_display::trace::monotonic_ns;
+use dmacam_display::{DisplayRecord, FrameTrace};
+use serde::{Deserialize, Serialize};
+
+/// One dma-buf, as the kernel names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BufId {
+    pub inode: u64,
+    pub exp_name: String,
+}
+
+/// The identities of a dma-buf's planes (each distinct dma-buf once, in plane order).
+pub fn identities(d: &Dmabuf) -> Vec<BufId> {
+    let mut out: Vec<BufId> = Vec::new();
+    for p in &d.planes {
+        match dmacam_capture::dmabuf::identity(p.fd.as_fd()) {
+            Ok(id) => {
+                if !out.iter().any(|b| b.inode == id.inode) {
+                    out.push(BufId {
+                        inode: id.inode,
+                        exp_name: id.exp_name,
+                    });
+                }
+            }
+            Err(e) => tracing::warn!("trace: cannot identify a plane's dma-buf: {e}"),
+        }
+    }
+    out
+}
+
+/// The render stage's part of a frame.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GpuRecord {
+    /// image-drm-modifier or storage-buffer.
+    pub import_path: String,
+    /// Inodes of the dma-bufs Vulkan imported for this camera buffer.
+    pub import_inodes: Vec<u64>,
+    /// The exported output dma-buf and its index in the output ring.
+    pub output: Option<BufId>,
+    pub output_index: usize,
+    pub t_done_ns: u64,
+}
+
+/// The display stage's part of a frame.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DisplayPart {
+    pub kind: Option<String>,
+    pub wl_buffer: Option<u32>,
+    pub inodes: Vec<u64>,
+    pub t_submit_ns: u64,
+    pub t_commit_ns: Option<u64>,
+    pub t_present_ns: Option<u64>,
+    pub t_release_ns: Option<u64>,
+    pub presented: bool,
+    pub discarded: bool,
+    pub replaced: bool,
+}
+
+/// One line of the trace.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FrameRecord {
+    pub sequence: u32,
+    pub v4l2_index: usize,
+    pub camera: Vec<BufId>,
+    pub t_dequeue_ns: u64,
+    pub gpu: Option<GpuRecord>,
+    pub display: Option<DisplayPart>,
+    /// Bytes written to the output file (`dump`), read through the dma-buf's mapping.
+    pub file_bytes: Option<u64>,
+    /// Bytes the CPU copied between stages (0 on the zero-copy paths).
+    pub cpu_bytes_copied: u64,
+}
+
+impl FrameRecord {
+    /// A record for a frame just dequeued from the camera.
+    pub fn dequeued(frame: &dmacam_capture::Frame) -> FrameRecord {
+        FrameRecord {
+            sequence: frame.sequence(),
+            v4l2_index: frame.index(),
+            camera: identities(frame.dmabuf()),
+            t_dequeue_ns: monotonic_ns(),
+            ..Default::default()
+        }
+    }
+}
+
+/// The trace file: lines are appended as frames finish; [`TraceFile::finish`] puts it in place.
+pub struct TraceFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: Mutex<Option<BufWriter<File>>>,
+    lines: std::sync::atomic::AtomicU64,
+}
+
+impl TraceFile {
+    pub fn create(path: &Path) -> Result<Arc<TraceFile>> {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            bail!(
+                "--trace {}: directory {} does not exist",
+                path.display(),
+                dir.display()
+            );
+        }
+        let name = path
+            .file_name()
+            .with_context(|| format!("--trace {}: not a file name", path.display()))?;
+        let tmp = dir.join(format!(
+            ".{}.{}.partial",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        Ok(Arc::new(TraceFile {
+            path: path.to_path_buf(),
+            tmp,
+            out: Mutex::new(Some(BufWriter::new(f))),
+            lines: Default::default(),
+        }))
+    }
+
+    /// Appends one record (errors are logged once the file is finished, not per frame).
+    pub fn write(&self, rec: &FrameRecord) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = out.as_mut() {
+            let ok = serde_json::to_writer(&mut *w, rec).is_ok() && w.write_all(b"\n").is_ok();
+            if ok {
+                self.lines
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                tracing::warn!("cannot write to {}", self.tmp.display());
+            }
+        }
+    }
+
+    /// Flushes the trace and renames it into place; returns the number of frames traced.
+    pub fn finish(&self) -> Result<u64> {
+        let w = self
+            .out
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .context("the trace was already finished")?;
+        let f = w
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+        std::fs::rename(&self.tmp, &self.path)
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        Ok(self.lines.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl Drop for TraceFile {
+    fn drop(&mut self) {
+        // Not finished: the run failed; leave nothing behind.
+        if self
+            .out
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some()
+        {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// What `view` attaches to a frame it hands to the display: the record so far, and the display's trace
+/// object whose completion writes the line.
+pub struct ViewTrace {
+    pub display: Arc<FrameTrace>,
+    release: Arc<Mutex<Option<u64>>>,
+}
+
+impl ViewTrace {
+    /// Starts the display part of `rec`; the line is written to `file` when the display is done with it.
+    pub fn start(file: &Arc<TraceFile>, mut rec: FrameRecord) -> ViewTrace {
+        let release = Arc::new(Mutex::new(None));
+        let (file, rel) = (file.clone(), release.clone());
+        let submitted = monotonic_ns();
+        let display = FrameTrace::new(move |d: &DisplayRecord| {
+            rec.cpu_bytes_copied += d.cpu_bytes_copied;
+            rec.display = Some(DisplayPart {
+                kind: d.kind.map(str::to_owned),
+                wl_buffer: d.wl_buffer,
+                inodes: d.inodes.clone(),
+                t_submit_ns: submitted,
+                t_commit_ns: d.committed_ns,
+                t_present_ns: d.presented_ns,
+                t_release_ns: *rel.lock().unwrap_or_else(|e| e.into_inner()),
+                presented: d.presented_ns.is_some(),
+                discarded: d.discarded,
+                replaced: d.replaced,
+            });
+            file.write(&rec);
+        });
+        ViewTrace { display, release }
+    }
+
+    /// Wraps the producer's holder so its release time is recorded when the compositor lets it go.
+    pub fn holder(&self, inner: Box<dyn std::any::Any + Send>) -> Box<dyn std::any::Any + Send> {
+        Box::new(ReleaseStamp {
+            _inner: inner,
+            release: self.release.clone(),
+            _display: self.display.clone(),
+        })
+    }
+}
+
+/// Holds the producer's buffer; stamps the release time when dropped (then the buffer goes back).
+struct ReleaseStamp {
+    _inner: Box<dyn std::any::Any + Send>,
+    release: Arc<Mutex<Option<u64>>>,
+    /// Keeps the record open until the release: the line is written after it.
+    _display: Arc<FrameTrace>,
+}
+
+impl Drop for ReleaseStamp {
+    fn drop(&mut self) {
+        *self.release.lock().unwrap_or_else(|e| e.into_inner()) = Some(monotonic_ns());
+    }
+}
