@@ -67,7 +67,7 @@ fn open_dev(path: &Path) -> Result<OwnedFd, AllocError> {
         })
 }
 
-fn page_align(size: u64) -> u64 {
+pub(crate) fn page_align(size: u64) -> u64 {
     // SAFETY: sysconf has no memory-safety preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
     size.div_ceil(page) * page
@@ -112,7 +112,7 @@ impl Allocator {
                 raw::dma_heap_alloc(fd.as_fd(), size).map_err(|e| err(e.into()))
             }
             Allocator::Udmabuf { fd, .. } => {
-                let memfd = sealed_memfd(size)?;
+                let memfd = sealed_memfd(c"dmacam-udmabuf", size)?;
                 // The udmabuf holds its own references to the memfd's pages; the memfd closes here.
                 raw::udmabuf_create(fd.as_fd(), memfd.as_fd(), size).map_err(|e| err(e.into()))
             }
@@ -120,9 +120,9 @@ impl Allocator {
     }
 }
 
-/// A shmem memfd of `size` bytes sealed with `F_SEAL_SHRINK` (what udmabuf requires).
-fn sealed_memfd(size: u64) -> Result<OwnedFd, AllocError> {
-    let name: &CStr = c"dmacam-udmabuf";
+/// A close-on-exec shmem memfd named `name` of `size` bytes, sealed with `F_SEAL_SHRINK` (what udmabuf
+/// requires; it also keeps a mapping of it from ever losing its pages to a truncation).
+pub(crate) fn sealed_memfd(name: &CStr, size: u64) -> Result<OwnedFd, AllocError> {
     // SAFETY: `name` is a valid NUL-terminated string; the flags are valid memfd_create flags.
     let raw_fd =
         unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };

@@ -123,6 +123,14 @@ pub fn identity(fd: BorrowedFd<'_>) -> io::Result<DmabufIdentity> {
     })
 }
 
+/// Whether `fd` is plain shared memory (a memfd or another shmem file) rather than a dma-buf: shmem files
+/// answer `F_GET_SEALS`, dma-bufs (udmabuf's included) do not. Such memory needs no `DMA_BUF_IOCTL_SYNC`
+/// (there is no device cache to maintain) and cannot be imported by a compositor, GPU or KMS.
+pub fn is_shmem(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: F_GET_SEALS only reads the seals of a live fd; it has no memory-safety preconditions.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) >= 0 }
+}
+
 /// Size in bytes of the dma-buf behind `fd` (dma-bufs report it through `lseek(SEEK_END)`).
 pub fn size_of(fd: BorrowedFd<'_>) -> io::Result<usize> {
     let end = lseek(fd.as_raw_fd(), 0, Whence::SeekEnd).map_err(io::Error::from)?;
@@ -159,11 +167,16 @@ pub enum MapError {
 
 /// A shared, whole-buffer CPU mapping of a dma-buf. Access goes through [`Mapping::read`] /
 /// [`Mapping::write`], which bracket it with `DMA_BUF_IOCTL_SYNC` start/end for cache coherency.
+///
+/// A memfd (the pattern source's fallback where the kernel offers no dma-buf allocator) maps the same way;
+/// being plain memory it needs no sync, so none is issued for it (see [`is_shmem`]).
 #[derive(Debug)]
 pub struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
     writable: bool,
+    /// Whether accesses are bracketed with `DMA_BUF_IOCTL_SYNC` (false for shmem).
+    dmabuf: bool,
     fd: Arc<OwnedFd>,
 }
 
@@ -191,6 +204,7 @@ impl Mapping {
             ptr: ptr.cast(),
             len,
             writable,
+            dmabuf: !is_shmem(fd.as_fd()),
             fd,
         })
     }
@@ -210,7 +224,15 @@ impl Mapping {
         &self.fd
     }
 
+    /// Whether this maps a dma-buf (accesses synced) rather than plain shared memory.
+    pub fn is_dmabuf(&self) -> bool {
+        self.dmabuf
+    }
+
     fn sync(&self, flags: u64) -> Result<(), MapError> {
+        if !self.dmabuf {
+            return Ok(());
+        }
         let arg = raw::DmaBufSync { flags };
         loop {
             // SAFETY: `arg` is a valid `dma_buf_sync` for the duration of the call; the fd is a live dma-buf.

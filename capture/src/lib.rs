@@ -7,17 +7,26 @@
 //!   intervals ([`format`]) and controls ([`controls`]);
 //! - pipeline objects built on the device: a [`stream::Stream`] of [`stream::Frame`]s, each a [`Dmabuf`]
 //!   that goes back to the driver when its last holder drops it.
+//!
+//! Besides V4L2, the built-in [`pattern`] source generates frames into dma-bufs dmacam allocates; the
+//! [`source`] module puts both behind one interface ([`Input`] → [`Source`] → the same [`Frame`]s).
 
 pub mod alloc;
+pub mod colour;
 pub mod controls;
 pub mod device;
 pub mod dmabuf;
 pub mod format;
+pub mod pattern;
 mod raw;
+pub mod source;
 pub mod stream;
+mod timer;
 
 pub use controls::{Control, ControlError, ControlType};
 pub use device::{enumerate_nodes, Device, DeviceInfo, NodeKind, OpenError};
 pub use dmabuf::{Dmabuf, DmabufPlane, Fourcc, Mapping, DRM_FORMAT_MOD_LINEAR};
 pub use format::{Format, FormatError, FormatRequest, Layout, PixelFormat};
+pub use pattern::{PatternKind, PatternSource};
+pub use source::{Input, Source};
 pub use stream::{Frame, IoMode, Stream, StreamError, StreamOptions};

@@ -18,7 +18,7 @@
 //! brackets the access with `DMA_BUF_IOCTL_SYNC`; V4L2's own `mmap` of the node is never used.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -41,6 +41,9 @@ pub enum IoMode {
     DmaHeap,
     /// dmacam allocates udmabufs over sealed memfds and imports (DMABUF memory).
     Udmabuf,
+    /// Plain sealed memfds, not dma-bufs: only the built-in pattern source uses them, where the kernel offers
+    /// neither udmabuf nor a DMA-BUF heap. The CPU reads them; a compositor, GPU or KMS cannot import them.
+    Memfd,
 }
 
 impl IoMode {
@@ -50,6 +53,7 @@ impl IoMode {
             IoMode::Mmap => "mmap",
             IoMode::DmaHeap => "dma-heap",
             IoMode::Udmabuf => "udmabuf",
+            IoMode::Memfd => "memfd",
         }
     }
 }
@@ -214,6 +218,12 @@ impl Stream {
         let queue = format.queue_type();
         let mplane = format.mplane;
         let allocator = match opts.io {
+            IoMode::Memfd => {
+                return Err(StreamError::NoIo {
+                    path,
+                    mode: "memfd (memfd buffers are for the built-in pattern source only)",
+                })
+            }
             IoMode::Mmap => None,
             IoMode::DmaHeap => Some(Allocator::dma_heap(crate::alloc::SYSTEM_HEAP)),
             IoMode::Udmabuf => Some(Allocator::udmabuf(crate::alloc::UDMABUF)),
@@ -456,7 +466,7 @@ impl Stream {
         }
         Frame(Arc::new(FrameInner {
             dmabuf,
-            shared: self.shared.clone(),
+            pool: self.shared.clone(),
             index: buf.index as usize,
             sequence: buf.sequence,
             timestamp: Duration::new(
@@ -486,10 +496,52 @@ pub const BUF_FLAG_TIMESTAMP_MASK: u32 = b::V4L2_BUF_FLAG_TIMESTAMP_MASK;
 /// `V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC`.
 pub const BUF_FLAG_TIMESTAMP_MONOTONIC: u32 = b::V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC;
 
+/// Where a [`Frame`]'s buffer comes from, and where it goes back when the frame's last clone is dropped: a
+/// V4L2 queue ([`Stream`]) or the ring of the built-in pattern source.
+pub(crate) trait FramePool: std::fmt::Debug + Send + Sync {
+    /// The device path or source name, for error messages.
+    fn name(&self) -> &Path;
+    /// The memory planes (fds) of buffer `index`.
+    fn memory(&self, index: usize) -> &[Arc<OwnedFd>];
+    /// The read-only CPU mappings of buffer `index`, made on first use.
+    fn maps(&self, index: usize) -> &OnceLock<Vec<Mapping>>;
+    /// Buffer `index` is free again (every holder of its frame is done).
+    fn release(&self, index: usize);
+}
+
+impl FramePool for Shared {
+    fn name(&self) -> &Path {
+        self.device.path()
+    }
+
+    fn memory(&self, index: usize) -> &[Arc<OwnedFd>] {
+        &self.slots[index].memory
+    }
+
+    fn maps(&self, index: usize) -> &OnceLock<Vec<Mapping>> {
+        &self.slots[index].maps
+    }
+
+    fn release(&self, index: usize) {
+        if self.streaming.load(Ordering::SeqCst) {
+            match self.queue(index) {
+                Ok(()) => {}
+                // The queue is in error (a fatal streaming error); the next DQBUF reports it.
+                Err(StreamError::Ioctl { source, .. })
+                    if source.raw_os_error() == Some(libc::EIO) =>
+                {
+                    tracing::debug!("re-queueing buffer {index}: the queue is in error")
+                }
+                Err(e) => tracing::warn!("re-queueing buffer {index}: {e}"),
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct FrameInner {
     dmabuf: Dmabuf,
-    shared: Arc<Shared>,
+    pool: Arc<dyn FramePool>,
     index: usize,
     sequence: u32,
     timestamp: Duration,
@@ -501,18 +553,7 @@ struct FrameInner {
 
 impl Drop for FrameInner {
     fn drop(&mut self) {
-        if self.shared.streaming.load(Ordering::SeqCst) {
-            match self.shared.queue(self.index) {
-                Ok(()) => {}
-                // The queue is in error (a fatal streaming error); the next DQBUF reports it.
-                Err(StreamError::Ioctl { source, .. })
-                    if source.raw_os_error() == Some(libc::EIO) =>
-                {
-                    tracing::debug!("re-queueing buffer {}: the queue is in error", self.index)
-                }
-                Err(e) => tracing::warn!("re-queueing buffer {}: {e}", self.index),
-            }
-        }
+        self.pool.release(self.index);
     }
 }
 
@@ -520,7 +561,34 @@ impl Drop for FrameInner {
 #[derive(Debug, Clone)]
 pub struct Frame(Arc<FrameInner>);
 
+/// What a producer other than a V4L2 queue says about a frame it hands out (see [`Frame::from_pool`]).
+pub(crate) struct FrameMeta {
+    pub index: usize,
+    pub dmabuf: Dmabuf,
+    pub sequence: u32,
+    pub timestamp: Duration,
+    pub flags: u32,
+    pub field: u32,
+    pub bytesused: Vec<u32>,
+    pub data_offset: Vec<u32>,
+}
+
 impl Frame {
+    /// A frame of buffer `meta.index` of `pool`; the pool gets it back when the last clone is dropped.
+    pub(crate) fn from_pool(pool: Arc<dyn FramePool>, meta: FrameMeta) -> Frame {
+        Frame(Arc::new(FrameInner {
+            dmabuf: meta.dmabuf,
+            pool,
+            index: meta.index,
+            sequence: meta.sequence,
+            timestamp: meta.timestamp,
+            flags: meta.flags,
+            field: meta.field,
+            bytesused: meta.bytesused,
+            data_offset: meta.data_offset,
+        }))
+    }
+
     /// The frame's memory as dma-bufs (fds shared with the stream; dup them to hand ownership away). Plane
     /// offsets include the driver's `data_offset` for this frame.
     pub fn dmabuf(&self) -> &Dmabuf {
@@ -569,26 +637,26 @@ impl Frame {
 
     /// The exported dma-buf of each memory plane (what [`Frame::read`] maps).
     pub fn memory(&self) -> &[Arc<OwnedFd>] {
-        &self.0.shared.slots[self.0.index].memory
+        self.0.pool.memory(self.0.index)
     }
 
     /// The CPU mappings of this buffer's dma-bufs (made once per buffer, on first use).
     pub fn mappings(&self) -> Result<&[Mapping], StreamError> {
-        let slot = &self.0.shared.slots[self.0.index];
-        if let Some(m) = slot.maps.get() {
+        let cell = self.0.pool.maps(self.0.index);
+        if let Some(m) = cell.get() {
             return Ok(m);
         }
-        let maps = slot
-            .memory
+        let maps = self
+            .memory()
             .iter()
             .map(|fd| Mapping::new(fd.clone(), false))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| StreamError::Map {
-                path: self.0.shared.device.path().to_path_buf(),
+                path: self.0.pool.name().to_path_buf(),
                 source,
             })?;
-        let _ = slot.maps.set(maps);
-        Ok(slot.maps.get().expect("mappings were just set"))
+        let _ = cell.set(maps);
+        Ok(cell.get().expect("mappings were just set"))
     }
 
     /// Reads the frame on the CPU: calls `f` with each memory plane's whole bytes, between
@@ -600,7 +668,7 @@ impl Frame {
             .map(|m| m.read())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| StreamError::Map {
-                path: self.0.shared.device.path().to_path_buf(),
+                path: self.0.pool.name().to_path_buf(),
                 source,
             })?;
         let slices: Vec<&[u8]> = guards.iter().map(|g| &g[..]).collect();

@@ -102,14 +102,8 @@ pub fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
     ]
 }
 
-/// BT.601 limited-range R'G'B' to Y'CbCr (8 bit).
-pub fn rgb_to_yuv(rgb: [u8; 3]) -> (u8, u8, u8) {
-    let [r, g, b] = rgb.map(i32::from);
-    let y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16;
-    let u = ((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128;
-    let v = ((112 * r - 94 * g - 18 * b + 128) >> 8) + 128;
-    (y as u8, u as u8, v as u8)
-}
+/// BT.601 limited-range R'G'B' to Y'CbCr (8 bit), shared with the capture crate's pattern source.
+pub use dmacam_capture::colour::rgb_to_yuv;
 
 /// Converts a frame to XRGB8888 (B,G,R,X bytes) rows `dst_stride` apart. Returns the source bytes read (one
 /// frame's bytes).

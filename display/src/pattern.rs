@@ -13,22 +13,8 @@ use thiserror::Error;
 use crate::convert::rgb_to_yuv;
 use crate::formats::{lookup, FormatInfo};
 
-/// The bars, left to right, as R'G'B'.
-pub const BARS: [[u8; 3]; 8] = [
-    [255, 255, 255],
-    [255, 255, 0],
-    [0, 255, 255],
-    [0, 255, 0],
-    [255, 0, 255],
-    [255, 0, 0],
-    [0, 0, 255],
-    [0, 0, 0],
-];
-
-/// The colour of column `x` of a `width`-pixel-wide picture.
-pub fn bar_rgb(x: u32, width: u32) -> [u8; 3] {
-    BARS[(u64::from(x) * 8 / u64::from(width.max(1))).min(7) as usize]
-}
+/// The bars and the colour of column `x` (shared with the capture crate's pattern source).
+pub use dmacam_capture::colour::{bar_rgb, BARS};
 
 /// Why a pattern buffer could not be made.
 #[derive(Debug, Error)]

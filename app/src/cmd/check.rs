@@ -1,6 +1,9 @@
 //! `dmacam check`: a driver test run. Streams each format and checks sequence numbers, CLOCK_MONOTONIC
 //! timestamps, bytesused against sizeimage, buffer flags, and, on vivid, the pixel content of a known colour
-//! bar pattern in the format's own encoding. Reports as text, JSON and JUnit XML.
+//! bar pattern in the format's own encoding. On the built-in pattern source (`-d pattern[:KIND]`) the pixels
+//! of every frame are checked against the pattern's picture for that sequence number, moving marker
+//! included, decoded by dmacam's own reader (not the generator's encoder). Reports as text, JSON and JUnit
+//! XML.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use dmacam_capture::format::{fourcc_name, parse_fourcc, supported_names};
+use dmacam_capture::pattern::Picture;
 use dmacam_capture::stream::{BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC};
 use dmacam_capture::{
-    Device, Format, FormatRequest, Fourcc, Frame, PixelFormat, Stream, StreamOptions,
+    Device, Format, FormatRequest, Fourcc, Frame, Input, PatternKind, PixelFormat, Source,
+    StreamOptions,
 };
 use serde_json::json;
 
@@ -84,6 +89,17 @@ struct CaseResult {
     seconds: f64,
 }
 
+/// Which known picture the frames must show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Not a known picture: pixels are not checked.
+    Nothing,
+    /// vivid's 100 % colour bars, still.
+    VividBars,
+    /// The built-in pattern.
+    Pattern(PatternKind),
+}
+
 /// The eight bars of vivid's "100% Colorbar" pattern, left to right, as full-range R'G'B'.
 const BARS: [(&str, [u8; 3]); 8] = [
     ("white", [255, 255, 255]),
@@ -121,12 +137,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut device_name = args.capture.device.display().to_string();
     let mut driver = String::new();
     match prepare(&args) {
-        Ok((dev, formats, vivid)) => {
-            driver = dev.info().driver.clone();
+        Ok((dev, formats, expect)) => {
+            driver = match dev.device() {
+                Some(d) => d.info().driver.clone(),
+                None => "dmacam pattern".to_owned(),
+            };
             device_name = dev.path().display().to_string();
             drop(dev);
             for f in formats {
-                let r = check_format(&args, f, vivid);
+                let r = check_format(&args, f, expect);
                 println!(
                     "{:<6} {:<4} {}",
                     r.name,
@@ -170,8 +189,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// Opens the device, selects vivid's test pattern, and resolves the formats to test.
-fn prepare(args: &Args) -> Result<(Device, Vec<Fourcc>, bool)> {
-    let dev = open(&args.capture)?;
+fn prepare(args: &Args) -> Result<(Input, Vec<Fourcc>, Expect)> {
+    let input = open(&args.capture)?;
+    let dev = match (&input, input.pattern_kind()) {
+        (_, Some(kind)) => {
+            let formats = formats_to_test(args, &input)?;
+            return Ok((input, formats, Expect::Pattern(kind)));
+        }
+        (Input::Device(d), None) => d,
+        (Input::Pattern(_), None) => unreachable!("a pattern input has a kind"),
+    };
     let vivid = dev.info().driver == "vivid";
     if vivid {
         // A still, known picture: 100% colour bars, no on-screen text, no movement.
@@ -188,6 +215,17 @@ fn prepare(args: &Args) -> Result<(Device, Vec<Fourcc>, bool)> {
             }
         }
     }
+    let formats = formats_to_test(args, &input)?;
+    let expect = if vivid {
+        Expect::VividBars
+    } else {
+        Expect::Nothing
+    };
+    Ok((input, formats, expect))
+}
+
+/// The formats `--formats` names (each checked against what the input offers), or every offered format.
+fn formats_to_test(args: &Args, dev: &Input) -> Result<Vec<Fourcc>> {
     let offered = dev.formats()?;
     let formats = if args.formats.is_empty() {
         offered.iter().map(|d| d.fourcc).collect()
@@ -208,10 +246,10 @@ fn prepare(args: &Args) -> Result<(Device, Vec<Fourcc>, bool)> {
         }
         v
     };
-    Ok((dev, formats, vivid))
+    Ok(formats)
 }
 
-fn check_format(args: &Args, fourcc: Fourcc, vivid: bool) -> CaseResult {
+fn check_format(args: &Args, fourcc: Fourcc, expect: Expect) -> CaseResult {
     let start = Instant::now();
     let mut r = CaseResult {
         name: fourcc_name(fourcc),
@@ -231,13 +269,17 @@ fn check_format(args: &Args, fourcc: Fourcc, vivid: bool) -> CaseResult {
         ));
         return r;
     }
-    if let Err(e) = stream_and_check(args, fourcc, vivid, &mut r) {
+    if let Err(e) = stream_and_check(args, fourcc, expect, &mut r) {
         r.status = Status::Fail;
         r.messages.push(format!("{e:#}"));
     }
     if r.status == Status::Pass && !r.messages.iter().any(|m| m.starts_with("pixels")) {
         r.messages.push(if r.pixels_checked {
-            format!("{} frames, pixels match the colour bars", r.frames)
+            let what = match expect {
+                Expect::Pattern(k) => format!("pattern:{} and its moving marker", k.as_str()),
+                _ => "the colour bars".to_owned(),
+            };
+            format!("{} frames, pixels match {what}", r.frames)
         } else {
             format!("{} frames (pixels not checked: not vivid)", r.frames)
         });
@@ -253,14 +295,17 @@ fn fail(r: &mut CaseResult, msg: String) {
     }
 }
 
-fn stream_and_check(args: &Args, fourcc: Fourcc, vivid: bool, r: &mut CaseResult) -> Result<()> {
-    let dev = Device::open(&args.capture.device)?;
+fn stream_and_check(args: &Args, fourcc: Fourcc, expect: Expect, r: &mut CaseResult) -> Result<()> {
+    let dev = match expect {
+        Expect::Pattern(kind) => Input::pattern(kind),
+        _ => Input::Device(Device::open(&args.capture.device)?),
+    };
     let format = dev.negotiate(&FormatRequest {
         fourcc: Some(fourcc),
         size: args.capture.size()?,
         fps: args.capture.fps()?,
     })?;
-    let mut stream = Stream::new(
+    let mut stream = Source::new(
         dev,
         format.clone(),
         &StreamOptions {
@@ -322,11 +367,26 @@ fn stream_and_check(args: &Args, fourcc: Fourcc, vivid: bool, r: &mut CaseResult
                 );
             }
         }
-        if vivid {
-            r.pixels_checked = true;
-            if let Some(msg) = check_bars(&frame, &format, stream.pixel_format())? {
-                fail(r, format!("pixels, frame {seq}: {msg}"));
+        let pixel = stream.pixel_format();
+        let bad = match expect {
+            Expect::Nothing => None,
+            Expect::VividBars => check_bars(&frame, &format, pixel)?,
+            Expect::Pattern(kind) => {
+                let bars = match kind {
+                    PatternKind::Bars => check_bars(&frame, &format, pixel)?,
+                    _ => None,
+                };
+                let picture = Picture {
+                    kind,
+                    width: format.width,
+                    height: format.height,
+                };
+                bars.or(check_pattern(&frame, &format, pixel, &picture)?)
             }
+        };
+        r.pixels_checked |= expect != Expect::Nothing;
+        if let Some(msg) = bad {
+            fail(r, format!("pixels, frame {seq}: {msg}"));
         }
     }
     stream.stop()?;
@@ -404,6 +464,63 @@ fn check_bars(frame: &Frame, format: &Format, pixel: PixelFormat) -> Result<Opti
         Ok((!bad.is_empty()).then(|| {
             let n = bad.len();
             format!("{} of 24 samples differ: {}", n, bad[..n.min(3)].join(", "))
+        }))
+    })?;
+    res.context("reading the frame's pixels")
+}
+
+/// Checks a grid of pixels over the pattern, and the marker band around where the marker must be for this
+/// frame's sequence number, against the pattern's picture; returns a description of the mismatches.
+fn check_pattern(
+    frame: &Frame,
+    format: &Format,
+    pixel: PixelFormat,
+    picture: &Picture,
+) -> Result<Option<String>> {
+    let csc = Csc::for_format(format);
+    let seq = frame.sequence();
+    let (w, h) = (format.width, format.height);
+    // Even coordinates: a 4:2:x chroma sample then belongs to exactly this pixel (the generator's siting).
+    let mut points = Vec::new();
+    let top = picture.band_top();
+    for j in 0..9 {
+        for i in 0..16 {
+            points.push((((2 * i + 1) * w / 32) & !1, ((2 * j + 1) * top / 18) & !1));
+        }
+    }
+    let m = picture.marker(seq);
+    let band_y = (m.y + m.h / 2) & !1;
+    for i in 0..16 {
+        points.push((((2 * i + 1) * w / 32) & !1, band_y));
+    }
+    points.push(((m.x + m.w / 2) & !1, band_y));
+    points.push((m.x, m.y));
+    points.push((m.x + m.w - 2, h - 2));
+    if m.x >= 2 {
+        points.push((m.x - 2, band_y));
+    }
+    if m.x + m.w < w {
+        points.push((m.x + m.w, band_y));
+    }
+    let res = frame.read(|mem| -> Result<Option<String>> {
+        let view = View::new(format, pixel, mem, frame.data_offset())?;
+        let mut bad = Vec::new();
+        for &(x, y) in &points {
+            let got = view.sample(x as usize, y as usize);
+            let want = expected(pixel, csc, picture.rgb(x, y, seq));
+            if !close(got, want) {
+                bad.push(format!("({x},{y}) is {got:?}, expected {want:?}"));
+            }
+        }
+        Ok((!bad.is_empty()).then(|| {
+            format!(
+                "{} of {} samples differ from pattern:{} (marker at x={}): {}",
+                bad.len(),
+                points.len(),
+                picture.kind.as_str(),
+                m.x,
+                bad[..bad.len().min(3)].join(", ")
+            )
         }))
     })?;
     res.context("reading the frame's pixels")

@@ -1,5 +1,8 @@
-//! `dmacam dump`: stream N frames from a V4L2 node to a .raw, .y4m or per-frame .png/.ppm file, reading
-//! pixels only through the exported dma-bufs.
+//! `dmacam dump`: stream N frames from a V4L2 node or the built-in pattern to a .raw, .y4m or per-frame
+//! .png/.ppm file, reading pixels only through the frames' dma-bufs.
+//!
+//! Also home of the capture options every command shares ([`CaptureOpts`], [`open`]): `-d` names a V4L2
+//! node or the pattern source (`pattern`, `pattern:bars`, `pattern:gradient`, `pattern:noise`).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -9,9 +12,12 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use dmacam_capture::format::PlaneFormat;
 use dmacam_capture::format::{parse_fourcc, Fraction};
+use dmacam_capture::pattern::parse_source_name;
 use dmacam_capture::{
-    Device, Format, FormatRequest, Fourcc, IoMode, Mapping, PixelFormat, Stream, StreamOptions,
+    Device, Format, FormatRequest, Fourcc, Input, IoMode, Mapping, PixelFormat, Source,
+    StreamOptions,
 };
+use dmacam_display::PathRequest;
 use dmacam_render::{output_stride, Colorimetry, ProcessSpec, Renderer, OUTPUT_FOURCC};
 
 use crate::sink::{FileSink, Kind, MappedFrame};
@@ -38,8 +44,9 @@ fn parse_io(s: &str) -> Result<IoMode, String> {
         "mmap" => Ok(IoMode::Mmap),
         "dma-heap" => Ok(IoMode::DmaHeap),
         "udmabuf" => Ok(IoMode::Udmabuf),
+        "memfd" => Ok(IoMode::Memfd),
         _ => Err(format!(
-            "'{s}' is not an I/O mode; use mmap, dma-heap or udmabuf"
+            "'{s}' is not an I/O mode; use mmap, dma-heap, udmabuf (or memfd for the pattern source)"
         )),
     }
 }
@@ -56,7 +63,8 @@ fn parse_fps(s: &str) -> Result<u32, String> {
 /// Device and streaming options shared by `dump` and `check`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct CaptureOpts {
-    /// The V4L2 capture node.
+    /// The V4L2 capture node, or the built-in test pattern: `pattern` (colour bars), `pattern:bars`,
+    /// `pattern:gradient` or `pattern:noise` (no camera needed).
     #[arg(short, long, default_value = "/dev/video0")]
     pub device: PathBuf,
     /// Size, WIDTHxHEIGHT (the closest size the device offers is used).
@@ -65,7 +73,8 @@ pub struct CaptureOpts {
     /// Frame rate in frames per second.
     #[arg(long = "fps", value_name = "N")]
     pub fps_arg: Option<String>,
-    /// Buffer memory: mmap (driver buffers exported with EXPBUF), dma-heap or udmabuf (imported).
+    /// Buffer memory: mmap (driver buffers exported with EXPBUF), dma-heap or udmabuf (imported). For the
+    /// pattern: mmap picks udmabuf, else dma-heap, else memfd (not a dma-buf: CPU consumers only).
     #[arg(long = "io", default_value = "mmap", value_name = "MODE")]
     pub io_arg: String,
     /// Set a device control first, NAME=VALUE with `v4l2-ctl -L` names (menu entries by name or index).
@@ -101,11 +110,27 @@ impl CaptureOpts {
     }
 }
 
-/// Opens the device and applies `--ctrl` settings (after checking every option).
-pub fn open(opts: &CaptureOpts) -> Result<Device> {
+/// Opens what `-d` names, a V4L2 node or the pattern source, and applies `--ctrl` settings (after checking
+/// every option).
+pub fn open(opts: &CaptureOpts) -> Result<Input> {
     opts.size()?;
     opts.fps()?;
     opts.io()?;
+    if let Some(kind) = opts.device.to_str().and_then(parse_source_name) {
+        let kind = kind?;
+        if !opts.ctrls.is_empty() {
+            bail!(
+                "--ctrl: {} has no controls (--ctrl sets V4L2 device controls); drop --ctrl",
+                kind.source_name()
+            );
+        }
+        return Ok(Input::pattern(kind));
+    }
+    open_device(opts).map(Input::Device)
+}
+
+/// Opens the V4L2 node `-d` names and applies `--ctrl` settings.
+fn open_device(opts: &CaptureOpts) -> Result<Device> {
     let dev = Device::open(&opts.device).map_err(|e| {
         let hint = match &e {
             dmacam_capture::OpenError::Open { source, .. }
@@ -138,6 +163,38 @@ pub fn open(opts: &CaptureOpts) -> Result<Device> {
         }
     }
     Ok(dev)
+}
+
+/// For outputs that hand the frames' buffers to a compositor, the GPU or KMS: one clear line if they are not
+/// dma-bufs (the pattern source's memfd fallback on a kernel without udmabuf or a DMA-BUF heap).
+pub fn require_dmabuf(source: &Source, what: &str) -> Result<()> {
+    if let Some(why) = source.not_dmabuf_reason() {
+        bail!(
+            "{}: {what} needs dma-bufs, but the pattern's buffers are memfds ({why}); run as a user who may \
+             open /dev/udmabuf or /dev/dma_heap/system, on a kernel with either",
+            source.path().display()
+        );
+    }
+    Ok(())
+}
+
+/// The `view` path request for this source: memfd buffers (not dma-bufs) can only be shown through wl_shm,
+/// so `auto` becomes `shm` (said on stderr) and a forced dma-buf path is refused in one line.
+pub fn path_for_source(source: &Source, req: PathRequest) -> Result<PathRequest> {
+    match (source.not_dmabuf_reason(), req) {
+        (None, req) | (Some(_), req @ PathRequest::Shm) => Ok(req),
+        (Some(why), PathRequest::Auto) => {
+            eprintln!(
+                "dmacam view: {} buffers are memfds, not dma-bufs ({why}): using the shm path",
+                source.path().display()
+            );
+            Ok(PathRequest::Shm)
+        }
+        (Some(_), _) => {
+            require_dmabuf(source, "the passthrough and gpu paths")?;
+            Ok(req)
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -232,7 +289,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         denominator: 30,
     });
     let path = dev.path().to_path_buf();
-    let mut stream = Stream::new(
+    let mut stream = Source::new(
         dev,
         format,
         &StreamOptions {

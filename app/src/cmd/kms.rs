@@ -4,7 +4,6 @@
 //! imported the same way. Page-flip events pace the loop and a buffer goes back to its producer only after
 //! the flip that replaced it. On exit, Ctrl-C included, the CRTC configuration found at start is restored.
 
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use dmacam_capture::format::parse_fourcc;
 use dmacam_capture::stream::StreamError;
 use dmacam_capture::stream::{BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC};
-use dmacam_capture::{Device, Dmabuf, Format, FormatRequest, Fourcc, Frame, Stream, StreamOptions};
+use dmacam_capture::{Dmabuf, Format, FormatRequest, Fourcc, Frame, Input, Source, StreamOptions};
 use dmacam_display::kms::{
     drm_format_for, Card, KmsError, KmsSummary, ModeRequest, OutputRequest, Scanout, ScanoutFrame,
 };
@@ -280,7 +279,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let (format, mut scanout, mut gpu) =
         negotiate(&dev, &card, &request, fourcc, size, fps, path, spec)?;
     let dev_path = dev.path().to_path_buf();
-    let mut stream = Stream::new(
+    let mut stream = Source::new(
         dev,
         format,
         &StreamOptions {
@@ -289,6 +288,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             io,
         },
     )?;
+    super::dump::require_dmabuf(&stream, "KMS scanout (PRIME import)")?;
     let how = match &gpu {
         None => "passthrough: PRIME import of the camera's dma-bufs, no copy".to_owned(),
         Some(g) => {
@@ -358,7 +358,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 /// with the format asked for (or the first the shaders read).
 #[allow(clippy::too_many_arguments)]
 fn negotiate(
-    dev: &Device,
+    dev: &Input,
     card: &std::sync::Arc<Card>,
     request: &OutputRequest,
     fourcc: Option<Fourcc>,
@@ -446,7 +446,7 @@ fn negotiate(
 fn stream_loop(
     args: &Args,
     scanout: &mut Scanout<KmsFrame>,
-    stream: &mut Stream,
+    stream: &mut Source,
     mut gpu: Option<&mut GpuStage>,
     dev: &Path,
 ) -> Result<()> {
@@ -475,7 +475,7 @@ fn stream_loop(
         }];
         if want_camera {
             fds.push(libc::pollfd {
-                fd: std::os::fd::AsRawFd::as_raw_fd(&stream.device().as_fd()),
+                fd: std::os::fd::AsRawFd::as_raw_fd(&stream.fd()),
                 events: libc::POLLIN,
                 revents: 0,
             });

@@ -2,7 +2,6 @@
 //! dma-bufs, the GPU stage's XRGB8888 dma-bufs, or wl_shm with one CPU copy) is chosen from what the
 //! compositor accepts and printed at start. One poll loop watches the Wayland fd and the V4L2 fd together.
 
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -10,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use dmacam_capture::format::parse_fourcc;
 use dmacam_capture::stream::{StreamError, BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC};
-use dmacam_capture::{FormatRequest, Stream, StreamOptions, DRM_FORMAT_MOD_LINEAR};
+use dmacam_capture::{FormatRequest, Source, StreamOptions, DRM_FORMAT_MOD_LINEAR};
 use dmacam_display::{
     select_path, BufferMode, BufferPath, DisplayError, Frame, PathInputs, PathRequest, Viewer,
     ViewerOptions,
@@ -222,7 +221,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     })?;
     let fps = dev.frame_interval().ok().map(|f| f.fps());
     let dev_path = dev.path().to_path_buf();
-    let mut stream = Stream::new(
+    let mut stream = Source::new(
         dev,
         format,
         &StreamOptions {
@@ -231,6 +230,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             io,
         },
     )?;
+    let path_req = super::dump::path_for_source(&stream, path_req)?;
     let camera = stream.format().fourcc;
     let decide = |gpu: Result<(), String>| {
         select_path(
@@ -333,7 +333,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 fn stream_loop(
     args: &Args,
     viewer: &mut Viewer,
-    stream: &mut Stream,
+    stream: &mut Source,
     mut gpu: Option<&mut GpuStage>,
     trace: Option<&std::sync::Arc<crate::trace::TraceFile>>,
     dev: &std::path::Path,
@@ -363,7 +363,7 @@ fn stream_loop(
             viewer.poll(&[], Some(Duration::from_millis(20)))?;
             continue;
         }
-        let ready = viewer.poll(&[stream.device().as_fd()], Some(Duration::from_millis(100)))?;
+        let ready = viewer.poll(&[stream.fd()], Some(Duration::from_millis(100)))?;
         if !ready[0] {
             if last_frame.elapsed() > stall {
                 bail!(

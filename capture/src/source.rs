@@ -1,0 +1,261 @@
+//! What the commands capture from: a V4L2 device or the built-in pattern source, behind one interface.
+//!
+//! [`Input`] is the opened, not yet streaming side (like [`Device`]: its formats, negotiation, frame
+//! interval); [`Source`] is the streaming side (like [`Stream`]: start, a pollable fd, `next_frame`). Both
+//! give the same [`Frame`]s, so every consumer (file sinks, the checker, the Wayland and KMS outputs) works
+//! on either.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::device::Device;
+use crate::format::{
+    fourcc_name, Format, FormatDesc, FormatError, FormatRequest, Fraction, PixelFormat,
+};
+use crate::pattern::{self, PatternKind, PatternSource};
+use crate::stream::{Frame, IoMode, Stream, StreamError, StreamOptions};
+use crate::Fourcc;
+
+/// The pattern source before streaming: its kind and the format negotiated so far.
+#[derive(Debug)]
+pub struct PatternInput {
+    kind: PatternKind,
+    name: PathBuf,
+    state: Mutex<(Format, u32)>,
+}
+
+/// The pattern's defaults: YUYV 640x360 at 30 fps.
+pub const PATTERN_DEFAULT: (Fourcc, (u32, u32), u32) = (Fourcc::new(b"YUYV"), (640, 360), 30);
+
+impl PatternInput {
+    pub fn new(kind: PatternKind) -> PatternInput {
+        let (fourcc, (w, h), fps) = PATTERN_DEFAULT;
+        let format = pattern::format(fourcc, w, h).expect("the default pattern format is offered");
+        PatternInput {
+            kind,
+            name: PathBuf::from(kind.source_name()),
+            state: Mutex::new((format, fps)),
+        }
+    }
+
+    pub fn kind(&self) -> PatternKind {
+        self.kind
+    }
+
+    fn state(&self) -> (Format, u32) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// An opened capture input: a V4L2 device or the built-in pattern.
+#[derive(Debug)]
+pub enum Input {
+    Device(Device),
+    Pattern(PatternInput),
+}
+
+impl Input {
+    /// The built-in pattern source of `kind`.
+    pub fn pattern(kind: PatternKind) -> Input {
+        Input::Pattern(PatternInput::new(kind))
+    }
+
+    /// The device path, or the pattern's name (`pattern:bars`).
+    pub fn path(&self) -> &Path {
+        match self {
+            Input::Device(d) => d.path(),
+            Input::Pattern(p) => &p.name,
+        }
+    }
+
+    /// The V4L2 device, if this is one (controls, capabilities).
+    pub fn device(&self) -> Option<&Device> {
+        match self {
+            Input::Device(d) => Some(d),
+            Input::Pattern(_) => None,
+        }
+    }
+
+    /// The pattern kind, if this is the pattern source.
+    pub fn pattern_kind(&self) -> Option<PatternKind> {
+        match self {
+            Input::Device(_) => None,
+            Input::Pattern(p) => Some(p.kind),
+        }
+    }
+
+    /// The pixel formats offered (VIDIOC_ENUM_FMT for a device).
+    pub fn formats(&self) -> Result<Vec<FormatDesc>, FormatError> {
+        match self {
+            Input::Device(d) => d.formats(),
+            Input::Pattern(_) => Ok(pattern::formats()
+                .into_iter()
+                .map(|p| FormatDesc {
+                    fourcc: p.fourcc,
+                    description: format!("{} (generated)", fourcc_name(p.fourcc)),
+                    flags: 0,
+                    supported: true,
+                })
+                .collect()),
+        }
+    }
+
+    /// Sets the format: for a device see [`Device::negotiate`]; the pattern takes any offered format, any
+    /// size (clamped and rounded to even, see [`pattern::format`]) and any rate.
+    pub fn negotiate(&self, req: &FormatRequest) -> Result<Format, FormatError> {
+        let p = match self {
+            Input::Device(d) => return d.negotiate(req),
+            Input::Pattern(p) => p,
+        };
+        let (current, fps) = p.state();
+        let fourcc = req.fourcc.unwrap_or(current.fourcc);
+        let (w, h) = req.size.unwrap_or((current.width, current.height));
+        let format = pattern::format(fourcc, w, h).ok_or_else(|| FormatError::NotOffered {
+            path: p.name.clone(),
+            format: fourcc_name(fourcc),
+            offered: pattern::format_names(),
+            first: fourcc_name(PATTERN_DEFAULT.0),
+        })?;
+        if (format.width, format.height) != (w, h) {
+            tracing::info!(
+                source = %p.name.display(),
+                "size {w}x{h} adjusted to {}x{} (even, {}x{} to {}x{})",
+                format.width,
+                format.height,
+                pattern::MIN_SIZE.0,
+                pattern::MIN_SIZE.1,
+                pattern::MAX_SIZE.0,
+                pattern::MAX_SIZE.1
+            );
+        }
+        let fps = req.fps.unwrap_or(fps).clamp(1, 1000);
+        *p.state.lock().unwrap_or_else(|e| e.into_inner()) = (format.clone(), fps);
+        Ok(format)
+    }
+
+    /// The frame interval (seconds per frame).
+    pub fn frame_interval(&self) -> Result<Fraction, FormatError> {
+        match self {
+            Input::Device(d) => d.frame_interval(),
+            Input::Pattern(p) => Ok(Fraction {
+                numerator: 1,
+                denominator: p.state().1,
+            }),
+        }
+    }
+}
+
+/// A streaming source of [`Frame`]s: a V4L2 [`Stream`] or the [`PatternSource`].
+#[derive(Debug)]
+pub enum Source {
+    V4l2(Stream),
+    Pattern(PatternSource),
+}
+
+impl Source {
+    /// Sets up buffers for `format` (as [`Input::negotiate`] returned it); streaming starts with
+    /// [`Source::start`]. For the pattern, `opts.io` picks the allocator (see [`PatternSource::new`]).
+    pub fn new(input: Input, format: Format, opts: &StreamOptions) -> Result<Source, StreamError> {
+        match input {
+            Input::Device(d) => Stream::new(d, format, opts).map(Source::V4l2),
+            Input::Pattern(p) => {
+                let fps = p.state().1;
+                PatternSource::new(p.kind, format, fps, opts).map(Source::Pattern)
+            }
+        }
+    }
+
+    pub fn start(&mut self) -> Result<(), StreamError> {
+        match self {
+            Source::V4l2(s) => s.start(),
+            Source::Pattern(p) => p.start(),
+        }
+    }
+
+    pub fn stop(&mut self) -> Result<(), StreamError> {
+        match self {
+            Source::V4l2(s) => s.stop(),
+            Source::Pattern(p) => p.stop(),
+        }
+    }
+
+    /// Waits up to `timeout` for the next frame (see [`Stream::next_frame`], [`PatternSource::next_frame`]).
+    pub fn next_frame(&mut self, timeout: Duration) -> Result<Frame, StreamError> {
+        match self {
+            Source::V4l2(s) => s.next_frame(timeout),
+            Source::Pattern(p) => p.next_frame(timeout),
+        }
+    }
+
+    /// The fd to poll for a frame: the V4L2 node, or the pattern's frame clock.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Source::V4l2(s) => s.device().as_fd(),
+            Source::Pattern(p) => p.fd(),
+        }
+    }
+
+    pub fn format(&self) -> &Format {
+        match self {
+            Source::V4l2(s) => s.format(),
+            Source::Pattern(p) => p.format(),
+        }
+    }
+
+    pub fn pixel_format(&self) -> PixelFormat {
+        match self {
+            Source::V4l2(s) => s.pixel_format(),
+            Source::Pattern(p) => p.pixel_format(),
+        }
+    }
+
+    /// How the buffers were allocated.
+    pub fn io(&self) -> IoMode {
+        match self {
+            Source::V4l2(s) => s.io(),
+            Source::Pattern(p) => p.io(),
+        }
+    }
+
+    pub fn buffer_count(&self) -> usize {
+        match self {
+            Source::V4l2(s) => s.buffer_count(),
+            Source::Pattern(p) => p.buffer_count(),
+        }
+    }
+
+    /// The device path or the pattern's name.
+    pub fn path(&self) -> &Path {
+        match self {
+            Source::V4l2(s) => s.device().path(),
+            Source::Pattern(p) => p.name(),
+        }
+    }
+
+    /// The V4L2 device (for controls while streaming), if this is one.
+    pub fn device(&self) -> Option<&Device> {
+        match self {
+            Source::V4l2(s) => Some(s.device()),
+            Source::Pattern(_) => None,
+        }
+    }
+
+    /// The pattern source, if this is one.
+    pub fn pattern(&self) -> Option<&PatternSource> {
+        match self {
+            Source::V4l2(_) => None,
+            Source::Pattern(p) => Some(p),
+        }
+    }
+
+    /// `Some(why)` if the frames' buffers are not dma-bufs (the pattern's memfd fallback): then only CPU
+    /// consumers (file sinks, the checker, wl_shm) can take them.
+    pub fn not_dmabuf_reason(&self) -> Option<&str> {
+        match self {
+            Source::V4l2(_) => None,
+            Source::Pattern(p) => p.not_dmabuf_reason(),
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! The built-in pattern source on the host itself (no VM, no V4L2, no udmabuf: memfd buffers): the built
+//! `dmacam` binary dumps and checks the pattern, and the Y4M it writes is parsed and its pixels compared with
+//! BT.601 values computed here from the pattern's specification.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `dmacam` binary, built (or found up to date) in this target directory.
+fn dmacam() -> Command {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--bin", "dmacam"])
+        .current_dir(root())
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build --bin dmacam failed");
+    Command::new(target.join("debug/dmacam"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dmacam-pattern-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run dmacam")
+}
+
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "failed: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A parsed Y4M file: width, height, chroma tag, frames as planar bytes.
+struct Y4m {
+    w: usize,
+    h: usize,
+    chroma: String,
+    frames: Vec<Vec<u8>>,
+}
+
+fn parse_y4m(path: &Path) -> Y4m {
+    let data = std::fs::read(path).unwrap();
+    let nl = data.iter().position(|&b| b == b'\n').expect("header line");
+    let header = std::str::from_utf8(&data[..nl]).unwrap();
+    let mut words = header.split(' ');
+    assert_eq!(words.next(), Some("YUV4MPEG2"), "{header}");
+    let (mut w, mut h, mut chroma) = (0, 0, String::from("420jpeg"));
+    for word in words {
+        match word.split_at(1) {
+            ("W", v) => w = v.parse().unwrap(),
+            ("H", v) => h = v.parse().unwrap(),
+            ("C", v) => chroma = v.to_owned(),
+            ("F", v) => assert_eq!(v, "30:1", "frame rate in {header}"),
+            _ => {}
+        }
+    }
+    let (cw, ch) = match chroma.as_str() {
+        "422" => (w / 2, h),
+        "420mpeg2" | "420jpeg" | "420" => (w / 2, h / 2),
+        c => panic!("unexpected chroma {c}"),
+    };
+    let size = w * h + 2 * cw * ch;
+    let mut frames = Vec::new();
+    let mut at = nl + 1;
+    while at < data.len() {
+        assert_eq!(&data[at..at + 6], b"FRAME\n", "FRAME record at byte {at}");
+        at += 6;
+        assert!(at + size <= data.len(), "truncated frame");
+        frames.push(data[at..at + size].to_vec());
+        at += size;
+    }
+    Y4m {
+        w,
+        h,
+        chroma,
+        frames,
+    }
+}
+
+/// BT.601 limited range, exact.
+fn bt601(rgb: [u8; 3]) -> [f64; 3] {
+    let [r, g, b] = rgb.map(|c| f64::from(c) / 255.0);
+    let y = 0.299 * r + 0.587 * g + 0.114 * b;
+    [
+        16.0 + 219.0 * y,
+        128.0 + 224.0 * (b - y) / 1.772,
+        128.0 + 224.0 * (r - y) / 1.402,
+    ]
+}
+
+const BARS: [[u8; 3]; 8] = [
+    [255, 255, 255],
+    [255, 255, 0],
+    [0, 255, 255],
+    [0, 255, 0],
+    [255, 0, 255],
+    [255, 0, 0],
+    [0, 0, 255],
+    [0, 0, 0],
+];
+
+impl Y4m {
+    fn yuv(&self, f: usize, x: usize, y: usize) -> [u8; 3] {
+        let d = &self.frames[f];
+        let (cw, ch, cy) = if self.chroma == "422" {
+            (self.w / 2, self.h, y)
+        } else {
+            (self.w / 2, self.h / 2, y / 2)
+        };
+        let c = self.w * self.h;
+        [
+            d[y * self.w + x],
+            d[c + cy * cw + x / 2],
+            d[c + cw * ch + cy * cw + x / 2],
+        ]
+    }
+}
+
+fn close(got: [u8; 3], want: [f64; 3], what: &str) {
+    for c in 0..3 {
+        assert!(
+            (f64::from(got[c]) - want[c]).abs() <= 1.0,
+            "{what}: got {got:?}, want {want:?}"
+        );
+    }
+}
+
+#[test]
+fn dump_of_the_pattern_is_a_valid_y4m_with_the_bars_and_a_moving_marker() {
+    let dir = scratch("dump");
+    let out_file = dir.join("out.y4m");
+    let out = run(dmacam()
+        .args(["dump", "-d", "pattern", "--frames", "30", "-o"])
+        .arg(&out_file));
+    assert_ok(&out);
+    let y4m = parse_y4m(&out_file);
+    assert_eq!((y4m.w, y4m.h, y4m.chroma.as_str()), (640, 360, "422"));
+    assert_eq!(y4m.frames.len(), 30);
+    // The bars fill the top seven eighths: 80 columns each.
+    let band_top = 360 - 44;
+    let mut positions = Vec::new();
+    for f in 0..30 {
+        for (i, rgb) in BARS.iter().enumerate() {
+            for y in [0, 100, band_top - 1] {
+                for x in [i * 80, i * 80 + 40, i * 80 + 78] {
+                    close(
+                        y4m.yuv(f, x, y),
+                        bt601(*rgb),
+                        &format!("frame {f} bar {i} at ({x},{y})"),
+                    );
+                }
+            }
+        }
+        // The band: black but for a 44x44 white square at a multiple of 10 pixels.
+        let white: Vec<usize> = (0..640)
+            .filter(|&x| y4m.yuv(f, x, band_top + 20)[0] > 200)
+            .collect();
+        assert_eq!(white.len(), 44, "frame {f}: marker width");
+        let x0 = white[0];
+        assert_eq!(white[43], x0 + 43, "frame {f}: one square");
+        assert_eq!(x0 % 10, 0, "frame {f}: marker at {x0}");
+        for y in band_top..360 {
+            close(y4m.yuv(f, x0 + 2, y), bt601([255; 3]), "marker");
+            if x0 >= 2 {
+                close(
+                    y4m.yuv(f, x0 - 2, y),
+                    bt601([0; 3]),
+                    "band left of the marker",
+                );
+            }
+        }
+        positions.push(x0 / 10);
+    }
+    // It moves every frame (by one step, or more if a frame period was dropped), wrapping after 60.
+    for p in positions.windows(2) {
+        let advance = (p[1] + 60 - p[0]) % 60;
+        assert!((1..30).contains(&advance), "marker positions {positions:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn gradient_as_nv12_at_a_chosen_size() {
+    let dir = scratch("gradient");
+    let out_file = dir.join("g.y4m");
+    let out = run(dmacam()
+        .args([
+            "dump",
+            "-d",
+            "pattern:gradient",
+            "--format",
+            "NV12",
+            "--size",
+            "320x240",
+            "--frames",
+            "3",
+            "-o",
+        ])
+        .arg(&out_file));
+    assert_ok(&out);
+    let y4m = parse_y4m(&out_file);
+    assert_eq!((y4m.w, y4m.h, y4m.chroma.as_str()), (320, 240, "420mpeg2"));
+    assert_eq!(y4m.frames.len(), 3);
+    // R' = x ramp, G' = y ramp over the 210 pattern rows, B' = 255 - R'; chroma from the block's top left.
+    let top = 240 - 30;
+    for (x, y) in [(0, 0), (100, 50), (318, 208), (160, 120), (2, 200)] {
+        let r = (x * 255 / 319) as u8;
+        let g = (y * 255 / (top - 1)) as u8;
+        close(
+            y4m.yuv(1, x, y),
+            bt601([r, g, 255 - r]),
+            &format!("gradient at ({x},{y})"),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_of_the_pattern_passes_and_a_bad_name_is_one_clear_line() {
+    let dir = scratch("check");
+    let json = dir.join("r.json");
+    let out = run(dmacam()
+        .args([
+            "check",
+            "-d",
+            "pattern:noise",
+            "--frames",
+            "5",
+            "--formats",
+            "YUYV,NV12,XR24",
+            "--json",
+        ])
+        .arg(&json));
+    assert_ok(&out);
+    let report = std::fs::read_to_string(&json).unwrap();
+    assert!(report.contains("\"passed\": 3"), "{report}");
+    assert!(report.contains("\"pixels_checked\": true"), "{report}");
+
+    for args in [
+        &["dump", "-d", "pattern:nonsense", "-o"][..],
+        &["dump", "-d", "pattern", "--format", "GREY", "-o"][..],
+    ] {
+        let bad = dir.join("bad.y4m");
+        let out = run(dmacam().args(args).arg(&bad));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.contains("pattern"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != "r.json")
+            .collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
