@@ -3,6 +3,7 @@
 
 mod capture;
 mod kms;
+mod pattern;
 mod render;
 mod smoke;
 mod view;
