@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use dmacam_capture::format::{fourcc_name, FrameIntervals, FrameSizes};
-use dmacam_capture::{enumerate_nodes, Device, DeviceInfo};
+use dmacam_capture::{enumerate_nodes, pattern, Device, DeviceInfo, PatternKind};
 use serde_json::json;
 
 #[derive(clap::Args)]
@@ -54,7 +54,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "devices": list }))?
+            serde_json::to_string_pretty(&json!({
+                "devices": list,
+                "pattern": {
+                    "names": PatternKind::ALL.map(PatternKind::source_name),
+                    "formats": pattern::formats()
+                        .iter()
+                        .map(|p| fourcc_name(p.fourcc))
+                        .collect::<Vec<_>>(),
+                },
+            }))?
         );
     } else if nodes.is_empty() {
         println!("no V4L2 nodes (/dev/video*) on this machine");
@@ -86,6 +95,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+    }
+    if !args.json {
+        println!(
+            "pattern: the built-in test pattern, no camera needed (-d pattern, {}); formats: {}",
+            PatternKind::ALL.map(PatternKind::source_name).join(", "),
+            pattern::format_names()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
