@@ -291,6 +291,23 @@ fn pattern_in_the_viewer_under_weston() {
     assert!(s["dmabuf_wl_buffers"].as_u64().unwrap_or(0) >= 1, "{s}");
     assert!(weston.is_alive(), "weston died");
 
+    // The gpu path: the render stage imports the pattern's YUYV dma-bufs and converts them to XR24.
+    let json = results_dir().join("pattern-view-gpu.json");
+    let mut cmd = dmacam();
+    weston.env(&mut cmd);
+    let out = run(cmd
+        .args(["view", "-d", "pattern", "--size", "320x240", "--fps", "5"])
+        .args(["--duration", "8", "--path", "gpu", "--stats-json"])
+        .arg(&json));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "view gpu: {err}\n{}", weston.log());
+    assert!(err.contains("path gpu"), "{err}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(s["frames_shown"].as_u64().unwrap_or(0) >= 3, "{s}");
+    assert_eq!(s["cpu_bytes_copied_total"], 0, "{s}");
+    assert!(weston.is_alive(), "weston died");
+
     // memfd buffers: auto takes the shm path and says why; forced passthrough is refused in one line.
     let mut cmd = dmacam();
     weston.env(&mut cmd);

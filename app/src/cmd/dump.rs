@@ -301,6 +301,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let (sink_format, sink_pixel) = match spec {
         None => (stream.format().clone(), stream.pixel_format()),
         Some(spec) => {
+            require_dmabuf(&stream, "--process (GPU import)")?;
             let f = stream.format();
             let colour =
                 Colorimetry::from_v4l2(f.fourcc, f.colorspace, f.ycbcr_enc, f.quantization)
