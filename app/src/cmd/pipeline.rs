@@ -6,8 +6,9 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use dmacam_capture::format::fourcc_name;
-use dmacam_capture::{Device, DRM_FORMAT_MOD_LINEAR};
+use dmacam_capture::format::{fourcc_name, FormatDesc};
+use dmacam_capture::pattern::parse_source_name;
+use dmacam_capture::{Device, Input, DRM_FORMAT_MOD_LINEAR};
 use dmacam_display::{
     select_path, BufferMode, Capabilities, PathInputs, PathRequest, Viewer, ViewerOptions,
 };
@@ -29,6 +30,19 @@ struct Gpu {
 }
 
 pub fn run(inputs: &Inputs) -> Result<()> {
+    let (card, formats) = match inputs.device.to_str().and_then(parse_source_name) {
+        Some(kind) => {
+            let kind = kind?;
+            let formats = Input::pattern(kind).formats()?;
+            (format!("dmacam's built-in {}", kind.source_name()), formats)
+        }
+        None => open_capture(inputs)?,
+    };
+    report(inputs, card, formats)
+}
+
+/// Opens the capture node and lists its formats; returns its card name and the formats.
+fn open_capture(inputs: &Inputs) -> Result<(String, Vec<FormatDesc>)> {
     let dev = Device::open(&inputs.device).map_err(|e| {
         let hint = match &e {
             dmacam_capture::OpenError::Open { source, .. }
@@ -50,6 +64,10 @@ pub fn run(inputs: &Inputs) -> Result<()> {
     let formats = dev
         .formats()
         .map_err(|e| anyhow::anyhow!("{}: {e}", inputs.device.display()))?;
+    Ok((dev.info().card.clone(), formats))
+}
+
+fn report(inputs: &Inputs, card: String, formats: Vec<FormatDesc>) -> Result<()> {
     // wayland-backend reports connection errors through `log`; the reason is printed below instead.
     if !tracing::enabled!(tracing::Level::DEBUG) {
         log::set_max_level(log::LevelFilter::Off);
@@ -138,7 +156,7 @@ pub fn run(inputs: &Inputs) -> Result<()> {
             .collect();
         let out = json!({
             "device": inputs.device,
-            "card": dev.info().card,
+            "card": card,
             "wayland": match &caps {
                 Ok(c) => json!({
                     "linux_dmabuf_version": c.linux_dmabuf_version,
@@ -158,7 +176,7 @@ pub fn run(inputs: &Inputs) -> Result<()> {
         return Ok(());
     }
 
-    println!("{} ({})", inputs.device.display(), dev.info().card);
+    println!("{} ({card})", inputs.device.display());
     match &caps {
         Ok(c) => println!(
             "  Wayland: {}, {} format/modifier pairs; wl_shm {} formats",
