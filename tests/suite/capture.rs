@@ -6,7 +6,7 @@
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dmacam_capture::dmabuf::identity;
 use dmacam_capture::{Device, FormatRequest, Fourcc, IoMode, Stream, StreamError, StreamOptions};
@@ -790,6 +790,17 @@ fn capture_check_fails_on_streamon_error_injection() {
 }
 
 /// Starts a long `dmacam` run, then changes the device behind its back with `v4l2-ctl -c CTRL`.
+/// Whether process `pid` holds a dma-buf fd.
+fn has_dmabuf_fd(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .any(|l| l.to_string_lossy().contains("dmabuf"))
+        })
+        .unwrap_or(false)
+}
+
 fn run_with_interference(args: &[&str], ctrl: &str) -> (std::process::ExitStatus, String, String) {
     let mut child = dmacam()
         .args(args)
@@ -798,7 +809,19 @@ fn run_with_interference(args: &[&str], ctrl: &str) -> (std::process::ExitStatus
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(4));
+    // Interfere only once dmacam streams: its buffers are exported as dma-bufs just before STREAMON (a
+    // loaded TCG machine can take several seconds to get there; vivid ignores the injection controls while
+    // not streaming), then give it two more seconds of frames.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !has_dmabuf_fd(child.id()) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "dmacam {args:?} exited before it streamed"
+        );
+        assert!(Instant::now() < deadline, "dmacam {args:?} never streamed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
     run_ok(Command::new("v4l2-ctl").args(["-d", SP, "-c", ctrl]));
     let status = wait_with_deadline(&mut child, Duration::from_secs(120));
     let mut stdout = String::new();
