@@ -37,13 +37,72 @@ pub fn dmacam() -> Command {
     Command::new("dmacam")
 }
 
-/// Runs a command to completion, capturing its output, and panics with its stderr if it cannot be started.
+/// Runs a command to completion, capturing its output; panics if it cannot be started, or if it runs longer
+/// than 300 s (with what each of its threads waits for in the kernel: a hang fails the test, it does not
+/// stall the whole VM suite).
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    run_with_deadline(cmd, Duration::from_secs(300)).unwrap_or_else(|hang| panic!("{hang}"))
+}
+
+/// What the threads of process `pid` wait for in the kernel (wchan and stack), for hang reports.
+pub fn kernel_stacks(pid: u32) -> String {
+    let mut out = String::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.filter_map(|e| e.ok()) {
+            let p = t.path();
+            let read = |f: &str| std::fs::read_to_string(p.join(f)).unwrap_or_default();
+            out += &format!(
+                "thread {} ({}) in {}:\n{}",
+                t.file_name().to_string_lossy(),
+                read("comm").trim(),
+                read("wchan"),
+                read("stack")
+            );
+        }
+    }
     out
+}
+
+/// Runs a command to completion within `limit`, capturing its output. On overrun the command is killed and
+/// the error describes where it was stuck.
+pub fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Result<Output, String> {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let reader = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().expect("piped stdout")));
+    let err = reader(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let stacks = kernel_stacks(child.id());
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+            return Err(format!(
+                "{cmd:?} did not finish within {limit:?}; it was stuck in:\n{stacks}stderr:\n{stderr}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Ok(Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
 }
 
 /// Runs a command, asserting success; returns its stdout as text.

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dmacam_tests::{dmacam, fd_count, require_vm, results_dir, run, run_ok, wait_with_deadline};
+use dmacam_tests::{
+    dmacam, fd_count, require_vm, results_dir, run, run_ok, run_with_deadline, wait_with_deadline,
+};
 
 const DRI: &str = "/sys/kernel/debug/dri/0";
 
@@ -193,7 +195,25 @@ fn show_and_write_back(name: &str, mode: Option<&str>) -> (Ppm, serde_json::Valu
     if let Some(m) = mode {
         cmd.args(["--mode", m]);
     }
-    run_ok(&mut cmd);
+    // 30 frames take seconds; a run that is not done in 120 s is stuck. That was seen once in CI on a
+    // heavily loaded machine (not reproduced in 12 runs since): the stuck run is reported with its kernel
+    // stacks in the results, and tried once more.
+    let out = match run_with_deadline(&mut cmd, Duration::from_secs(120)) {
+        Ok(out) => out,
+        Err(hang) => {
+            let log = results_dir().join("kms-hangs.txt");
+            let mut text = std::fs::read_to_string(&log).unwrap_or_default();
+            text += &format!("{name}:\n{hang}\n");
+            std::fs::write(&log, text).expect("write kms-hangs.txt");
+            eprintln!("{name}: {hang}\ntrying once more");
+            run_with_deadline(&mut cmd, Duration::from_secs(120)).unwrap_or_else(|h| panic!("{h}"))
+        }
+    };
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (Ppm::read(&wb), stats_json(&stats))
 }
 
@@ -326,10 +346,12 @@ fn kms_600_frames_constant_fds_no_leaked_framebuffers() {
     }
     let status = wait_with_deadline(&mut child, Duration::from_secs(10));
     assert!(status.success(), "dmacam kms-view failed: {status}");
-    // Drop the last sample or two: they may catch the process while it exits.
+    // Steady state: from the first sample with framebuffers (a loaded machine can take more than 3 s to
+    // start streaming) to the last sample or two, which may catch the process while it exits.
     let steady: Vec<_> = samples
         .iter()
         .take(samples.len().saturating_sub(2))
+        .skip_while(|(_, fbs)| *fbs == 0)
         .collect();
     assert!(
         steady.len() >= 5,
