@@ -1,0 +1,68 @@
+/*
+ * LD_PRELOAD shim for tests/vm/bench: counts the frames a V4L2 client dequeues, for peers that report no
+ * frame count of their own (weston-simple-dmabuf-v4l runs until it is interrupted).
+ *
+ *   DQBUF_COUNT_FILE=FILE   the number of successful VIDIOC_DQBUF calls so far, rewritten after each one (so
+ *                           the count survives a process that has to be killed; it only grows, so no truncate)
+ *   DQBUF_COUNT_STOP=N      after the Nth successful VIDIOC_DQBUF the process gets SIGINT (a clean stop)
+ *
+ * It only forwards ioctl(2) to the C library and counts; it never touches the buffers. Built on the host by
+ * tests/vm/bench (cc -shared -fPIC) and copied into the VM next to dmacam.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <linux/videodev2.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static unsigned long dequeued;
+static unsigned long stop_after;
+static int count_fd = -1;
+static int (*real_ioctl)(int, unsigned long, void *);
+
+__attribute__((constructor)) static void dqbuf_count_init(void)
+{
+	const char *stop = getenv("DQBUF_COUNT_STOP");
+	const char *path = getenv("DQBUF_COUNT_FILE");
+
+	real_ioctl = (int (*)(int, unsigned long, void *))dlsym(RTLD_NEXT, "ioctl");
+	if (stop)
+		stop_after = strtoul(stop, NULL, 10);
+	if (path)
+		count_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+}
+
+static void write_count(void)
+{
+	char line[32];
+	int n;
+
+	if (count_fd < 0)
+		return;
+	n = snprintf(line, sizeof line, "%lu\n", dequeued);
+	if (n > 0 && pwrite(count_fd, line, (size_t)n, 0) < 0)
+		count_fd = -1;
+}
+
+int ioctl(int fd, unsigned long request, ...)
+{
+	va_list ap;
+	void *arg;
+	int ret;
+
+	va_start(ap, request);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	ret = real_ioctl(fd, request, arg);
+	if (ret == 0 && request == VIDIOC_DQBUF) {
+		dequeued++;
+		write_count();
+		if (stop_after && dequeued == stop_after)
+			kill(getpid(), SIGINT);
+	}
+	return ret;
+}
