@@ -38,6 +38,8 @@ pub struct Stats {
     pub dmabuf_wl_buffers: u64,
     /// wl_shm buffers created.
     pub shm_wl_buffers: u64,
+    /// Presentations stamped earlier than the frame's capture (the receive time was used for the latency).
+    pub stamped_before_capture: u64,
     /// Capture-to-presentation latencies in nanoseconds (a ring of the latest samples).
     latencies_ns: Vec<u64>,
     next_sample: usize,
@@ -70,6 +72,8 @@ pub struct Summary {
     pub cpu_copied_frames: u64,
     pub dmabuf_wl_buffers: u64,
     pub shm_wl_buffers: u64,
+    /// Presentations stamped before the capture time; their latency is measured at the event's arrival.
+    pub stamped_before_capture: u64,
 }
 
 impl Stats {
@@ -128,6 +132,7 @@ impl Stats {
             cpu_bytes_copied_total: self.cpu_bytes_copied,
             cpu_copied_frames: self.cpu_copied_frames,
             dmabuf_wl_buffers: self.dmabuf_wl_buffers,
+            stamped_before_capture: self.stamped_before_capture,
             shm_wl_buffers: self.shm_wl_buffers,
         }
     }

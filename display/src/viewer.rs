@@ -1716,7 +1716,14 @@ impl Dispatch<wp_presentation_feedback::WpPresentationFeedback, FeedbackInfo> fo
                     };
                     let cap_ns = cap.as_nanos() as i128 + offset;
                     let l = when.as_nanos() as i128 - cap_ns;
-                    (l >= 0).then(|| Duration::from_nanos(l as u64))
+                    if l >= 0 {
+                        return Some(Duration::from_nanos(l as u64));
+                    }
+                    // A compositor on a virtual output (Weston headless under emulation) may stamp the
+                    // presentation with the refresh cycle's ideal start, before a frame captured just
+                    // before it was latched: then the time the event arrived stands in, and is counted.
+                    state.stats.stamped_before_capture += 1;
+                    crate::stats::monotonic_now().checked_sub(cap)
                 });
                 state.stats.record_presented(when, latency);
                 if let Some(t) = &info.trace {
