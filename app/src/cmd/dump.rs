@@ -129,9 +129,10 @@ pub fn open(opts: &CaptureOpts) -> Result<Input> {
     open_device(opts).map(Input::Device)
 }
 
-/// Opens the V4L2 node `-d` names and applies `--ctrl` settings.
-fn open_device(opts: &CaptureOpts) -> Result<Device> {
-    let dev = Device::open(&opts.device).map_err(|e| {
+/// Opens the V4L2 capture node at `path`: a missing node points to `dmacam list`, a node of another kind
+/// is refused, each in one line.
+pub fn open_capture_node(path: &std::path::Path) -> Result<Device> {
+    let dev = Device::open(path).map_err(|e| {
         let hint = match &e {
             dmacam_capture::OpenError::Open { source, .. }
                 if source.kind() == std::io::ErrorKind::NotFound =>
@@ -145,10 +146,16 @@ fn open_device(opts: &CaptureOpts) -> Result<Device> {
     if !dev.info().kind.is_capture() {
         bail!(
             "{} is a {} node, not a video capture node; give a capture node (see `dmacam list`)",
-            opts.device.display(),
+            path.display(),
             dev.info().kind.as_str()
         );
     }
+    Ok(dev)
+}
+
+/// Opens the V4L2 node `-d` names and applies `--ctrl` settings.
+fn open_device(opts: &CaptureOpts) -> Result<Device> {
+    let dev = open_capture_node(&opts.device)?;
     for c in &opts.ctrls {
         let (name, value) = c
             .split_once('=')

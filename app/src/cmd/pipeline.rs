@@ -5,10 +5,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use dmacam_capture::format::{fourcc_name, FormatDesc};
 use dmacam_capture::pattern::parse_source_name;
-use dmacam_capture::{Device, Input, DRM_FORMAT_MOD_LINEAR};
+use dmacam_capture::{Input, DRM_FORMAT_MOD_LINEAR};
 use dmacam_display::{
     select_path, BufferMode, Capabilities, PathInputs, PathRequest, Viewer, ViewerOptions,
 };
@@ -43,24 +43,7 @@ pub fn run(inputs: &Inputs) -> Result<()> {
 
 /// Opens the capture node and lists its formats; returns its card name and the formats.
 fn open_capture(inputs: &Inputs) -> Result<(String, Vec<FormatDesc>)> {
-    let dev = Device::open(&inputs.device).map_err(|e| {
-        let hint = match &e {
-            dmacam_capture::OpenError::Open { source, .. }
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                " (see `dmacam list` for the nodes on this machine)"
-            }
-            _ => "",
-        };
-        anyhow::anyhow!("{e}{hint}")
-    })?;
-    if !dev.info().kind.is_capture() {
-        bail!(
-            "{} is a {} node, not a video capture node; give a capture node with -d (see `dmacam list`)",
-            inputs.device.display(),
-            dev.info().kind.as_str()
-        );
-    }
+    let dev = super::dump::open_capture_node(&inputs.device)?;
     let formats = dev
         .formats()
         .map_err(|e| anyhow::anyhow!("{}: {e}", inputs.device.display()))?;
