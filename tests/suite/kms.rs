@@ -491,9 +491,12 @@ fn kms_sigint_restores_the_previous_configuration() {
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn dmacam");
-    // Wait until it is on screen.
+    // Wait until it is on screen: its framebuffers exist (AddFB2) a little before the atomic commit that
+    // shows one, so wait for the display state itself to change too.
     let start = Instant::now();
-    while dmacam_framebuffers() == 0 && start.elapsed() < Duration::from_secs(30) {
+    while (dmacam_framebuffers() == 0 || display_state() == before)
+        && start.elapsed() < Duration::from_secs(30)
+    {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(dmacam_framebuffers() > 0, "dmacam never showed a frame");
