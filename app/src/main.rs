@@ -38,6 +38,8 @@ enum Command {
     View(cmd::view::Args),
     /// Show the camera on a bare DRM/KMS display, no compositor (PRIME import, page-flip paced).
     KmsView(cmd::kms::Args),
+    /// Share the camera with other processes by fd over a Unix socket (consumers: --from SOCKET).
+    Serve(cmd::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,15 +52,32 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(args),
         Command::View(args) => cmd::view::run(args),
         Command::KmsView(args) => cmd::kms::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
     };
     match result {
         Ok(code) => code,
         Err(err) => {
-            // One line: the chain of causes joined, never a backtrace.
-            eprintln!("dmacam: {err:#}");
+            eprintln!("dmacam: {}", one_line(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line: the chain of causes joined with ": ", never a backtrace. A cause whose text the line already
+/// holds (library errors name their source in their own message) is not repeated.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
 }
 
 fn init_logging(verbose: u8) {

@@ -9,7 +9,9 @@
 //!   that goes back to the driver when its last holder drops it.
 //!
 //! Besides V4L2, the built-in [`pattern`] source generates frames into dma-bufs dmacam allocates; the
-//! [`source`] module puts both behind one interface ([`Input`] → [`Source`] → the same [`Frame`]s).
+//! [`source`] module puts both behind one interface ([`Input`] → [`Source`] → the same [`Frame`]s). The
+//! [`share`] module shares a source between processes by fd (`dmacam serve`), and makes a served socket one
+//! more kind of input.
 
 pub mod alloc;
 pub mod colour;
@@ -19,6 +21,7 @@ pub mod dmabuf;
 pub mod format;
 pub mod pattern;
 mod raw;
+pub mod share;
 pub mod source;
 pub mod stream;
 mod timer;
@@ -28,5 +31,6 @@ pub use device::{enumerate_nodes, Device, DeviceInfo, NodeKind, OpenError};
 pub use dmabuf::{Dmabuf, DmabufPlane, Fourcc, Mapping, DRM_FORMAT_MOD_LINEAR};
 pub use format::{Format, FormatError, FormatRequest, Layout, PixelFormat};
 pub use pattern::{PatternKind, PatternSource};
+pub use share::{RemoteInput, RemoteSource, ServeOptions, ServeStats, Server, ShareError};
 pub use source::{Input, Source};
 pub use stream::{Frame, IoMode, Stream, StreamError, StreamOptions};

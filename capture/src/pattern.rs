@@ -668,6 +668,11 @@ impl PatternSource {
         self.not_dmabuf.as_deref()
     }
 
+    /// The memory plane of buffer `index`, if there is such a buffer.
+    pub fn buffer_memory(&self, index: usize) -> Option<&[Arc<OwnedFd>]> {
+        self.ring.slots.get(index).map(|s| &s.memory[..])
+    }
+
     pub fn buffer_count(&self) -> usize {
         self.ring.slots.len()
     }

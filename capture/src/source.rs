@@ -5,7 +5,8 @@
 //! give the same [`Frame`]s, so every consumer (file sinks, the checker, the Wayland and KMS outputs) works
 //! on either.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::format::{
     fourcc_name, Format, FormatDesc, FormatError, FormatRequest, Fraction, PixelFormat,
 };
 use crate::pattern::{self, PatternKind, PatternSource};
+use crate::share::{RemoteInput, RemoteSource};
 use crate::stream::{Frame, IoMode, Stream, StreamError, StreamOptions};
 use crate::Fourcc;
 
@@ -49,11 +51,12 @@ impl PatternInput {
     }
 }
 
-/// An opened capture input: a V4L2 device or the built-in pattern.
+/// An opened capture input: a V4L2 device, the built-in pattern, or a `dmacam serve` socket.
 #[derive(Debug)]
 pub enum Input {
     Device(Device),
     Pattern(PatternInput),
+    Remote(RemoteInput),
 }
 
 impl Input {
@@ -67,6 +70,7 @@ impl Input {
         match self {
             Input::Device(d) => d.path(),
             Input::Pattern(p) => &p.name,
+            Input::Remote(r) => r.path(),
         }
     }
 
@@ -74,14 +78,14 @@ impl Input {
     pub fn device(&self) -> Option<&Device> {
         match self {
             Input::Device(d) => Some(d),
-            Input::Pattern(_) => None,
+            Input::Pattern(_) | Input::Remote(_) => None,
         }
     }
 
     /// The pattern kind, if this is the pattern source.
     pub fn pattern_kind(&self) -> Option<PatternKind> {
         match self {
-            Input::Device(_) => None,
+            Input::Device(_) | Input::Remote(_) => None,
             Input::Pattern(p) => Some(p.kind),
         }
     }
@@ -90,6 +94,12 @@ impl Input {
     pub fn formats(&self) -> Result<Vec<FormatDesc>, FormatError> {
         match self {
             Input::Device(d) => d.formats(),
+            Input::Remote(r) => Ok(vec![FormatDesc {
+                fourcc: r.format().fourcc,
+                description: format!("{} (served from {})", r.format().fourcc, r.source_name()),
+                flags: 0,
+                supported: true,
+            }]),
             Input::Pattern(_) => Ok(pattern::formats()
                 .into_iter()
                 .map(|p| FormatDesc {
@@ -103,10 +113,12 @@ impl Input {
     }
 
     /// Sets the format: for a device see [`Device::negotiate`]; the pattern takes any offered format, any
-    /// size (clamped and rounded to even, see [`pattern::format`]) and any rate.
+    /// size (clamped and rounded to even, see [`pattern::format`]) and any rate; a served socket has the one
+    /// format its server streams, and a request for another is refused naming it.
     pub fn negotiate(&self, req: &FormatRequest) -> Result<Format, FormatError> {
         let p = match self {
             Input::Device(d) => return d.negotiate(req),
+            Input::Remote(r) => return remote_negotiate(r, req),
             Input::Pattern(p) => p,
         };
         let (current, fps) = p.state();
@@ -139,6 +151,10 @@ impl Input {
     pub fn frame_interval(&self) -> Result<Fraction, FormatError> {
         match self {
             Input::Device(d) => d.frame_interval(),
+            Input::Remote(r) => Ok(Fraction {
+                numerator: r.interval().0,
+                denominator: r.interval().1,
+            }),
             Input::Pattern(p) => Ok(Fraction {
                 numerator: 1,
                 denominator: p.state().1,
@@ -147,11 +163,35 @@ impl Input {
     }
 }
 
-/// A streaming source of [`Frame`]s: a V4L2 [`Stream`] or the [`PatternSource`].
+/// What a served socket offers, against what the command asked for.
+fn remote_negotiate(r: &RemoteInput, req: &FormatRequest) -> Result<Format, FormatError> {
+    let f = r.format();
+    let interval = r.interval();
+    let fps = (interval.0 > 0).then(|| interval.1 / interval.0);
+    let differs = req.fourcc.is_some_and(|c| c != f.fourcc)
+        || req.size.is_some_and(|s| s != (f.width, f.height))
+        || req.fps.is_some_and(|n| Some(n) != fps);
+    if differs {
+        return Err(FormatError::Served {
+            path: r.path().to_path_buf(),
+            served: format!(
+                "{} {}x{}{}",
+                fourcc_name(f.fourcc),
+                f.width,
+                f.height,
+                fps.map(|n| format!(" at {n} fps")).unwrap_or_default()
+            ),
+        });
+    }
+    Ok(f.clone())
+}
+
+/// A streaming source of [`Frame`]s: a V4L2 [`Stream`], the [`PatternSource`], or a `dmacam serve` socket.
 #[derive(Debug)]
 pub enum Source {
     V4l2(Stream),
     Pattern(PatternSource),
+    Remote(RemoteSource),
 }
 
 impl Source {
@@ -164,6 +204,8 @@ impl Source {
                 let fps = p.state().1;
                 PatternSource::new(p.kind, format, fps, opts).map(Source::Pattern)
             }
+            // The server already streams, in the buffers it chose.
+            Input::Remote(r) => Ok(Source::Remote(r.into_source())),
         }
     }
 
@@ -171,6 +213,7 @@ impl Source {
         match self {
             Source::V4l2(s) => s.start(),
             Source::Pattern(p) => p.start(),
+            Source::Remote(_) => Ok(()),
         }
     }
 
@@ -178,6 +221,7 @@ impl Source {
         match self {
             Source::V4l2(s) => s.stop(),
             Source::Pattern(p) => p.stop(),
+            Source::Remote(_) => Ok(()),
         }
     }
 
@@ -186,6 +230,7 @@ impl Source {
         match self {
             Source::V4l2(s) => s.next_frame(timeout),
             Source::Pattern(p) => p.next_frame(timeout),
+            Source::Remote(r) => r.next_frame(timeout),
         }
     }
 
@@ -194,6 +239,7 @@ impl Source {
         match self {
             Source::V4l2(s) => s.device().as_fd(),
             Source::Pattern(p) => p.fd(),
+            Source::Remote(r) => r.fd(),
         }
     }
 
@@ -201,6 +247,7 @@ impl Source {
         match self {
             Source::V4l2(s) => s.format(),
             Source::Pattern(p) => p.format(),
+            Source::Remote(r) => r.format(),
         }
     }
 
@@ -208,6 +255,7 @@ impl Source {
         match self {
             Source::V4l2(s) => s.pixel_format(),
             Source::Pattern(p) => p.pixel_format(),
+            Source::Remote(r) => r.pixel_format(),
         }
     }
 
@@ -216,6 +264,7 @@ impl Source {
         match self {
             Source::V4l2(s) => s.io(),
             Source::Pattern(p) => p.io(),
+            Source::Remote(r) => r.io(),
         }
     }
 
@@ -223,6 +272,16 @@ impl Source {
         match self {
             Source::V4l2(s) => s.buffer_count(),
             Source::Pattern(p) => p.buffer_count(),
+            Source::Remote(r) => r.buffer_count(),
+        }
+    }
+
+    /// The memory planes of buffer `index` (what a frame in that buffer is made of).
+    pub fn buffer_memory(&self, index: usize) -> Option<&[Arc<OwnedFd>]> {
+        match self {
+            Source::V4l2(s) => s.buffer_memory(index),
+            Source::Pattern(p) => p.buffer_memory(index),
+            Source::Remote(r) => r.buffer_memory(index),
         }
     }
 
@@ -231,6 +290,7 @@ impl Source {
         match self {
             Source::V4l2(s) => s.device().path(),
             Source::Pattern(p) => p.name(),
+            Source::Remote(r) => r.path(),
         }
     }
 
@@ -238,14 +298,14 @@ impl Source {
     pub fn device(&self) -> Option<&Device> {
         match self {
             Source::V4l2(s) => Some(s.device()),
-            Source::Pattern(_) => None,
+            Source::Pattern(_) | Source::Remote(_) => None,
         }
     }
 
     /// The pattern source, if this is one.
     pub fn pattern(&self) -> Option<&PatternSource> {
         match self {
-            Source::V4l2(_) => None,
+            Source::V4l2(_) | Source::Remote(_) => None,
             Source::Pattern(p) => Some(p),
         }
     }
@@ -256,6 +316,7 @@ impl Source {
         match self {
             Source::V4l2(_) => None,
             Source::Pattern(p) => p.not_dmabuf_reason(),
+            Source::Remote(r) => r.not_dmabuf_reason(),
         }
     }
 }

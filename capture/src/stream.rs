@@ -96,6 +96,12 @@ pub enum StreamError {
     Starved { path: PathBuf, count: usize },
     #[error("{path}: the stream is not started")]
     NotStarted { path: PathBuf },
+    #[error("{source}")]
+    Remote {
+        path: PathBuf,
+        #[source]
+        source: crate::share::ShareError,
+    },
     #[error("{path}: mapping the frame's dma-buf: {source}")]
     Map {
         path: PathBuf,
@@ -379,6 +385,11 @@ impl Stream {
     }
 
     /// Number of buffers.
+    /// The memory planes (exported or imported dma-bufs) of buffer `index`, if there is such a buffer.
+    pub fn buffer_memory(&self, index: usize) -> Option<&[Arc<OwnedFd>]> {
+        self.shared.slots.get(index).map(|s| &s.memory[..])
+    }
+
     pub fn buffer_count(&self) -> usize {
         self.shared.slots.len()
     }

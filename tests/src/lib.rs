@@ -223,3 +223,48 @@ pub fn fd_count(pid: u32) -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
 }
+
+/// Helpers for the host tests (`tests/host/*.rs`), which run the built `dmacam` on this machine, no VM.
+pub mod host {
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::sync::OnceLock;
+
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    /// The `dmacam` binary, built (or found up to date) once per test process in this target directory.
+    pub fn binary() -> PathBuf {
+        static BUILT: OnceLock<PathBuf> = OnceLock::new();
+        BUILT
+            .get_or_init(|| {
+                let target = std::env::var_os("CARGO_TARGET_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| root().join("target"));
+                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+                let status = Command::new(cargo)
+                    .args(["build", "--quiet", "--bin", "dmacam"])
+                    .current_dir(root())
+                    .status()
+                    .expect("run cargo build");
+                assert!(status.success(), "cargo build --bin dmacam failed");
+                target.join("debug/dmacam")
+            })
+            .clone()
+    }
+
+    /// A `dmacam` command.
+    pub fn dmacam() -> Command {
+        Command::new(binary())
+    }
+
+    /// A fresh, empty scratch directory for test `name` of `suite`.
+    pub fn scratch(suite: &str, name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("dmacam-{suite}-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

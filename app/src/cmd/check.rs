@@ -190,6 +190,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 /// Opens the device, selects vivid's test pattern, and resolves the formats to test.
 fn prepare(args: &Args) -> Result<(Input, Vec<Fourcc>, Expect)> {
+    if let Some(socket) = &args.capture.from {
+        bail!(
+            "check --from {}: a driver test negotiates each format itself, which a served stream cannot; \
+             run `dmacam check` on the device, or `dmacam dump --from` to test the stream",
+            socket.display()
+        );
+    }
     let input = open(&args.capture)?;
     let dev = match (&input, input.pattern_kind()) {
         (_, Some(kind)) => {
@@ -197,7 +204,9 @@ fn prepare(args: &Args) -> Result<(Input, Vec<Fourcc>, Expect)> {
             return Ok((input, formats, Expect::Pattern(kind)));
         }
         (Input::Device(d), None) => d,
-        (Input::Pattern(_), None) => unreachable!("a pattern input has a kind"),
+        (Input::Pattern(_) | Input::Remote(_), None) => {
+            unreachable!("a pattern input has a kind; --from was refused above")
+        }
     };
     let vivid = dev.info().driver == "vivid";
     if vivid {

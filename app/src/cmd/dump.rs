@@ -2,7 +2,8 @@
 //! .png/.ppm file, reading pixels only through the frames' dma-bufs.
 //!
 //! Also home of the capture options every command shares ([`CaptureOpts`], [`open`]): `-d` names a V4L2
-//! node or the pattern source (`pattern`, `pattern:bars`, `pattern:gradient`, `pattern:noise`).
+//! node or the pattern source (`pattern`, `pattern:bars`, `pattern:gradient`, `pattern:noise`); `--from`
+//! names a `dmacam serve` socket instead.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -83,6 +84,9 @@ pub struct CaptureOpts {
     /// Seconds to wait for each frame before giving up.
     #[arg(long, default_value_t = 10)]
     pub timeout: u64,
+    /// Take frames from a `dmacam serve` socket instead of a device: the server's very buffers, by fd.
+    #[arg(long, value_name = "SOCKET")]
+    pub from: Option<PathBuf>,
 }
 
 impl CaptureOpts {
@@ -115,7 +119,22 @@ impl CaptureOpts {
 pub fn open(opts: &CaptureOpts) -> Result<Input> {
     opts.size()?;
     opts.fps()?;
-    opts.io()?;
+    let io = opts.io()?;
+    if let Some(socket) = &opts.from {
+        if !opts.ctrls.is_empty() {
+            bail!(
+                "--ctrl: {} is a served stream; set controls on the server (`dmacam serve --ctrl`)",
+                socket.display()
+            );
+        }
+        if io != IoMode::Mmap {
+            bail!(
+                "--io: {} is a served stream whose buffers the server allocated; give --io to `dmacam serve`",
+                socket.display()
+            );
+        }
+        return Ok(Input::Remote(dmacam_capture::RemoteInput::connect(socket)?));
+    }
     if let Some(kind) = opts.device.to_str().and_then(parse_source_name) {
         let kind = kind?;
         if !opts.ctrls.is_empty() {

@@ -6,5 +6,6 @@ pub mod dump;
 pub mod kms;
 pub mod list;
 pub mod pipeline;
+pub mod serve;
 pub mod view;
 pub mod zerocopy;

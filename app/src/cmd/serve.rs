@@ -1,0 +1,133 @@
+//! `dmacam serve`: owns the camera and shares its buffers with consumers over a Unix socket (by fd, no copy).
+//! Consumers are the other commands with `--from SOCKET`. Protocol and safety rules: `dmacam_capture::share`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use dmacam_capture::format::{parse_fourcc, Fraction};
+use dmacam_capture::{FormatRequest, ServeOptions, Server, Source, StreamOptions};
+
+use super::dump::{open, CaptureOpts};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub capture: CaptureOpts,
+    /// Pixel format (fourcc such as YUYV, NV12, or NV12M for the multi-planar NM12).
+    #[arg(long = "format", value_name = "FOURCC")]
+    pub format_arg: Option<String>,
+    /// Where to listen (a Unix socket path; created mode 0600).
+    #[arg(long, value_name = "PATH")]
+    pub socket: PathBuf,
+    /// Create the socket mode 0660 and accept consumers of the server's group too (default: its uid only).
+    #[arg(long)]
+    pub allow_group: bool,
+    /// Seconds a consumer may hold a frame before it is dropped (the camera never waits longer).
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub max_hold: f64,
+    /// Most consumers at once.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub max_clients: usize,
+    /// Start the camera only once N consumers are connected (waits up to --timeout seconds), so that they
+    /// all get the same frames from the first one.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub wait_clients: usize,
+    /// Stop after serving N frames (default: until Ctrl-C).
+    #[arg(long, value_name = "N")]
+    pub frames: Option<u64>,
+    /// Camera buffers (consumers holding frames keep them from the camera; more buffers give slack).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub buffers: u32,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    if let Some(socket) = &args.capture.from {
+        bail!(
+            "serve --from {}: a server serves a device or the pattern (-d), not another server's socket",
+            socket.display()
+        );
+    }
+    if !(args.max_hold.is_finite() && args.max_hold > 0.0 && args.max_hold <= 3600.0) {
+        bail!(
+            "--max-hold {}: give the seconds a consumer may hold a frame, above 0 and at most 3600",
+            args.max_hold
+        );
+    }
+    if !(2..=32).contains(&args.buffers) {
+        bail!("--buffers {}: give 2 to 32 buffers", args.buffers);
+    }
+    if args.max_clients == 0 {
+        bail!("--max-clients must be at least 1");
+    }
+    let fourcc = args
+        .format_arg
+        .as_deref()
+        .map(parse_fourcc)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+    crate::signals::install()?;
+    let input = open(&args.capture)?;
+    let format = input.negotiate(&FormatRequest {
+        fourcc,
+        size: args.capture.size()?,
+        fps: args.capture.fps()?,
+    })?;
+    let interval = input.frame_interval().unwrap_or(Fraction {
+        numerator: 1,
+        denominator: 30,
+    });
+    let mut source = Source::new(
+        input,
+        format,
+        &StreamOptions {
+            buffers: args.buffers,
+            io: args.capture.io()?,
+        },
+    )?;
+    let mut server = Server::new(
+        &source,
+        ServeOptions {
+            socket: args.socket.clone(),
+            allow_group: args.allow_group,
+            max_hold: Duration::from_secs_f64(args.max_hold),
+            max_clients: args.max_clients,
+        },
+    )?;
+    server.set_interval(interval.numerator, interval.denominator);
+    eprintln!(
+        "dmacam serve: {} {} ({} buffers, {}) at {} (mode {})",
+        source.path().display(),
+        source.format(),
+        source.buffer_count(),
+        source.io().as_str(),
+        args.socket.display(),
+        if args.allow_group { "0660" } else { "0600" }
+    );
+    let stop = crate::signals::stop_requested;
+    if args.wait_clients > 0 {
+        let timeout = Duration::from_secs(args.capture.timeout.max(1));
+        if !server.wait_for_clients(args.wait_clients, timeout, &stop)? && !stop() {
+            bail!(
+                "{}: {} of {} consumers connected within {}s (--wait-clients, --timeout)",
+                args.socket.display(),
+                server.clients(),
+                args.wait_clients,
+                timeout.as_secs()
+            );
+        }
+    }
+    source.start()?;
+    let stats = server.run(&mut source, args.frames, &stop)?;
+    eprintln!(
+        "dmacam serve: {} frames served ({} with no consumer); {} consumers, {} refused, {} dropped as too slow, {} for protocol errors",
+        stats.frames,
+        stats.unwatched,
+        stats.clients,
+        stats.refused,
+        stats.dropped_slow,
+        stats.dropped_protocol
+    );
+    Ok(ExitCode::SUCCESS)
+}
