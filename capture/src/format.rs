@@ -508,7 +508,9 @@ pub enum FormatError {
     },
     #[error("{path} is busy: another process is streaming from it (close that program or pick another device)")]
     Busy { path: PathBuf },
-    #[error("{path} serves {served}; drop --format/--size/--fps, or restart `dmacam serve` with them")]
+    #[error(
+        "{path} serves {served}; drop --format/--size/--fps, or restart `dmacam serve` with them"
+    )]
     Served { path: PathBuf, served: String },
     #[error("{what} on {path} failed: {source}")]
     Ioctl {

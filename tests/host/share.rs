@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 
 use dmacam_capture::share::wire::{self, EndCode, Message, HEADER, MAX_MESSAGE, VERSION};
 use dmacam_tests::host::{dmacam, scratch};
-use dmacam_tests::{fd_count, wait_with_deadline};
-use nix::sys::socket::{self, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr};
+use dmacam_tests::{fd_count, wait_for_line, wait_with_deadline};
+use nix::sys::socket::{
+    self, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
+};
 
 /// Bytes of one pattern frame at the default YUYV 640x360.
 const FRAME: u64 = 640 * 360 * 2;
@@ -32,7 +34,7 @@ impl Serve {
     fn start(dir: &Path, extra: &[&str]) -> Serve {
         let socket = dir.join("cam.sock");
         let log = dir.join("serve.log");
-        let child = dmacam()
+        let mut child = dmacam()
             .args(["serve", "-d", "pattern", "--socket"])
             .arg(&socket)
             .args(extra)
@@ -40,18 +42,7 @@ impl Serve {
             .spawn()
             .expect("spawn dmacam serve");
         // Listening once it says so (a stale socket file may exist before).
-        let start = Instant::now();
-        while !std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("dmacam serve: ")
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "serve never listened: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_line(&mut child, &log, "dmacam serve: ", Duration::from_secs(20));
         Serve { child, socket, log }
     }
 
@@ -212,7 +203,10 @@ fn consumers_of_one_server_get_the_same_frames() {
     let status = wait_with_deadline(&mut serve.child, Duration::from_secs(20));
     let log = serve.log();
     assert!(status.success(), "{log}");
-    assert!(log.contains("20 frames served (0 with no consumer); 2 consumers"), "{log}");
+    assert!(
+        log.contains("20 frames served (0 with no consumer); 2 consumers"),
+        "{log}"
+    );
     assert!(!socket.exists(), "the socket file is removed at exit");
 }
 
@@ -250,7 +244,10 @@ fn misbehaving_consumers_are_dropped_and_the_server_keeps_serving() {
     // fds out of place: a consumer never sends fds. The server closes them (checked below by its fd count).
     let raw = Raw::connect(&path);
     let (r, w) = nix::unistd::pipe().unwrap();
-    raw.send(&wire::encode(&Message::Hello), &[r.as_raw_fd(), w.as_raw_fd()]);
+    raw.send(
+        &wire::encode(&Message::Hello),
+        &[r.as_raw_fd(), w.as_raw_fd()],
+    );
     expect_end(&raw, EndCode::Protocol, "sent 2 fds");
     // A release of a frame it does not hold.
     let raw = Raw::connect(&path);
@@ -311,7 +308,11 @@ fn misbehaving_consumers_are_dropped_and_the_server_keeps_serving() {
     while fd_count(pid) != before && start.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(fd_count(pid), before, "fds leaked by connect/disconnect cycles");
+    assert_eq!(
+        fd_count(pid),
+        before,
+        "fds leaked by connect/disconnect cycles"
+    );
 
     // Still serving after all of that.
     let o = dump_from(&path, 5, &dir.join("after.raw"));
@@ -394,17 +395,16 @@ fn other_uids_are_refused() {
     let bin = dir.join("dmacam");
     std::fs::copy(dmacam_tests::host::binary(), &bin).unwrap();
     let serve = Serve::start(&dir, &[]);
-    let mode = std::fs::metadata(&serve.socket).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&serve.socket)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600, "socket mode");
     let as_nobody = || {
         let mut out = String::new();
         let mut child = Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--",
-            ])
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
             .arg(&bin)
             .args(["dump", "--from"])
             .arg(&serve.socket)
@@ -413,7 +413,12 @@ fn other_uids_are_refused() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stderr.take().unwrap().read_to_string(&mut out).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
         (wait_with_deadline(&mut child, Duration::from_secs(20)), out)
     };
     // The socket's mode keeps it out.

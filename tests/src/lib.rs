@@ -224,6 +224,26 @@ pub fn fd_count(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
+/// Waits until the file `log` (a child's stderr) contains `needle`; panics with the log if `child` exits or
+/// `limit` passes first.
+pub fn wait_for_line(child: &mut Child, log: &Path, needle: &str, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return;
+        }
+        let exited = child.try_wait().ok().flatten();
+        assert!(
+            exited.is_none() && start.elapsed() < limit,
+            "no '{needle}' in {} ({}):\n{text}",
+            log.display(),
+            exited.map_or("timed out".to_owned(), |s| format!("exited: {s}"))
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Helpers for the host tests (`tests/host/*.rs`), which run the built `dmacam` on this machine, no VM.
 pub mod host {
     use std::path::PathBuf;

@@ -5,5 +5,6 @@ mod capture;
 mod kms;
 mod pattern;
 mod render;
+mod share;
 mod smoke;
 mod view;

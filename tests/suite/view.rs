@@ -21,7 +21,7 @@ const OUT_W: u32 = 1280;
 const OUT_H: u32 = 720;
 
 /// An RGB screenshot.
-struct Shot {
+pub(crate) struct Shot {
     w: u32,
     h: u32,
     rgb: Vec<u8>,
@@ -60,7 +60,7 @@ fn decode_png(path: &Path) -> Shot {
 
 /// Runs weston-screenshooter against `weston` in a fresh directory while `pump` keeps the client alive, and
 /// decodes the PNG it writes.
-fn screenshot(weston: &Weston, tag: &str, mut pump: impl FnMut()) -> Shot {
+pub(crate) fn screenshot(weston: &Weston, tag: &str, mut pump: impl FnMut()) -> Shot {
     let dir = results_dir().join(format!("view-{tag}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -89,7 +89,11 @@ fn screenshot(weston: &Weston, tag: &str, mut pump: impl FnMut()) -> Shot {
 }
 
 /// The bar centres (at three heights) that differ from `expect(bar)` by more than `tol` in a channel.
-fn bar_mismatches(shot: &Shot, tol: i32, expect: impl Fn(usize) -> [u8; 3]) -> Vec<String> {
+pub(crate) fn bar_mismatches(
+    shot: &Shot,
+    tol: i32,
+    expect: impl Fn(usize) -> [u8; 3],
+) -> Vec<String> {
     let mut bad = Vec::new();
     if (shot.w, shot.h) != (OUT_W, OUT_H) {
         bad.push(format!(
@@ -356,10 +360,10 @@ fn view_without_display_says_so() {
 
 // ---- `dmacam view` on vivid ----
 
-const VIVID: &str = "/dev/video0";
+pub(crate) const VIVID: &str = "/dev/video0";
 
 /// One frame of vivid's colour bars (OSD text off) captured with v4l2-ctl, the CPU reference.
-fn vivid_reference(fourcc: &str) -> Vec<u8> {
+pub(crate) fn vivid_reference(fourcc: &str) -> Vec<u8> {
     let file = results_dir().join(format!("view-ref-{fourcc}.raw"));
     let _ = std::fs::remove_file(&file);
     dmacam_tests::run_ok(Command::new("v4l2-ctl").args([
@@ -375,7 +379,7 @@ fn vivid_reference(fourcc: &str) -> Vec<u8> {
 }
 
 /// The RGB of each of the 8 bars of a 640x360 reference frame, at the frame row the check samples.
-fn reference_bars(fourcc: &str, raw: &[u8]) -> Vec<[u8; 3]> {
+pub(crate) fn reference_bars(fourcc: &str, raw: &[u8]) -> Vec<[u8; 3]> {
     use dmacam_display::convert::{to_xrgb8888, PlaneRef};
     let info = dmacam_display::formats::lookup(Fourcc::new(fourcc.as_bytes().try_into().unwrap()))
         .unwrap();
@@ -407,7 +411,7 @@ fn reference_bars(fourcc: &str, raw: &[u8]) -> Vec<[u8; 3]> {
         .collect()
 }
 
-fn read_summary(path: &Path) -> serde_json::Value {
+pub(crate) fn read_summary(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("stats JSON")
 }

@@ -338,13 +338,14 @@ impl RemoteSource {
         let pool = self.input.pool.clone();
         let path = &pool.path;
         let deadline = Instant::now() + timeout;
-        let (msg, _) = recv_message(path, pool.sock.as_fd(), Some(deadline)).map_err(|e| match e {
-            ShareError::Unresponsive { .. } => StreamError::Timeout {
-                path: path.clone(),
-                timeout,
-            },
-            e => self.err(e),
-        })?;
+        let (msg, _) =
+            recv_message(path, pool.sock.as_fd(), Some(deadline)).map_err(|e| match e {
+                ShareError::Unresponsive { .. } => StreamError::Timeout {
+                    path: path.clone(),
+                    timeout,
+                },
+                e => self.err(e),
+            })?;
         let Message::Ready {
             index,
             sequence,

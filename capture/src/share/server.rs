@@ -106,7 +106,10 @@ impl Server {
                 .ok_or_else(|| {
                     io(
                         "description of a buffer",
-                        std::io::Error::other(format!("{} has no buffer {i}", source.path().display())),
+                        std::io::Error::other(format!(
+                            "{} has no buffer {i}",
+                            source.path().display()
+                        )),
                     )
                 })?
                 .to_vec();
@@ -428,14 +431,17 @@ impl Server {
                 c.state = State::Streaming;
                 let c = &*c;
                 let r = send(c, &Message::Stream(self.desc.clone()), &[]).and_then(|()| {
-                    self.buffers.iter().enumerate().try_for_each(|(i, (mem, len))| {
-                        let fds: Vec<BorrowedFd<'_>> = mem.iter().map(|f| f.as_fd()).collect();
-                        let m = Message::Buffer {
-                            index: i as u32,
-                            lengths: len.clone(),
-                        };
-                        send(c, &m, &fds)
-                    })
+                    self.buffers
+                        .iter()
+                        .enumerate()
+                        .try_for_each(|(i, (mem, len))| {
+                            let fds: Vec<BorrowedFd<'_>> = mem.iter().map(|f| f.as_fd()).collect();
+                            let m = Message::Buffer {
+                                index: i as u32,
+                                lengths: len.clone(),
+                            };
+                            send(c, &m, &fds)
+                        })
                 });
                 if let Err(e) = r {
                     self.drop_client(id, None, &format!("handshake failed: {e}"));
@@ -446,9 +452,10 @@ impl Server {
                 Ok(())
             }
             (Message::Release { index, sequence }, State::Streaming) => {
-                let held = self.inflight.get_mut(&(index as usize)).filter(|f| {
-                    f.frame.sequence() == sequence && f.holders.contains_key(&id)
-                });
+                let held = self
+                    .inflight
+                    .get_mut(&(index as usize))
+                    .filter(|f| f.frame.sequence() == sequence && f.holders.contains_key(&id));
                 let Some(f) = held else {
                     return Err(format!(
                         "released frame {sequence} in buffer {index}, which it does not hold"

@@ -80,13 +80,7 @@ pub(crate) fn send(fd: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> 
     let cmsgs = [ControlMessage::ScmRights(&raw)];
     let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &cmsgs };
     let iov = [io::IoSlice::new(bytes)];
-    let n = socket::sendmsg::<UnixAddr>(
-        fd.as_raw_fd(),
-        &iov,
-        cmsgs,
-        MsgFlags::MSG_NOSIGNAL,
-        None,
-    )?;
+    let n = socket::sendmsg::<UnixAddr>(fd.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None)?;
     if n != bytes.len() {
         return Err(io::Error::new(
             io::ErrorKind::WriteZero,
