@@ -1,6 +1,7 @@
 //! `--trace FILE`: one JSON line per frame, following its buffers through the pipeline: the camera's
 //! dma-bufs (inode and exporter name of each plane, from fstat and /proc/self/fdinfo), the Vulkan import
-//! and the dma-buf the GPU produced (gpu path), the wl_buffer it went to and the inodes it was created from,
+//! and the dma-buf the GPU produced (gpu path), the wl_buffer or KMS framebuffer it went to and the inodes it
+//! was created from,
 //! timestamps (CLOCK_MONOTONIC ns) at dequeue, GPU done, submit, commit, presentation and release, and the
 //! bytes the CPU copied. The file is written to a temporary name and renamed into place when the run ends,
 //! so a failed run leaves no half-written trace.
@@ -56,11 +57,34 @@ pub struct GpuRecord {
     pub t_done_ns: u64,
 }
 
+impl GpuRecord {
+    /// The record of camera buffer `camera_index` just processed by `renderer` into `out`.
+    pub fn new(
+        renderer: &dmacam_render::Renderer,
+        camera_index: u32,
+        out: &dmacam_render::OutputFrame,
+    ) -> GpuRecord {
+        GpuRecord {
+            import_path: renderer.import_path().name().to_owned(),
+            import_inodes: renderer
+                .import_inodes(camera_index)
+                .map(<[u64]>::to_vec)
+                .unwrap_or_default(),
+            output: out.dmabuf().and_then(|d| identities(d).into_iter().next()),
+            output_index: out.buffer_index(),
+            t_done_ns: monotonic_ns(),
+        }
+    }
+}
+
 /// The display stage's part of a frame.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DisplayPart {
     pub kind: Option<String>,
     pub wl_buffer: Option<u32>,
+    /// The KMS framebuffer id (`--output kms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_fb: Option<u32>,
     pub inodes: Vec<u64>,
     pub t_submit_ns: u64,
     pub t_commit_ns: Option<u64>,
@@ -204,6 +228,7 @@ impl ViewTrace {
             rec.display = Some(DisplayPart {
                 kind: d.kind.map(str::to_owned),
                 wl_buffer: d.wl_buffer,
+                kms_fb: d.kms_fb,
                 inodes: d.inodes.clone(),
                 t_submit_ns: submitted,
                 t_commit_ns: d.committed_ns,

@@ -9,15 +9,19 @@ use std::sync::{Arc, Mutex};
 /// What happened to one frame in the display stage.
 #[derive(Debug, Clone, Default)]
 pub struct DisplayRecord {
-    /// `dmabuf` (a zwp_linux_dmabuf_v1 wl_buffer over the frame's own dma-buf) or `shm` (a copy).
+    /// `dmabuf` (a zwp_linux_dmabuf_v1 wl_buffer over the frame's own dma-buf), `shm` (a copy), or `kms` (a
+    /// framebuffer over the PRIME-imported dma-buf).
     pub kind: Option<&'static str>,
     /// The wl_buffer's protocol id.
     pub wl_buffer: Option<u32>,
+    /// The KMS framebuffer id (`dmacam view --output kms`).
+    pub kms_fb: Option<u32>,
     /// The inodes of the dma-bufs the wl_buffer was created from (fstat of the fds sent to the compositor).
     pub inodes: Vec<u64>,
     /// When the surface was committed with this frame, CLOCK_MONOTONIC nanoseconds.
     pub committed_ns: Option<u64>,
-    /// When the compositor presented it (wp_presentation), moved onto CLOCK_MONOTONIC.
+    /// When the compositor presented it (wp_presentation), moved onto CLOCK_MONOTONIC; on KMS, the time of
+    /// the page flip that put it on screen.
     pub presented_ns: Option<u64>,
     /// The compositor reported it discarded (never shown).
     pub discarded: bool,

@@ -170,9 +170,77 @@ fn parse_placement(s: &str) -> (Rect, Rect) {
     (rect(a), rect(b))
 }
 
+/// Checks a `--trace` of a KMS run: every frame went to a KMS framebuffer imported from the very dma-buf
+/// that was produced for it (the camera's own on passthrough, exported by vivid; the render stage's output on
+/// the gpu path, whose import was the camera's), nothing was copied, and at least `shown` frames carry the
+/// page flip that put them on screen, after their commit.
+fn check_kms_trace(path: &Path, gpu: bool, shown: usize) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut presented = 0;
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("trace line");
+        assert_eq!(v["cpu_bytes_copied"], 0, "{line}");
+        let camera: Vec<u64> = v["camera"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                assert_eq!(c["exp_name"], "videobuf2_vmalloc", "{line}");
+                c["inode"].as_u64().unwrap()
+            })
+            .collect();
+        let d = &v["display"];
+        if d.is_null() {
+            // Skipped before the display (every output buffer held): no framebuffer, nothing else to check.
+            assert!(gpu, "{line}");
+            continue;
+        }
+        if d["replaced"] == true {
+            // Replaced by a newer frame while waiting for a flip: never committed, so no framebuffer.
+            assert!(d["t_commit_ns"].is_null(), "{line}");
+            continue;
+        }
+        assert_eq!(d["kind"], "kms", "{line}");
+        assert!(d["kms_fb"].as_u64().unwrap() > 0, "{line}");
+        let shown_from: Vec<u64> = d["inodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_u64().unwrap())
+            .collect();
+        if gpu {
+            let g = &v["gpu"];
+            let imported: Vec<u64> = g["import_inodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_u64().unwrap())
+                .collect();
+            assert_eq!(imported, camera, "{line}");
+            assert_eq!(
+                shown_from,
+                vec![g["output"]["inode"].as_u64().unwrap()],
+                "{line}"
+            );
+        } else {
+            assert_eq!(shown_from, camera, "{line}");
+        }
+        if let Some(p) = d["t_present_ns"].as_u64() {
+            assert!(p >= d["t_commit_ns"].as_u64().unwrap(), "{line}");
+            presented += 1;
+        }
+    }
+    assert!(
+        presented >= shown,
+        "{presented} presented frames in {}",
+        path.display()
+    );
+}
+
 fn show_and_write_back(name: &str, mode: Option<&str>) -> (Ppm, serde_json::Value) {
     let wb = results_dir().join(format!("{name}.ppm"));
     let stats = results_dir().join(format!("{name}.json"));
+    let trace = results_dir().join(format!("{name}.jsonl"));
     let _ = std::fs::remove_file(&wb);
     let mut cmd = dmacam();
     cmd.args([
@@ -191,7 +259,9 @@ fn show_and_write_back(name: &str, mode: Option<&str>) -> (Ppm, serde_json::Valu
     .arg("--writeback")
     .arg(&wb)
     .arg("--stats-json")
-    .arg(&stats);
+    .arg(&stats)
+    .arg("--trace")
+    .arg(&trace);
     if let Some(m) = mode {
         cmd.args(["--mode", m]);
     }
@@ -214,6 +284,7 @@ fn show_and_write_back(name: &str, mode: Option<&str>) -> (Ppm, serde_json::Valu
         "{cmd:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    check_kms_trace(&trace, false, 30);
     (Ppm::read(&wb), stats_json(&stats))
 }
 
@@ -648,6 +719,7 @@ fn kms_gpu_path_converts_yuyv_for_the_plane() {
 
     let wb = results_dir().join("kms-gpu.ppm");
     let stats = results_dir().join("kms-gpu.json");
+    let trace = results_dir().join("kms-gpu.jsonl");
     let _ = std::fs::remove_file(&wb);
     let out = run(dmacam()
         .args([
@@ -658,10 +730,13 @@ fn kms_gpu_path_converts_yuyv_for_the_plane() {
         .arg("--writeback")
         .arg(&wb)
         .arg("--stats-json")
-        .arg(&stats));
+        .arg(&stats)
+        .arg("--trace")
+        .arg(&trace));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("path gpu"), "{err}");
+    check_kms_trace(&trace, true, 20);
     let s = stats_json(&stats);
     assert!(s["path"].as_str().unwrap().starts_with("gpu"), "{s}");
     assert_eq!(s["cpu_bytes_copied_total"], 0, "{s}");

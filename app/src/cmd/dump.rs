@@ -408,17 +408,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 })?;
                 if let Some(r) = record.as_mut() {
                     let index = r.v4l2_index as u32;
-                    r.gpu = Some(crate::trace::GpuRecord {
-                        import_path: g.renderer.import_path().name().to_owned(),
-                        import_inodes: g
-                            .renderer
-                            .import_inodes(index)
-                            .map(<[u64]>::to_vec)
-                            .unwrap_or_default(),
-                        output: crate::trace::identities(dmabuf).into_iter().next(),
-                        output_index: i,
-                        t_done_ns: dmacam_display::trace::monotonic_ns(),
-                    });
+                    r.gpu = Some(crate::trace::GpuRecord::new(&g.renderer, index, &out));
                     r.file_bytes = Some(u64::from(out.stride() * out.height()));
                 }
             }

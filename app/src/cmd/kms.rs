@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -16,6 +17,7 @@ use dmacam_capture::{Dmabuf, Format, FormatRequest, Fourcc, Frame, Input, Source
 use dmacam_display::kms::{
     drm_format_for, Card, KmsError, KmsSummary, ModeRequest, OutputRequest, Scanout, ScanoutFrame,
 };
+use dmacam_display::FrameTrace;
 use dmacam_render::{
     Colorimetry, OutputFrame, ProcessSpec, RenderError, Renderer, OUTPUT_FOURCC, SUPPORTED_FOURCCS,
 };
@@ -84,6 +86,10 @@ pub struct Args {
     /// Also write the statistics as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
+    /// Write one JSON line per frame to FILE: its dma-buf identities (camera export, and on the gpu path the
+    /// Vulkan import and GPU export), the framebuffer it went to, timestamps, CPU bytes copied.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
     #[command(flatten)]
     pub kms: KmsOpts,
 }
@@ -96,8 +102,16 @@ enum KmsPath {
     Gpu,
 }
 
-/// A frame on its way to the plane: the camera's own buffer, or the render stage's output for it.
-enum KmsFrame {
+/// A frame on its way to the plane, with its trace record (`--trace`). Fields drop in order: the buffer goes
+/// back to its producer, then the release is stamped and the trace line written.
+struct KmsFrame {
+    buf: KmsBuf,
+    trace: Option<Arc<FrameTrace>>,
+    _release: Option<Box<dyn std::any::Any + Send>>,
+}
+
+/// The camera's own buffer, or the render stage's output for it.
+enum KmsBuf {
     Camera(Frame),
     Gpu {
         /// Keeps the output buffer from the render stage until the flip that replaced it completed.
@@ -110,22 +124,25 @@ enum KmsFrame {
 
 impl ScanoutFrame for KmsFrame {
     fn dmabuf(&self) -> &Dmabuf {
-        match self {
-            KmsFrame::Camera(f) => f.dmabuf(),
-            KmsFrame::Gpu { dmabuf, .. } => dmabuf,
+        match &self.buf {
+            KmsBuf::Camera(f) => f.dmabuf(),
+            KmsBuf::Gpu { dmabuf, .. } => dmabuf,
         }
     }
     fn capture_time(&self) -> Option<Duration> {
-        match self {
-            KmsFrame::Camera(f) => f.capture_time(),
-            KmsFrame::Gpu { captured, .. } => *captured,
+        match &self.buf {
+            KmsBuf::Camera(f) => f.capture_time(),
+            KmsBuf::Gpu { captured, .. } => *captured,
         }
     }
     fn sequence(&self) -> Option<u32> {
-        match self {
-            KmsFrame::Camera(f) => ScanoutFrame::sequence(f),
-            KmsFrame::Gpu { sequence, .. } => Some(*sequence),
+        match &self.buf {
+            KmsBuf::Camera(f) => ScanoutFrame::sequence(f),
+            KmsBuf::Gpu { sequence, .. } => Some(*sequence),
         }
+    }
+    fn trace(&self) -> Option<&Arc<FrameTrace>> {
+        self.trace.as_ref()
     }
 }
 
@@ -262,6 +279,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(p) = &args.stats_json {
         check_output_file("--stats-json", p)?;
     }
+    let trace = args
+        .trace
+        .as_deref()
+        .map(crate::trace::TraceFile::create)
+        .transpose()?;
     if let Some(p) = &args.kms.writeback {
         check_output_file("--writeback", p)?;
         if args.kms.legacy {
@@ -319,7 +341,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
     crate::signals::install()?;
     stream.start()?;
-    let result = stream_loop(&args, &mut scanout, &mut stream, gpu.as_mut(), &dev_path);
+    let result = stream_loop(
+        &args,
+        &mut scanout,
+        &mut stream,
+        gpu.as_mut(),
+        trace.as_ref(),
+        &dev_path,
+    );
     let writeback = match (&result, &args.kms.writeback) {
         (Ok(()), Some(p)) => Some(
             scanout
@@ -350,6 +379,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         tracing::info!("writeback image written to {}", path.display());
     }
     report(&args, &summary)?;
+    if let (Some(t), Some(p)) = (&trace, &args.trace) {
+        let n = t.finish()?;
+        tracing::info!("trace of {n} frames written to {}", p.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -448,6 +481,7 @@ fn stream_loop(
     scanout: &mut Scanout<KmsFrame>,
     stream: &mut Source,
     mut gpu: Option<&mut GpuStage>,
+    trace: Option<&Arc<crate::trace::TraceFile>>,
     dev: &Path,
 ) -> Result<()> {
     let start = Instant::now();
@@ -517,8 +551,9 @@ fn stream_loop(
             );
             continue;
         }
-        let shown = match gpu.as_deref_mut() {
-            None => KmsFrame::Camera(frame),
+        let mut record = trace.map(|_| crate::trace::FrameRecord::dequeued(&frame));
+        let buf = match gpu.as_deref_mut() {
+            None => KmsBuf::Camera(frame),
             Some(g) => {
                 let sequence = frame.sequence();
                 let captured = (frame.flags() & BUF_FLAG_TIMESTAMP_MASK
@@ -536,17 +571,24 @@ fn stream_loop(
                         // camera frame (the next one's sequence gap counts it as a drop).
                         g.ring_full += 1;
                         tracing::debug!(sequence, ring, "all output buffers held; frame skipped");
+                        if let (Some(t), Some(r)) = (trace, &record) {
+                            t.write(r);
+                        }
                         continue;
                     }
                     Err(e) => bail!("{}: render stage: {e}", dev.display()),
                 };
+                let index = frame.index() as u32;
                 // The GPU has finished reading the camera buffer: back to V4L2 with it.
                 drop(frame);
                 let dmabuf = out
                     .dmabuf()
                     .context("the render stage exported no dma-buf")?
                     .clone();
-                KmsFrame::Gpu {
+                if let Some(r) = record.as_mut() {
+                    r.gpu = Some(crate::trace::GpuRecord::new(&g.renderer, index, &out));
+                }
+                KmsBuf::Gpu {
                     _out: out,
                     dmabuf,
                     captured,
@@ -554,7 +596,18 @@ fn stream_loop(
                 }
             }
         };
-        scanout.submit(shown)?;
+        let (trace, release) = match (trace, record) {
+            (Some(t), Some(r)) => {
+                let vt = crate::trace::ViewTrace::start(t, r);
+                (Some(vt.display.clone()), Some(vt.holder(Box::new(()))))
+            }
+            _ => (None, None),
+        };
+        scanout.submit(KmsFrame {
+            buf,
+            trace,
+            _release: release,
+        })?;
     }
 }
 

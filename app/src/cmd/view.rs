@@ -123,9 +123,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
     match args.output.as_str() {
         "wayland" => {}
         "kms" => {
-            if args.trace.is_some() {
-                bail!("--trace is not implemented for --output kms yet; use the Wayland output");
-            }
             if args.display.is_some() {
                 bail!("--display names a Wayland display; it does not go with --output kms (use --card)");
             }
@@ -138,6 +135,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 duration: args.duration,
                 stats: args.stats,
                 stats_json: args.stats_json,
+                trace: args.trace,
                 kms: args.kms,
             });
         }
@@ -418,17 +416,7 @@ fn stream_loop(
                     .context("the render stage exported no dma-buf")?
                     .clone();
                 if let Some(r) = record.as_mut() {
-                    r.gpu = Some(crate::trace::GpuRecord {
-                        import_path: g.renderer.import_path().name().to_owned(),
-                        import_inodes: g
-                            .renderer
-                            .import_inodes(index)
-                            .map(<[u64]>::to_vec)
-                            .unwrap_or_default(),
-                        output: crate::trace::identities(&dmabuf).into_iter().next(),
-                        output_index: out.buffer_index(),
-                        t_done_ns: dmacam_display::trace::monotonic_ns(),
-                    });
+                    r.gpu = Some(crate::trace::GpuRecord::new(&g.renderer, index, &out));
                 }
                 (dmabuf, Box::new(out))
             }

@@ -33,6 +33,7 @@ use super::import::{Framebuffer, ImportCache, ImportCounts};
 use super::output::{mode_name, Output, OutputRequest, Placement};
 use super::stats::{KmsStats, KmsSummary};
 use super::writeback::{self, WritebackImage};
+use crate::trace::{monotonic_ns, FrameTrace};
 
 /// A frame the scanout can show. The frame is held (and its buffer kept from the producer) until the flip
 /// that replaced it on screen has completed.
@@ -43,6 +44,10 @@ pub trait ScanoutFrame {
     fn capture_time(&self) -> Option<Duration>;
     /// The producer's sequence number, if any (gaps count as drops).
     fn sequence(&self) -> Option<u32> {
+        None
+    }
+    /// The frame's trace record (`--trace`), filled in as it travels: framebuffer, commit, flip, replaced.
+    fn trace(&self) -> Option<&Arc<FrameTrace>> {
         None
     }
 }
@@ -62,11 +67,26 @@ impl ScanoutFrame for dmacam_capture::Frame {
     }
 }
 
+/// The inodes of the distinct dma-bufs behind `d`'s planes (what the framebuffer was imported from).
+fn inodes(d: &Dmabuf) -> Vec<u64> {
+    let mut out: Vec<u64> = Vec::new();
+    for p in &d.planes {
+        if let Ok(st) = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&p.fd)) {
+            if !out.contains(&st.st_ino) {
+                out.push(st.st_ino);
+            }
+        }
+    }
+    out
+}
+
 /// A frame on (or on its way to) the screen, with the framebuffer showing it.
 #[derive(Debug)]
 struct Shown<F> {
     frame: F,
     fb: Arc<Framebuffer>,
+    /// When it was committed (CLOCK_MONOTONIC ns).
+    committed_ns: u64,
 }
 
 /// The state of the flip pipeline.
@@ -191,6 +211,9 @@ impl<F: ScanoutFrame> Scanout<F> {
         if self.queued.is_some() {
             if let Some(old) = self.pending.replace(frame) {
                 self.stats.replaced += 1;
+                if let Some(t) = old.trace() {
+                    t.update(|r| r.replaced = true);
+                }
                 drop(old);
             }
             return Ok(());
@@ -202,6 +225,16 @@ impl<F: ScanoutFrame> Scanout<F> {
     /// legacy modeset, which completes synchronously, `active`).
     fn commit(&mut self, frame: F) -> Result<(), KmsError> {
         let fb = self.cache.framebuffer(frame.dmabuf())?;
+        let committed_ns = monotonic_ns();
+        if let Some(t) = frame.trace() {
+            let inodes = inodes(frame.dmabuf());
+            t.update(|r| {
+                r.kind = Some("kms");
+                r.kms_fb = Some(fb.id().into());
+                r.inodes = inodes;
+                r.committed_ns = Some(committed_ns);
+            });
+        }
         let path = self.card.path().to_path_buf();
         let atomic = self.card.info().atomic;
         match (self.placement, atomic) {
@@ -236,13 +269,21 @@ impl<F: ScanoutFrame> Scanout<F> {
                 self.stats.committed += 1;
                 // SETCRTC completes synchronously and has no event time: counted, not timed.
                 self.stats.shown += 1;
-                let old = self.active.replace(Shown { frame, fb });
+                let old = self.active.replace(Shown {
+                    frame,
+                    fb,
+                    committed_ns,
+                });
                 drop(old);
                 return Ok(());
             }
         }
         self.stats.committed += 1;
-        self.queued = Some(Shown { frame, fb });
+        self.queued = Some(Shown {
+            frame,
+            fb,
+            committed_ns,
+        });
         Ok(())
     }
 
@@ -441,6 +482,16 @@ impl<F: ScanoutFrame> Scanout<F> {
             "flip completed"
         );
         self.stats.record_shown(when, latency);
+        if let Some(t) = now_showing.frame.trace() {
+            // The event's time, unless it precedes the commit (see above): then its arrival.
+            let stamp = when.as_nanos() as u64;
+            let at = if self.card.info().monotonic_timestamps && stamp >= now_showing.committed_ns {
+                stamp
+            } else {
+                monotonic_ns()
+            };
+            t.update(|r| r.presented_ns = Some(at));
+        }
         // The replaced frame is released only now that the controller no longer reads it.
         let replaced = self.active.replace(now_showing);
         drop(replaced);
