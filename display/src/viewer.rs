@@ -1733,8 +1733,16 @@ impl Dispatch<wp_presentation_feedback::WpPresentationFeedback, FeedbackInfo> fo
                         clock_offset_ns(clock)
                     };
                     if let Some(off) = offset {
-                        let mono = when.as_nanos() as i128 - off;
-                        t.update(|r| r.presented_ns = u64::try_from(mono).ok());
+                        let mono = u64::try_from(when.as_nanos() as i128 - off).ok();
+                        // A stamp before the commit (see above) cannot be when it was shown: the event's
+                        // arrival stands in, as for the latency.
+                        let arrived = crate::trace::monotonic_ns();
+                        t.update(|r| {
+                            r.presented_ns = match (mono, r.committed_ns) {
+                                (Some(m), Some(c)) if m < c => Some(arrived),
+                                (m, _) => m,
+                            }
+                        });
                     }
                 }
             }
