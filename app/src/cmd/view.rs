@@ -64,6 +64,50 @@ pub struct Args {
     pub output: String,
     #[command(flatten, next_help_heading = "KMS output (--output kms)")]
     pub kms: super::kms::KmsOpts,
+    /// Act on these keys as if pressed once the first frame is shown (for scripted runs and tests).
+    #[arg(long, hide = true, value_name = "KEYS")]
+    pub keys: Option<String>,
+}
+
+/// Keys that step a camera control in the window: lower case steps down, upper case up.
+pub const CONTROL_KEYS: [(char, &str, i64); 4] = [
+    ('b', "brightness", -1),
+    ('B', "brightness", 1),
+    ('c', "contrast", -1),
+    ('C', "contrast", 1),
+];
+
+/// What the key help of `view --help` says.
+pub const KEY_HELP: &str = "Keys in the window: q or Esc quit; f or F11 toggle fullscreen; b / B step the \
+camera's brightness down / up, c / C its contrast (one sixteenth of the control's range per press; the new \
+value is printed on stderr).";
+
+/// Steps the control `key` is bound to (see [`CONTROL_KEYS`]) by a sixteenth of its range, and says so.
+fn step_control(stream: &Source, key: char) {
+    let Some(&(_, name, dir)) = CONTROL_KEYS.iter().find(|(k, ..)| *k == key) else {
+        return;
+    };
+    let Source::V4l2(s) = stream else {
+        eprintln!(
+            "dmacam view: {} has no {name} control",
+            stream.path().display()
+        );
+        return;
+    };
+    let dev = s.device();
+    let stepped = || -> Result<i64, dmacam_capture::ControlError> {
+        let c = dev.control(name)?;
+        let now = i64::from(dev.get_control(&c)?);
+        let unit = (c.step as i64).max(1);
+        let step = ((c.maximum - c.minimum) / 16 / unit).max(1) * unit;
+        let value = (now + dir * step).clamp(c.minimum, c.maximum);
+        dev.set_control(&c, value as i32)?;
+        Ok(value)
+    };
+    match stepped() {
+        Ok(v) => eprintln!("dmacam view: {name} {v}"),
+        Err(e) => eprintln!("dmacam view: {e}"),
+    }
 }
 
 /// The render stage of the gpu path: camera dma-bufs in, XRGB8888 dma-bufs out, no CPU copy.
@@ -343,6 +387,7 @@ fn stream_loop(
     let mut last_frame = Instant::now();
     let mut received = 0u64;
     let mut finishing: Option<Instant> = None;
+    let mut scripted_keys = args.keys.clone();
     loop {
         if viewer.close_requested() || crate::signals::stop_requested() {
             return Ok(());
@@ -447,5 +492,11 @@ fn stream_loop(
             holder: Some(holder),
             trace: display_trace,
         })?;
+        for key in scripted_keys.take().unwrap_or_default().chars() {
+            step_control(stream, key);
+        }
+        for key in viewer.take_keys() {
+            step_control(stream, key);
+        }
     }
 }

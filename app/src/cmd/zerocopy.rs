@@ -143,6 +143,7 @@ pub fn run(req: Request) -> Result<ExitCode> {
         trace: Some(trace.clone()),
         output: "wayland".into(),
         kms: super::kms::KmsOpts::default(),
+        keys: None,
     };
     let ran = super::view::run(view);
     let text = std::fs::read_to_string(&trace);
