@@ -144,6 +144,7 @@ pub fn run(req: Request) -> Result<ExitCode> {
         output: "wayland".into(),
         kms: super::kms::KmsOpts::default(),
         keys: None,
+        reconnect: false,
     };
     let ran = super::view::run(view);
     let text = std::fs::read_to_string(&trace);
