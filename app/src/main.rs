@@ -28,6 +28,8 @@ struct Cli {
 enum Command {
     /// List every V4L2 node with its capabilities.
     List(cmd::list::Args),
+    /// A V4L2 node's controls: type, range, step, default, menu entries, current value (--set changes some).
+    Controls(cmd::controls::Args),
     /// Report what this machine offers the pipeline: V4L2 nodes, dma-buf allocators, Vulkan, Wayland.
     Doctor(cmd::doctor::Args),
     /// Stream frames to a file: .raw, .y4m, or one .png/.ppm per frame ('#' = sequence number).
@@ -35,6 +37,7 @@ enum Command {
     /// Driver test run: stream each format and verify sequence, timestamps, sizes, flags and pixels.
     Check(cmd::check::Args),
     /// Show the camera in a Wayland window (zero-copy through linux-dmabuf where the compositor allows).
+    #[command(after_help = cmd::view::KEY_HELP)]
     View(cmd::view::Args),
     /// Show the camera on a bare DRM/KMS display, no compositor (PRIME import, page-flip paced).
     KmsView(cmd::kms::Args),
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::List(args) => cmd::list::run(args),
+        Command::Controls(args) => cmd::controls::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Dump(args) => cmd::dump::run(args),
         Command::Check(args) => cmd::check::run(args),
@@ -57,15 +61,16 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
+            // One line: the chain of causes joined, never a backtrace.
             eprintln!("dmacam: {}", one_line(&err));
             ExitCode::FAILURE
         }
     }
 }
 
-/// One line: the chain of causes joined with ": ", never a backtrace. A cause whose text the line already
-/// holds (library errors name their source in their own message) is not repeated.
-fn one_line(err: &anyhow::Error) -> String {
+/// An error and its causes on one line, `a: b: c`, leaving out a cause whose text the line already holds
+/// (library errors often show their source in their own message too).
+pub fn one_line(err: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in err.chain() {
         let text = cause.to_string();

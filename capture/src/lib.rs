@@ -26,7 +26,7 @@ pub mod source;
 pub mod stream;
 mod timer;
 
-pub use controls::{Control, ControlError, ControlType};
+pub use controls::{Control, ControlError, ControlSetting, ControlType};
 pub use device::{enumerate_nodes, Device, DeviceInfo, NodeKind, OpenError};
 pub use dmabuf::{Dmabuf, DmabufPlane, Fourcc, Mapping, DRM_FORMAT_MOD_LINEAR};
 pub use format::{Format, FormatError, FormatRequest, Layout, PixelFormat};

@@ -90,6 +90,8 @@ pub enum StreamError {
         "{path} stopped streaming with an error (the driver reported a fatal streaming error)"
     )]
     Failed { path: PathBuf },
+    #[error("{path} was disconnected mid-stream (the device went away: unplugged, or its driver unbound)")]
+    Disconnected { path: PathBuf },
     #[error(
         "{path}: all {count} buffers are held by consumers; drop frames before asking for more"
     )]
@@ -260,10 +262,14 @@ impl Stream {
             ..Default::default()
         };
         raw::reqbufs(shared.device.as_fd(), &mut req).map_err(|e| match e {
-            Errno::EINVAL => StreamError::NoIo {
-                path: path.clone(),
-                mode: opts.io.as_str(),
-            },
+            // EINVAL means "this memory type is not supported", or that the driver refused the buffers
+            // (vivid's "Inject VIDIOC_REQBUFS Error"): a request for no buffers tells which.
+            Errno::EINVAL if !supports_memory(&shared.device, queue, memory_type) => {
+                StreamError::NoIo {
+                    path: path.clone(),
+                    mode: opts.io.as_str(),
+                }
+            }
             e => shared.err("VIDIOC_REQBUFS", e),
         })?;
         if req.count == 0 {
@@ -358,8 +364,12 @@ impl Stream {
     pub fn stop(&mut self) -> Result<(), StreamError> {
         let s = &self.shared;
         if s.streaming.swap(false, Ordering::SeqCst) {
-            raw::streamoff(s.device.as_fd(), s.queue).map_err(|e| s.err("VIDIOC_STREAMOFF", e))?;
             s.queued.store(0, Ordering::SeqCst);
+            match raw::streamoff(s.device.as_fd(), s.queue) {
+                // A disconnected device took its queue with it: nothing is left to stop.
+                Ok(()) | Err(Errno::ENODEV) => {}
+                Err(e) => return Err(s.err("VIDIOC_STREAMOFF", e)),
+            }
         }
         Ok(())
     }
@@ -416,6 +426,7 @@ impl Stream {
                     return Ok(self.frame_from(&arg));
                 }
                 Err(Errno::EAGAIN) => {}
+                Err(Errno::ENODEV) => return Err(StreamError::Disconnected { path: path() }),
                 Err(Errno::EIO) | Err(Errno::EPIPE) => {
                     return Err(StreamError::Failed { path: path() })
                 }
@@ -450,6 +461,7 @@ impl Stream {
                         return Ok(self.frame_from(&arg));
                     }
                     Err(Errno::EAGAIN) => std::thread::sleep(Duration::from_millis(5)),
+                    Err(Errno::ENODEV) => return Err(StreamError::Disconnected { path: path() }),
                     Err(_) => return Err(StreamError::Failed { path: path() }),
                 }
             }
@@ -500,6 +512,26 @@ impl Drop for Stream {
     }
 }
 
+/// Whether the queue takes buffers of `memory` (a VIDIOC_REQBUFS of no buffers reports the queue's
+/// capabilities, kernel 4.20 and later; an older kernel's plain success counts as yes).
+fn supports_memory(device: &Device, queue: u32, memory: u32) -> bool {
+    let mut req = b::v4l2_requestbuffers {
+        count: 0,
+        type_: queue,
+        memory,
+        ..Default::default()
+    };
+    if raw::reqbufs(device.as_fd(), &mut req).is_err() {
+        return false;
+    }
+    let bit = match memory {
+        b::v4l2_memory_V4L2_MEMORY_MMAP => b::V4L2_BUF_CAP_SUPPORTS_MMAP,
+        b::v4l2_memory_V4L2_MEMORY_DMABUF => b::V4L2_BUF_CAP_SUPPORTS_DMABUF,
+        _ => 0,
+    };
+    req.capabilities == 0 || req.capabilities & bit != 0
+}
+
 /// `V4L2_BUF_FLAG_ERROR`.
 pub const BUF_FLAG_ERROR: u32 = b::V4L2_BUF_FLAG_ERROR;
 /// `V4L2_BUF_FLAG_TIMESTAMP_MASK`.
@@ -534,17 +566,27 @@ impl FramePool for Shared {
     }
 
     fn release(&self, index: usize) {
-        if self.streaming.load(Ordering::SeqCst) {
-            match self.queue(index) {
-                Ok(()) => {}
-                // The queue is in error (a fatal streaming error); the next DQBUF reports it.
-                Err(StreamError::Ioctl { source, .. })
-                    if source.raw_os_error() == Some(libc::EIO) =>
-                {
-                    tracing::debug!("re-queueing buffer {index}: the queue is in error")
-                }
-                Err(e) => tracing::warn!("re-queueing buffer {index}: {e}"),
+        if !self.streaming.load(Ordering::SeqCst) {
+            return;
+        }
+        let errno = |e: &StreamError| match e {
+            StreamError::Ioctl { source, .. } => source.raw_os_error(),
+            _ => None,
+        };
+        match self.queue(index) {
+            Ok(()) => {}
+            // The queue is in error (a fatal streaming error) or the device is gone: the next DQBUF says so.
+            Err(e) if matches!(errno(&e), Some(libc::EIO) | Some(libc::ENODEV)) => {
+                tracing::debug!("re-queueing buffer {index}: {e}")
             }
+            // A driver may refuse one QBUF (vivid's "Inject VIDIOC_QBUF Error" fails the next buffer
+            // preparation once): try again once, so the stream does not lose the buffer for good.
+            Err(e) => match self.queue(index) {
+                Ok(()) => tracing::warn!("re-queueing buffer {index}: {e}; retried: queued"),
+                Err(again) => tracing::warn!(
+                    "re-queueing buffer {index}: {again}; the stream continues with one buffer fewer"
+                ),
+            },
         }
     }
 }

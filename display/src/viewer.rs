@@ -287,6 +287,8 @@ struct State {
     layout_dirty: bool,
     fullscreen: bool,
     close_requested: bool,
+    /// Keys pressed that the viewer does not handle itself, for the application ([`Viewer::take_keys`]).
+    keys: Vec<char>,
     bg: Option<(RawPool, wl_buffer::WlBuffer, (u32, u32))>,
 
     mode: BufferMode,
@@ -462,6 +464,7 @@ impl Viewer {
             layout_dirty: true,
             fullscreen: opts.fullscreen,
             close_requested: false,
+            keys: Vec::new(),
             bg: None,
             mode: opts.mode,
             allow_fallback: opts.allow_shm_fallback,
@@ -555,6 +558,40 @@ impl Viewer {
     /// Whether the user asked to quit (q, Escape or the close button).
     pub fn close_requested(&self) -> bool {
         self.state.close_requested
+    }
+
+    /// The keys pressed since the last call that the viewer does not handle itself (q, Escape, f and F11
+    /// it does), as the characters they type.
+    pub fn take_keys(&mut self) -> Vec<char> {
+        std::mem::take(&mut self.state.keys)
+    }
+
+    /// Hands every frame back to its producer now (the one waiting to be committed, and those attached to
+    /// wl_buffers the compositor still shows or holds) and forgets those wl_buffers (destroyed once the
+    /// compositor releases them). For a producer that went away, e.g. a camera disconnected mid-stream whose
+    /// buffers must all be let go before the device can be opened again. What is on screen stays there: the
+    /// compositor holds its own reference to the memory.
+    pub fn release_frames(&mut self) {
+        let st = &mut self.state;
+        st.pending = None;
+        let mut idle = Vec::new();
+        for (key, e) in st.dmabufs.iter_mut() {
+            e.holders.clear();
+            if e.busy || matches!(e.state, ImportState::Creating) {
+                e.stale = true;
+            } else {
+                idle.push(key.clone());
+            }
+        }
+        for key in idle {
+            if let Some(e) = st.dmabufs.remove(&key) {
+                if let ImportState::Ready(b) = e.state {
+                    st.by_buffer.remove(&b.id());
+                    b.destroy();
+                }
+            }
+        }
+        st.mappings.clear();
     }
 
     /// Whether the window is fullscreen (as last configured).
@@ -1581,7 +1618,11 @@ impl KeyboardHandler for State {
                 self.close_requested = true;
             }
             Keysym::f | Keysym::F | Keysym::F11 => self.toggle_fullscreen(),
-            _ => {}
+            _ => {
+                if let Some(text) = &event.utf8 {
+                    self.keys.extend(text.chars());
+                }
+            }
         }
     }
 

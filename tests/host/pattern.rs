@@ -5,23 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// The `dmacam` binary, built (or found up to date) in this target directory.
 fn dmacam() -> Command {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "--bin", "dmacam"])
-        .current_dir(root())
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build --bin dmacam failed");
-    Command::new(target.join("debug/dmacam"))
+    dmacam_tests::built_dmacam()
 }
 
 fn scratch(name: &str) -> PathBuf {

@@ -17,7 +17,7 @@ const MP: &str = "/dev/video1";
 const IO_MODES: [&str; 3] = ["mmap", "dma-heap", "udmabuf"];
 
 /// A still picture on `dev`: 100% colour bars, no on-screen text, no movement; 30 fps.
-fn vivid_still(dev: &str) {
+pub(crate) fn vivid_still(dev: &str) {
     run_ok(Command::new("v4l2-ctl").args([
         "-d",
         dev,
@@ -27,14 +27,14 @@ fn vivid_still(dev: &str) {
 }
 
 /// A fresh, empty directory under the results.
-fn fresh_dir(name: &str) -> PathBuf {
+pub(crate) fn fresh_dir(name: &str) -> PathBuf {
     let d = results_dir().join(name);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
-fn dir_entries(d: &Path) -> Vec<String> {
+pub(crate) fn dir_entries(d: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(d)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -145,7 +145,7 @@ fn capture_raw_nv12m_multiplanar_matches_v4l2_ctl() {
 }
 
 /// Parses a Y4M file: (width, height, colour tag, frames).
-fn parse_y4m(data: &[u8]) -> (u32, u32, String, Vec<&[u8]>) {
+pub(crate) fn parse_y4m(data: &[u8]) -> (u32, u32, String, Vec<&[u8]>) {
     let nl = data
         .iter()
         .position(|&b| b == b'\n')
@@ -519,7 +519,7 @@ fn capture_no_fd_leaks() {
 
 /// Runs dmacam expecting failure: one line on stderr containing each of `needles`, no panic, and nothing
 /// left in `dir`.
-fn expect_clean_failure(args: &[&str], dir: &Path, needles: &[&str]) {
+pub(crate) fn expect_clean_failure(args: &[&str], dir: &Path, needles: &[&str]) {
     let out = run(dmacam().args(args).current_dir(dir));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{args:?} succeeded");
@@ -593,11 +593,8 @@ fn capture_bad_input_fails_cleanly() {
     }
 }
 
-#[test]
-fn capture_busy_device_fails_cleanly() {
-    require_vm();
-    vivid_still(SP);
-    let dir = fresh_dir("busy");
+/// A v4l2-ctl streaming from /dev/video0 at 30 fps for 30 s (kill it when done), already streaming.
+pub(crate) fn busy_streamer() -> std::process::Child {
     let mut other = Command::new("v4l2-ctl")
         .args([
             "-d",
@@ -618,6 +615,15 @@ fn capture_busy_device_fails_cleanly() {
         other.try_wait().unwrap().is_none(),
         "v4l2-ctl stopped early"
     );
+    other
+}
+
+#[test]
+fn capture_busy_device_fails_cleanly() {
+    require_vm();
+    vivid_still(SP);
+    let dir = fresh_dir("busy");
+    let mut other = busy_streamer();
     expect_clean_failure(
         &["dump", "-d", SP, "--frames", "5", "-o", "x.raw"],
         &dir,
@@ -647,7 +653,7 @@ fn is_sequence_repeat(line: &str) -> bool {
     repeats > 0
 }
 
-fn check_json(path: &Path) -> serde_json::Value {
+pub(crate) fn check_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -801,9 +807,20 @@ fn has_dmabuf_fd(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-fn run_with_interference(args: &[&str], ctrl: &str) -> (std::process::ExitStatus, String, String) {
-    let mut child = dmacam()
-        .args(args)
+pub(crate) fn run_with_interference(
+    args: &[&str],
+    ctrl: &str,
+) -> (std::process::ExitStatus, String, String) {
+    interfere(dmacam().args(args), ctrl)
+}
+
+/// Starts `cmd` (a dmacam run), sets `ctrl` on /dev/video0 two seconds after it streams, and waits for it
+/// (120 s deadline): its exit status, stdout and stderr.
+pub(crate) fn interfere(
+    cmd: &mut Command,
+    ctrl: &str,
+) -> (std::process::ExitStatus, String, String) {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -816,9 +833,9 @@ fn run_with_interference(args: &[&str], ctrl: &str) -> (std::process::ExitStatus
     while !has_dmabuf_fd(child.id()) {
         assert!(
             child.try_wait().unwrap().is_none(),
-            "dmacam {args:?} exited before it streamed"
+            "{cmd:?} exited before it streamed"
         );
-        assert!(Instant::now() < deadline, "dmacam {args:?} never streamed");
+        assert!(Instant::now() < deadline, "{cmd:?} never streamed");
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(2));

@@ -16,7 +16,7 @@ use dmacam_capture::format::{parse_fourcc, Fraction};
 use dmacam_capture::pattern::parse_source_name;
 use dmacam_capture::{
     Device, Format, FormatRequest, Fourcc, Input, IoMode, Mapping, PixelFormat, Source,
-    StreamOptions,
+    StreamError, StreamOptions,
 };
 use dmacam_display::PathRequest;
 use dmacam_render::{output_stride, Colorimetry, ProcessSpec, Renderer, OUTPUT_FOURCC};
@@ -78,8 +78,9 @@ pub struct CaptureOpts {
     /// pattern: mmap picks udmabuf, else dma-heap, else memfd (not a dma-buf: CPU consumers only).
     #[arg(long = "io", default_value = "mmap", value_name = "MODE")]
     pub io_arg: String,
-    /// Set a device control first, NAME=VALUE with `v4l2-ctl -L` names (menu entries by name or index).
-    #[arg(long = "ctrl", value_name = "NAME=VALUE")]
+    /// Set a device control after opening it, before streaming: NAME=VALUE with `v4l2-ctl -L` names
+    /// (menu entries by name or index; see `dmacam controls`). Repeatable; all are checked before any is set.
+    #[arg(long = "set", visible_alias = "ctrl", value_name = "NAME=VALUE")]
     pub ctrls: Vec<String>,
     /// Seconds to wait for each frame before giving up.
     #[arg(long, default_value_t = 10)]
@@ -114,7 +115,7 @@ impl CaptureOpts {
     }
 }
 
-/// Opens what `-d` names, a V4L2 node or the pattern source, and applies `--ctrl` settings (after checking
+/// Opens what `-d` names, a V4L2 node or the pattern source, and applies `--set` settings (after checking
 /// every option).
 pub fn open(opts: &CaptureOpts) -> Result<Input> {
     opts.size()?;
@@ -123,7 +124,7 @@ pub fn open(opts: &CaptureOpts) -> Result<Input> {
     if let Some(socket) = &opts.from {
         if !opts.ctrls.is_empty() {
             bail!(
-                "--ctrl: {} is a served stream; set controls on the server (`dmacam serve --ctrl`)",
+                "--set: {} is a served stream; set controls on the server (`dmacam serve --set`)",
                 socket.display()
             );
         }
@@ -139,7 +140,7 @@ pub fn open(opts: &CaptureOpts) -> Result<Input> {
         let kind = kind?;
         if !opts.ctrls.is_empty() {
             bail!(
-                "--ctrl: {} has no controls (--ctrl sets V4L2 device controls); drop --ctrl",
+                "--set: {} has no controls (--set sets V4L2 device controls); drop --set",
                 kind.source_name()
             );
         }
@@ -172,22 +173,10 @@ pub fn open_capture_node(path: &std::path::Path) -> Result<Device> {
     Ok(dev)
 }
 
-/// Opens the V4L2 node `-d` names and applies `--ctrl` settings.
+/// Opens the V4L2 node `-d` names and applies `--set` settings (all checked before any is applied).
 fn open_device(opts: &CaptureOpts) -> Result<Device> {
     let dev = open_capture_node(&opts.device)?;
-    for c in &opts.ctrls {
-        let (name, value) = c
-            .split_once('=')
-            .with_context(|| format!("--ctrl '{c}' must be NAME=VALUE"))?;
-        let ctrl = dev.control(name.trim())?;
-        match value.trim().parse::<i32>() {
-            Ok(v) => dev.set_control(&ctrl, v)?,
-            Err(_) if !ctrl.menu.is_empty() => {
-                dev.set_menu(&ctrl, value.trim())?;
-            }
-            Err(_) => bail!("--ctrl {c}: '{value}' is not a number for control {name}"),
-        }
-    }
+    dev.apply_settings(&opts.ctrls)?;
     Ok(dev)
 }
 
@@ -255,6 +244,9 @@ struct Gpu {
     spec: ProcessSpec,
     maps: Vec<Option<Mapping>>,
 }
+
+/// Consecutive frames flagged V4L2_BUF_FLAG_ERROR after which `dump` gives up.
+const MAX_ERRORED_IN_A_ROW: u32 = 30;
 
 /// `V4L2_COLORSPACE_SRGB` and `V4L2_QUANTIZATION_FULL_RANGE`: what the render stage writes.
 const COLORSPACE_SRGB: u32 = 8;
@@ -361,15 +353,37 @@ pub fn run(args: Args) -> Result<ExitCode> {
     stream.start()?;
     let progress = std::io::stderr().is_terminal();
     let timeout = Duration::from_secs(args.capture.timeout.max(1));
-    for n in 0..args.frames {
-        let frame = stream.next_frame(timeout)?;
+    let mut written = 0u32;
+    let mut errored = 0u32;
+    let mut errored_in_a_row = 0u32;
+    let mut disconnected = None;
+    while written < args.frames {
+        let frame = match stream.next_frame(timeout) {
+            Ok(f) => f,
+            Err(e @ StreamError::Disconnected { .. }) => {
+                disconnected = Some(e);
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if frame.is_error() {
-            bail!(
-                "{}: frame {} came back with V4L2_BUF_FLAG_ERROR (the driver reported corrupt data)",
-                path.display(),
-                frame.sequence()
+            // The driver says this buffer holds corrupt data: it is not written, only counted.
+            errored += 1;
+            errored_in_a_row += 1;
+            tracing::debug!(
+                sequence = frame.sequence(),
+                "V4L2_BUF_FLAG_ERROR: frame skipped"
             );
+            if errored_in_a_row >= MAX_ERRORED_IN_A_ROW {
+                bail!(
+                    "{}: {errored_in_a_row} frames in a row came back with V4L2_BUF_FLAG_ERROR (the driver reports corrupt data)",
+                    path.display()
+                );
+            }
+            continue;
         }
+        errored_in_a_row = 0;
+        written += 1;
         let mut record = trace
             .as_ref()
             .map(|_| crate::trace::FrameRecord::dequeued(&frame));
@@ -417,7 +431,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             t.write(r);
         }
         if progress {
-            draw_progress(n + 1, args.frames);
+            draw_progress(written, args.frames);
         }
     }
     if let Some(g) = &gpu {
@@ -432,6 +446,27 @@ pub fn run(args: Args) -> Result<ExitCode> {
     stream.stop()?;
     if progress {
         eprintln!();
+    }
+    if errored > 0 {
+        eprintln!(
+            "dmacam dump: {errored} frames flagged V4L2_BUF_FLAG_ERROR by {} were skipped (not written)",
+            path.display()
+        );
+    }
+    if let Some(e) = disconnected {
+        // The frames written so far stay a valid file (a Y4M stays playable); the run still failed.
+        if written == 0 {
+            bail!("{e}; no frame was written");
+        }
+        let files = sink.finish()?;
+        let place = match files.as_slice() {
+            [one] => one.display().to_string(),
+            _ => format!("{} files", files.len()),
+        };
+        bail!(
+            "{e}; the {written} frames captured before (of {}) are in {place}",
+            args.frames
+        );
     }
     let files = sink.finish()?;
     if let (Some(t), Some(p)) = (&trace, &args.trace) {

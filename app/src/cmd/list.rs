@@ -165,20 +165,7 @@ fn capture_json(info: &DeviceInfo) -> serde_json::Value {
         .controls()
         .unwrap_or_default()
         .iter()
-        .map(|c| {
-            json!({
-                "id": c.id,
-                "name": c.name,
-                "label": c.label,
-                "type": c.kind.as_str(),
-                "min": c.minimum,
-                "max": c.maximum,
-                "step": c.step,
-                "default": c.default,
-                "value": dev.get_control(c).ok(),
-                "menu": c.menu.iter().map(|(i, n)| json!({"index": i, "name": n})).collect::<Vec<_>>(),
-            })
-        })
+        .map(|c| super::controls::control_json(&dev, c))
         .collect();
     json!({
         "current": current.map(|f| json!({
@@ -252,24 +239,7 @@ fn print_capture(info: &DeviceInfo) {
     if let Ok(ctrls) = dev.controls() {
         println!("  controls:");
         for c in &ctrls {
-            let value = dev
-                .get_control(c)
-                .map(|v| v.to_string())
-                .unwrap_or_else(|_| "-".to_owned());
-            let menu = if c.menu.is_empty() {
-                String::new()
-            } else {
-                let items: Vec<String> = c.menu.iter().map(|(i, n)| format!("{i}={n}")).collect();
-                format!(" [{}]", items.join(", "))
-            };
-            println!(
-                "    {} ({}) {}..{} default {} value {value}{menu}",
-                c.name,
-                c.kind.as_str(),
-                c.minimum,
-                c.maximum,
-                c.default
-            );
+            super::controls::print_control(&dev, c, "    ");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod check;
+pub mod controls;
 pub mod doctor;
 pub mod dump;
 pub mod kms;

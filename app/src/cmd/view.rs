@@ -64,6 +64,56 @@ pub struct Args {
     pub output: String,
     #[command(flatten, next_help_heading = "KMS output (--output kms)")]
     pub kms: super::kms::KmsOpts,
+    /// When the camera is disconnected mid-stream (unplugged; vivid's Disconnect control), wait for it to
+    /// come back and resume, with the same format and --set settings (Wayland output). `--reconnect false`
+    /// exits with an error instead.
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub reconnect: bool,
+    /// Act on these keys as if pressed once the first frame is shown (for scripted runs and tests).
+    #[arg(long, hide = true, value_name = "KEYS")]
+    pub keys: Option<String>,
+}
+
+/// Keys that step a camera control in the window: lower case steps down, upper case up.
+pub const CONTROL_KEYS: [(char, &str, i64); 4] = [
+    ('b', "brightness", -1),
+    ('B', "brightness", 1),
+    ('c', "contrast", -1),
+    ('C', "contrast", 1),
+];
+
+/// What the key help of `view --help` says.
+pub const KEY_HELP: &str = "Keys in the window: q or Esc quit; f or F11 toggle fullscreen; b / B step the \
+camera's brightness down / up, c / C its contrast (one sixteenth of the control's range per press; the new \
+value is printed on stderr).";
+
+/// Steps the control `key` is bound to (see [`CONTROL_KEYS`]) by a sixteenth of its range, and says so.
+fn step_control(stream: &Source, key: char) {
+    let Some(&(_, name, dir)) = CONTROL_KEYS.iter().find(|(k, ..)| *k == key) else {
+        return;
+    };
+    let Source::V4l2(s) = stream else {
+        eprintln!(
+            "dmacam view: {} has no {name} control",
+            stream.path().display()
+        );
+        return;
+    };
+    let dev = s.device();
+    let stepped = || -> Result<i64, dmacam_capture::ControlError> {
+        let c = dev.control(name)?;
+        let now = i64::from(dev.get_control(&c)?);
+        let unit = (c.step as i64).max(1);
+        let step = ((c.maximum - c.minimum) / 16 / unit).max(1) * unit;
+        let value = (now + dir * step).clamp(c.minimum, c.maximum);
+        dev.set_control(&c, value as i32)?;
+        Ok(value)
+    };
+    match stepped() {
+        Ok(v) => eprintln!("dmacam view: {name} {v}"),
+        Err(e) => eprintln!("dmacam view: {e}"),
+    }
 }
 
 /// The render stage of the gpu path: camera dma-bufs in, XRGB8888 dma-bufs out, no CPU copy.
@@ -74,6 +124,9 @@ struct GpuStage {
     /// Camera frames not shown because every output buffer was still held by the compositor.
     ring_full: u64,
 }
+
+/// Camera buffers: the compositor holds up to two, one waits for the next frame callback: keep slack.
+const VIEW_BUFFERS: u32 = 6;
 
 /// Output buffers: one on screen, one committed and waiting for release, one pending, one being drawn.
 const GPU_RING: usize = 4;
@@ -223,8 +276,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         dev,
         format,
         &StreamOptions {
-            // The compositor holds up to two buffers, one waits for the next frame callback: keep slack.
-            buffers: 6,
+            buffers: VIEW_BUFFERS,
             io,
         },
     )?;
@@ -283,14 +335,51 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     crate::signals::install()?;
     stream.start()?;
-    let result = stream_loop(
-        &args,
-        &mut viewer,
-        &mut stream,
-        gpu.as_mut(),
-        trace.as_ref(),
-        &dev_path,
-    );
+    let mut progress = Progress {
+        start: Instant::now(),
+        received: 0,
+    };
+    let (result, stream) = loop {
+        let r = stream_loop(
+            &args,
+            &mut viewer,
+            &mut stream,
+            gpu.as_mut(),
+            trace.as_ref(),
+            &dev_path,
+            &mut progress,
+        );
+        let disconnected = matches!(
+            r.as_ref()
+                .err()
+                .and_then(|e| e.downcast_ref::<StreamError>()),
+            Some(StreamError::Disconnected { .. })
+        );
+        if !(disconnected && args.reconnect) {
+            break (r, Some(stream));
+        }
+        eprintln!(
+            "dmacam view: {} was disconnected; waiting for it to come back (Ctrl-C stops)",
+            dev_path.display()
+        );
+        // Every frame of the old stream goes back, and the old stream with them: that closes the device,
+        // which a driver may wait for before it re-registers the node (vivid does). The render stage's
+        // imports were of the old buffers: it starts afresh.
+        viewer.release_frames();
+        let format = stream.format().clone();
+        let spec = gpu.take().map(|g| g.spec);
+        stream = match reopen(&args, &mut viewer, &dev_path, &format, io, stream)? {
+            Some(s) => s,
+            None => break (Ok(()), None),
+        };
+        if let Some(spec) = spec {
+            gpu = Some(
+                GpuStage::new(stream.format(), spec)
+                    .map_err(|e| anyhow::anyhow!("{}: render stage: {e}", dev_path.display()))?,
+            );
+        }
+        eprintln!("dmacam view: {} is back; resuming", dev_path.display());
+    };
     let path_label = match viewer.fallback_reason() {
         Some(_) => "shm (fallback)".to_owned(),
         None => decision.path.to_string(),
@@ -309,7 +398,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     // Hand every frame back (viewer first: it holds frames), then stop the camera.
     drop(viewer);
-    stream.stop().ok();
+    if let Some(mut stream) = stream {
+        stream.stop().ok();
+    }
     result?;
     if let (Some(t), Some(p)) = (&trace, &args.trace) {
         let n = t.finish()?;
@@ -328,6 +419,54 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How far the run has got, across reconnections.
+struct Progress {
+    start: Instant,
+    /// Frames received from the camera.
+    received: u64,
+}
+
+/// After a disconnect: drops `old` (the caller has taken every frame back), then waits until the node can
+/// be opened again, applies the --set settings, negotiates `format` again and starts streaming. `None`
+/// when the user quit while waiting.
+fn reopen(
+    args: &Args,
+    viewer: &mut Viewer,
+    path: &std::path::Path,
+    format: &dmacam_capture::Format,
+    io: dmacam_capture::IoMode,
+    old: Source,
+) -> Result<Option<Source>> {
+    drop(old);
+    loop {
+        if viewer.close_requested() || crate::signals::stop_requested() {
+            return Ok(None);
+        }
+        // Keeps the window responsive (and its last frame shown) while waiting.
+        viewer.poll(&[], Some(Duration::from_millis(200)))?;
+        let Ok(dev) = dmacam_capture::Device::open(path) else {
+            continue;
+        };
+        dev.apply_settings(&args.capture.ctrls)?;
+        let input = dmacam_capture::Input::Device(dev);
+        let format = input.negotiate(&FormatRequest {
+            fourcc: Some(format.fourcc),
+            size: Some((format.width, format.height)),
+            fps: args.capture.fps()?,
+        })?;
+        let mut stream = Source::new(
+            input,
+            format,
+            &StreamOptions {
+                buffers: VIEW_BUFFERS,
+                io,
+            },
+        )?;
+        stream.start()?;
+        return Ok(Some(stream));
+    }
+}
+
 fn stream_loop(
     args: &Args,
     viewer: &mut Viewer,
@@ -335,17 +474,18 @@ fn stream_loop(
     mut gpu: Option<&mut GpuStage>,
     trace: Option<&std::sync::Arc<crate::trace::TraceFile>>,
     dev: &std::path::Path,
+    progress: &mut Progress,
 ) -> Result<()> {
-    let start = Instant::now();
+    let start = progress.start;
     let stall = Duration::from_secs(args.capture.timeout.max(1));
     let mut last_frame = Instant::now();
-    let mut received = 0u64;
     let mut finishing: Option<Instant> = None;
+    let mut scripted_keys = args.keys.clone();
     loop {
         if viewer.close_requested() || crate::signals::stop_requested() {
             return Ok(());
         }
-        let done = args.frames.is_some_and(|n| received >= n)
+        let done = args.frames.is_some_and(|n| progress.received >= n)
             || args
                 .until_shown
                 .is_some_and(|n| viewer.stats().presented >= n)
@@ -378,7 +518,7 @@ fn stream_loop(
             Err(e) => return Err(e.into()),
         };
         last_frame = Instant::now();
-        received += 1;
+        progress.received += 1;
         if frame.is_error() {
             tracing::warn!(
                 "{}: frame {} flagged corrupt by the driver; not shown",
@@ -435,5 +575,11 @@ fn stream_loop(
             holder: Some(holder),
             trace: display_trace,
         })?;
+        for key in scripted_keys.take().unwrap_or_default().chars() {
+            step_control(stream, key);
+        }
+        for key in viewer.take_keys() {
+            step_control(stream, key);
+        }
     }
 }

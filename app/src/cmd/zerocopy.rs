@@ -143,6 +143,8 @@ pub fn run(req: Request) -> Result<ExitCode> {
         trace: Some(trace.clone()),
         output: "wayland".into(),
         kms: super::kms::KmsOpts::default(),
+        keys: None,
+        reconnect: false,
     };
     let ran = super::view::run(view);
     let text = std::fs::read_to_string(&trace);
