@@ -18,11 +18,10 @@ use dmacam_display::kms::{
     drm_format_for, Card, KmsError, KmsSummary, ModeRequest, OutputRequest, Scanout, ScanoutFrame,
 };
 use dmacam_display::FrameTrace;
-use dmacam_render::{
-    Colorimetry, OutputFrame, ProcessSpec, RenderError, Renderer, OUTPUT_FOURCC, SUPPORTED_FOURCCS,
-};
+use dmacam_render::{OutputFrame, ProcessSpec, OUTPUT_FOURCC, SUPPORTED_FOURCCS};
 
 use super::dump::CaptureOpts;
+use crate::gpu::{GpuStage, StageError};
 
 /// The KMS output's own options (shared with `view --output kms`).
 #[derive(clap::Args, Clone, Debug)]
@@ -143,47 +142,6 @@ impl ScanoutFrame for KmsFrame {
     }
     fn trace(&self) -> Option<&Arc<FrameTrace>> {
         self.trace.as_ref()
-    }
-}
-
-/// The render stage of the gpu path.
-struct GpuStage {
-    renderer: Renderer,
-    colour: Colorimetry,
-    spec: ProcessSpec,
-    ring_full: u64,
-}
-
-/// Output buffers: active, queued and pending on the display, one being drawn.
-const GPU_RING: usize = 4;
-
-impl GpuStage {
-    fn new(format: &Format, spec: ProcessSpec) -> Result<GpuStage> {
-        let colour = Colorimetry::from_v4l2(
-            format.fourcc,
-            format.colorspace,
-            format.ycbcr_enc,
-            format.quantization,
-        )?;
-        let renderer = Renderer::new(dmacam_render::Options {
-            ring: GPU_RING,
-            ..Default::default()
-        })
-        .map_err(|e| {
-            anyhow::anyhow!("the gpu path needs a Vulkan device that imports dma-bufs: {e}")
-        })?;
-        tracing::info!(
-            device = renderer.device_name(),
-            import = renderer.import_path().name(),
-            "render stage: {}",
-            renderer.import_path_reason()
-        );
-        Ok(GpuStage {
-            renderer,
-            colour,
-            spec,
-            ring_full: 0,
-        })
     }
 }
 
@@ -363,15 +321,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     result?;
     let mut summary = finished?;
     if let Some(g) = &gpu {
-        let r = g.renderer.stats();
         summary.path = "gpu (the render stage's XR24 dma-bufs, PRIME import, no copy)".into();
-        summary.cpu_bytes_copied_total += r.cpu_bytes_copied;
-        tracing::info!(
-            frames = r.frames,
-            imports = r.imports,
-            ring_full = g.ring_full,
-            "render stage"
-        );
+        summary.cpu_bytes_copied_total += g.finish_report();
     }
     if let Some(wb) = writeback {
         let (path, img) = wb?;
@@ -469,6 +420,12 @@ fn negotiate(
     let (w, h) = spec.output_size(format.width, format.height)?;
     scanout.check_frame_size(w, h)?;
     let gpu = GpuStage::new(&format, spec)
+        .map_err(|e| match e {
+            StageError::Device(e) => {
+                anyhow::anyhow!("the gpu path needs a Vulkan device that imports dma-bufs: {e}")
+            }
+            e => anyhow::anyhow!("{e}"),
+        })
         .with_context(|| format!("{}: {camera} on the gpu path", dev.path().display()))?;
     if let Some(e) = last {
         tracing::info!("passthrough impossible ({e}); the render stage converts instead");
@@ -559,35 +516,10 @@ fn stream_loop(
                 let captured = (frame.flags() & BUF_FLAG_TIMESTAMP_MASK
                     == BUF_FLAG_TIMESTAMP_MONOTONIC)
                     .then(|| frame.timestamp());
-                let out = match g.renderer.process(
-                    frame.dmabuf(),
-                    frame.index() as u32,
-                    g.colour,
-                    &g.spec,
-                ) {
-                    Ok(out) => out,
-                    Err(RenderError::RingExhausted { ring }) => {
-                        // Every output buffer is still on (or on its way to) the screen: skip this
-                        // camera frame (the next one's sequence gap counts it as a drop).
-                        g.ring_full += 1;
-                        tracing::debug!(sequence, ring, "all output buffers held; frame skipped");
-                        if let (Some(t), Some(r)) = (trace, &record) {
-                            t.write(r);
-                        }
-                        continue;
-                    }
-                    Err(e) => bail!("{}: render stage: {e}", dev.display()),
+                let Some((out, dmabuf)) = g.convert(frame, dev, trace, &mut record)? else {
+                    // Every output buffer is still on (or on its way to) the screen: frame skipped.
+                    continue;
                 };
-                let index = frame.index() as u32;
-                // The GPU has finished reading the camera buffer: back to V4L2 with it.
-                drop(frame);
-                let dmabuf = out
-                    .dmabuf()
-                    .context("the render stage exported no dma-buf")?
-                    .clone();
-                if let Some(r) = record.as_mut() {
-                    r.gpu = Some(crate::trace::GpuRecord::new(&g.renderer, index, &out));
-                }
                 KmsBuf::Gpu {
                     _out: out,
                     dmabuf,

@@ -14,9 +14,10 @@ use dmacam_display::{
     select_path, BufferMode, BufferPath, DisplayError, Frame, PathInputs, PathRequest, Viewer,
     ViewerOptions,
 };
-use dmacam_render::{Colorimetry, ProcessSpec, RenderError, Renderer};
+use dmacam_render::ProcessSpec;
 
 use super::dump::CaptureOpts;
+use crate::gpu::GpuStage;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -116,52 +117,8 @@ fn step_control(stream: &Source, key: char) {
     }
 }
 
-/// The render stage of the gpu path: camera dma-bufs in, XRGB8888 dma-bufs out, no CPU copy.
-struct GpuStage {
-    renderer: Renderer,
-    colour: Colorimetry,
-    spec: ProcessSpec,
-    /// Camera frames not shown because every output buffer was still held by the compositor.
-    ring_full: u64,
-}
-
 /// Camera buffers: the compositor holds up to two, one waits for the next frame callback: keep slack.
 const VIEW_BUFFERS: u32 = 6;
-
-/// Output buffers: one on screen, one committed and waiting for release, one pending, one being drawn.
-const GPU_RING: usize = 4;
-
-impl GpuStage {
-    /// The render stage for this camera format, or why it cannot run (said in the path decision).
-    fn new(format: &dmacam_capture::Format, spec: ProcessSpec) -> Result<GpuStage, String> {
-        let colour = Colorimetry::from_v4l2(
-            format.fourcc,
-            format.colorspace,
-            format.ycbcr_enc,
-            format.quantization,
-        )
-        .map_err(|e| e.to_string())?;
-        spec.output_size(format.width, format.height)
-            .map_err(|e| format!("--process: {e}"))?;
-        let renderer = Renderer::new(dmacam_render::Options {
-            ring: GPU_RING,
-            ..Default::default()
-        })
-        .map_err(|e| e.to_string())?;
-        tracing::info!(
-            device = renderer.device_name(),
-            import = renderer.import_path().name(),
-            "render stage: {}",
-            renderer.import_path_reason()
-        );
-        Ok(GpuStage {
-            renderer,
-            colour,
-            spec,
-            ring_full: 0,
-        })
-    }
-}
 
 fn one_line_display_error(e: DisplayError) -> anyhow::Error {
     match e {
@@ -306,7 +263,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     if wants_gpu {
         let stage = GpuStage::new(stream.format(), spec.unwrap_or_default());
-        decision = decide(stage.as_ref().map(|_| ()).map_err(Clone::clone));
+        decision = decide(stage.as_ref().map(|_| ()).map_err(|e| e.to_string()));
         gpu = stage.ok();
     }
     let decision = decision?;
@@ -387,14 +344,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut summary = viewer.stats().summary(&path_label);
     if let Some(g) = &gpu {
         // The render stage reads the camera's dma-bufs in place: anything it copied would be counted here.
-        let r = g.renderer.stats();
-        summary.cpu_bytes_copied_total += r.cpu_bytes_copied;
-        tracing::info!(
-            frames = r.frames,
-            imports = r.imports,
-            ring_full = g.ring_full,
-            "render stage"
-        );
+        summary.cpu_bytes_copied_total += g.finish_report();
     }
     // Hand every frame back (viewer first: it holds frames), then stop the camera.
     drop(viewer);
@@ -534,30 +484,10 @@ fn stream_loop(
         let (dmabuf, holder): (_, Box<dyn std::any::Any + Send>) = match gpu.as_deref_mut() {
             None => (frame.dmabuf().clone(), Box::new(frame)),
             Some(g) => {
-                let index = frame.index() as u32;
-                let out = match g.renderer.process(frame.dmabuf(), index, g.colour, &g.spec) {
-                    Ok(out) => out,
-                    Err(RenderError::RingExhausted { ring }) => {
-                        // The compositor still holds every output buffer: this camera frame is skipped (the
-                        // next one's sequence gap counts it as a drop).
-                        g.ring_full += 1;
-                        tracing::debug!(sequence, ring, "all output buffers held; frame skipped");
-                        if let (Some(t), Some(r)) = (trace, &record) {
-                            t.write(r);
-                        }
-                        continue;
-                    }
-                    Err(e) => bail!("{}: render stage: {e}", dev.display()),
+                let Some((out, dmabuf)) = g.convert(frame, dev, trace, &mut record)? else {
+                    // The compositor still holds every output buffer: this camera frame is skipped.
+                    continue;
                 };
-                // The GPU has finished reading the camera buffer: it goes back to V4L2 now.
-                drop(frame);
-                let dmabuf = out
-                    .dmabuf()
-                    .context("the render stage exported no dma-buf")?
-                    .clone();
-                if let Some(r) = record.as_mut() {
-                    r.gpu = Some(crate::trace::GpuRecord::new(&g.renderer, index, &out));
-                }
                 (dmabuf, Box::new(out))
             }
         };

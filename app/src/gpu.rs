@@ -1,0 +1,145 @@
+//! The render stage as the display commands run it (`view`, `view --output kms`): the Vulkan renderer for one
+//! camera format, its colorimetry and processing spec, and a count of the camera frames skipped because every
+//! output buffer was still on (or on its way to) the screen.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use dmacam_capture::{Dmabuf, Format, Frame};
+use dmacam_render::{Colorimetry, OutputFrame, ProcessSpec, RenderError, Renderer};
+
+use crate::trace::{FrameRecord, GpuRecord, TraceFile};
+
+/// Output buffers: one on screen, one committed and waiting for release (or a flip), one pending, one being
+/// drawn.
+pub const GPU_RING: usize = 4;
+
+/// Why the render stage cannot run for a format, in the words the path decision shows.
+#[derive(Debug)]
+pub enum StageError {
+    /// The camera's colorimetry is not one the shaders convert.
+    Colour(String),
+    /// The `--process` spec does not fit the frame.
+    Process(String),
+    /// No Vulkan device that imports dma-bufs.
+    Device(String),
+}
+
+impl fmt::Display for StageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StageError::Colour(e) | StageError::Device(e) => f.write_str(e),
+            StageError::Process(e) => write!(f, "--process: {e}"),
+        }
+    }
+}
+
+/// The render stage of the gpu path.
+pub struct GpuStage {
+    pub renderer: Renderer,
+    pub colour: Colorimetry,
+    pub spec: ProcessSpec,
+    /// Camera frames skipped because every output buffer was still held.
+    pub ring_full: u64,
+}
+
+impl GpuStage {
+    /// The render stage for camera frames of `format`, processed by `spec`.
+    pub fn new(format: &Format, spec: ProcessSpec) -> Result<GpuStage, StageError> {
+        let colour = Colorimetry::from_v4l2(
+            format.fourcc,
+            format.colorspace,
+            format.ycbcr_enc,
+            format.quantization,
+        )
+        .map_err(|e| StageError::Colour(e.to_string()))?;
+        spec.output_size(format.width, format.height)
+            .map_err(|e| StageError::Process(e.to_string()))?;
+        let renderer = Renderer::new(dmacam_render::Options {
+            ring: GPU_RING,
+            ..Default::default()
+        })
+        .map_err(|e| StageError::Device(e.to_string()))?;
+        tracing::info!(
+            device = renderer.device_name(),
+            import = renderer.import_path().name(),
+            "render stage: {}",
+            renderer.import_path_reason()
+        );
+        Ok(GpuStage {
+            renderer,
+            colour,
+            spec,
+            ring_full: 0,
+        })
+    }
+
+    /// Converts and processes `frame` into an output buffer; `None` when every output buffer is still held
+    /// (the frame is skipped and counted; the next frame's sequence gap makes it a drop).
+    pub fn process(&mut self, frame: &Frame) -> Result<Option<OutputFrame>, RenderError> {
+        let index = frame.index() as u32;
+        match self
+            .renderer
+            .process(frame.dmabuf(), index, self.colour, &self.spec)
+        {
+            Ok(out) => Ok(Some(out)),
+            Err(RenderError::RingExhausted { ring }) => {
+                self.ring_full += 1;
+                tracing::debug!(
+                    sequence = frame.sequence(),
+                    ring,
+                    "all output buffers held; frame skipped"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The display loops' step: processes `frame` from `dev`, hands the camera buffer back to its producer
+    /// as soon as the GPU is done with it, and fills in the GPU part of the frame's trace `record`. Returns
+    /// the output and its dma-buf, or `None` when the frame was skipped (its record is written as it is).
+    pub fn convert(
+        &mut self,
+        frame: Frame,
+        dev: &Path,
+        trace: Option<&Arc<TraceFile>>,
+        record: &mut Option<FrameRecord>,
+    ) -> anyhow::Result<Option<(OutputFrame, Dmabuf)>> {
+        let index = frame.index() as u32;
+        let Some(out) = self
+            .process(&frame)
+            .map_err(|e| anyhow::anyhow!("{}: render stage: {e}", dev.display()))?
+        else {
+            if let (Some(t), Some(r)) = (trace, record.as_ref()) {
+                t.write(r);
+            }
+            return Ok(None);
+        };
+        // The GPU has finished reading the camera buffer: back to V4L2 with it.
+        drop(frame);
+        let dmabuf = out
+            .dmabuf()
+            .context("the render stage exported no dma-buf")?
+            .clone();
+        if let Some(r) = record.as_mut() {
+            r.gpu = Some(GpuRecord::new(&self.renderer, index, &out));
+        }
+        Ok(Some((out, dmabuf)))
+    }
+
+    /// Logs what the stage did (at exit); returns the CPU bytes it copied (0: it reads the camera's
+    /// dma-bufs in place).
+    pub fn finish_report(&self) -> u64 {
+        let r = self.renderer.stats();
+        tracing::info!(
+            frames = r.frames,
+            imports = r.imports,
+            ring_full = self.ring_full,
+            "render stage"
+        );
+        r.cpu_bytes_copied
+    }
+}
