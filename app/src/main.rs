@@ -2,6 +2,7 @@
 
 mod cmd;
 mod gpu;
+mod health;
 mod pixels;
 mod signals;
 mod sink;

@@ -8,4 +8,5 @@ mod pattern;
 mod render;
 mod share;
 mod smoke;
+mod soak;
 mod view;

@@ -231,6 +231,12 @@ pub struct Args {
     /// crop=WxH+X+Y, scale=WxH, rotate=90|180|270, mirror, flip, filter=nearest|linear.
     #[arg(long, value_name = "SPEC")]
     pub process: Option<String>,
+    /// Soak runs: every --health-every frames, write a JSON line with the open fds, resident memory and
+    /// render-stage import counts to FILE.
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub health: Option<PathBuf>,
+    #[arg(long, hide = true, default_value_t = 1000, value_name = "N")]
+    pub health_every: u64,
     /// Write one JSON line per frame to FILE: its dma-buf identities (camera export, and with --process the
     /// Vulkan import and GPU export), timestamps and CPU bytes copied between stages.
     #[arg(long, value_name = "FILE")]
@@ -353,6 +359,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     stream.start()?;
     let progress = std::io::stderr().is_terminal();
     let timeout = Duration::from_secs(args.capture.timeout.max(1));
+    let mut health = args
+        .health
+        .as_deref()
+        .map(|p| crate::health::Health::create(p, args.health_every))
+        .transpose()?;
     let mut written = 0u32;
     let mut errored = 0u32;
     let mut errored_in_a_row = 0u32;
@@ -384,6 +395,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         errored_in_a_row = 0;
         written += 1;
+        if let Some(h) = health.as_mut() {
+            h.tick(u64::from(written), gpu.as_ref().map(|g| &g.renderer));
+        }
         let mut record = trace
             .as_ref()
             .map(|_| crate::trace::FrameRecord::dequeued(&frame));

@@ -71,6 +71,12 @@ pub struct Args {
     #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
           default_missing_value = "true", action = clap::ArgAction::Set)]
     pub reconnect: bool,
+    /// Soak runs: every --health-every frames, write a JSON line with the open fds, resident memory and
+    /// render-stage import counts to FILE.
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub health: Option<PathBuf>,
+    #[arg(long, hide = true, default_value_t = 1000, value_name = "N")]
+    pub health_every: u64,
     /// Act on these keys as if pressed once the first frame is shown (for scripted runs and tests).
     #[arg(long, hide = true, value_name = "KEYS")]
     pub keys: Option<String>,
@@ -295,6 +301,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut progress = Progress {
         start: Instant::now(),
         received: 0,
+        health: args
+            .health
+            .as_deref()
+            .map(|p| crate::health::Health::create(p, args.health_every))
+            .transpose()?,
     };
     let (result, stream) = loop {
         let r = stream_loop(
@@ -374,6 +385,8 @@ struct Progress {
     start: Instant,
     /// Frames received from the camera.
     received: u64,
+    /// `--health`.
+    health: Option<crate::health::Health>,
 }
 
 /// After a disconnect: drops `old` (the caller has taken every frame back), then waits until the node can
@@ -469,6 +482,9 @@ fn stream_loop(
         };
         last_frame = Instant::now();
         progress.received += 1;
+        if let Some(h) = progress.health.as_mut() {
+            h.tick(progress.received, gpu.as_deref().map(|g| &g.renderer));
+        }
         if frame.is_error() {
             tracing::warn!(
                 "{}: frame {} flagged corrupt by the driver; not shown",

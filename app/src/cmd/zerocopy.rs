@@ -144,6 +144,8 @@ pub fn run(req: Request) -> Result<ExitCode> {
         output: "wayland".into(),
         kms: super::kms::KmsOpts::default(),
         keys: None,
+        health: None,
+        health_every: 1000,
         reconnect: false,
     };
     let ran = super::view::run(view);

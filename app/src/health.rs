@@ -1,0 +1,74 @@
+//! `--health FILE` (hidden; for soak runs, `tests/suite/soak.rs`): every N frames one JSON line with the
+//! process's open fds, its resident memory and the render stage's import counts, so that a long run shows
+//! they stay constant. Each line is flushed as it is written: a run that dies still leaves its samples.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use dmacam_render::Renderer;
+use serde::Serialize;
+
+/// One sample.
+#[derive(Serialize)]
+struct Sample {
+    frames: u64,
+    fds: usize,
+    rss_kib: u64,
+    imports: Option<u64>,
+    memory_imports: Option<u64>,
+}
+
+/// The health log of a run.
+pub struct Health {
+    path: PathBuf,
+    out: BufWriter<File>,
+    every: u64,
+}
+
+impl Health {
+    /// A log at `path` sampled every `every` frames (at least 1).
+    pub fn create(path: &Path, every: u64) -> Result<Health> {
+        let f = File::create(path)
+            .with_context(|| format!("--health: cannot create {}", path.display()))?;
+        Ok(Health {
+            path: path.to_path_buf(),
+            out: BufWriter::new(f),
+            every: every.max(1),
+        })
+    }
+
+    /// Called once per frame with the frames so far: writes a sample every `every` frames.
+    pub fn tick(&mut self, frames: u64, renderer: Option<&Renderer>) {
+        if frames == 0 || frames % self.every != 0 {
+            return;
+        }
+        let stats = renderer.map(Renderer::stats);
+        let sample = Sample {
+            frames,
+            fds: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()),
+            rss_kib: rss_kib().unwrap_or(0),
+            imports: stats.map(|s| s.imports),
+            memory_imports: stats.map(|s| s.memory_imports),
+        };
+        let ok = serde_json::to_writer(&mut self.out, &sample).is_ok()
+            && self.out.write_all(b"\n").is_ok()
+            && self.out.flush().is_ok();
+        if !ok {
+            tracing::warn!("--health: cannot write to {}", self.path.display());
+        }
+    }
+}
+
+/// VmRSS of this process, in KiB.
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}

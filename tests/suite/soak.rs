@@ -1,0 +1,145 @@
+//! Soak: long runs of `dump` and of `view` on the gpu path at vivid's highest rate, sampled every
+//! `frames / 10` frames with dmacam's hidden `--health` log (open fds, resident memory, render-stage
+//! imports). Asserted: the fd count and the number of Vulkan imports never change after the first sample,
+//! resident memory grows by at most a small bound (llvmpipe's arenas), and `dump` writes every frame it took
+//! (frames the device dropped, its sequence gaps, are a separate figure).
+//!
+//! CI runs a short count (1,000 frames of `dump`, 500 of `view`, whose software-GPU conversion takes tens
+//! of milliseconds a frame under TCG); the full count is
+//! `DMACAM_SOAK_FRAMES=20000 tests/vm/suite --timeout 14400 soak` (well over an hour under TCG). At 20,000 frames the samples
+//! are every 2,000 frames; set `DMACAM_SOAK_EVERY=1000` for every 1,000.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use dmacam_tests::{dmacam, require_vm, results_dir, run_ok, wait_with_deadline, Weston};
+
+/// Resident memory may grow this much after the first sample (KiB): llvmpipe and the allocator settle.
+const RSS_SLACK_KIB: u64 = 4096;
+
+/// `DMACAM_SOAK_FRAMES`, else the CI count `ci`.
+fn frames(ci: u64) -> u64 {
+    std::env::var("DMACAM_SOAK_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ci)
+}
+
+fn every(frames: u64) -> u64 {
+    std::env::var("DMACAM_SOAK_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or((frames / 10).max(50))
+}
+
+/// The health samples; asserts fds and imports constant and RSS bounded after the first sample.
+fn check_health(path: &Path, frames: u64, every: u64) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let samples: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("health line"))
+        .collect();
+    assert_eq!(samples.len() as u64, frames / every, "{text}");
+    let first = &samples[0];
+    for s in &samples {
+        assert_eq!(s["fds"], first["fds"], "the fd count changed:\n{text}");
+        assert_eq!(
+            s["imports"], first["imports"],
+            "Vulkan imports grew:\n{text}"
+        );
+        assert_eq!(s["memory_imports"], first["memory_imports"], "{text}");
+        let grew = s["rss_kib"]
+            .as_u64()
+            .unwrap()
+            .saturating_sub(first["rss_kib"].as_u64().unwrap());
+        assert!(grew <= RSS_SLACK_KIB, "RSS grew {grew} KiB:\n{text}");
+    }
+    eprintln!(
+        "{}: {} samples, constant: {text}",
+        path.display(),
+        samples.len()
+    );
+    samples
+}
+
+/// `dmacam SUBCOMMAND` on vivid's 320x180 YUYV at 60 fps for `n` frames, sampled every `e` into `health`.
+fn soak_command(sub: &str, n: u64, e: u64, health: &Path) -> Command {
+    let mut cmd = dmacam();
+    cmd.args([
+        sub,
+        "-d",
+        "/dev/video0",
+        "--format",
+        "YUYV",
+        "--size",
+        "320x180",
+    ])
+    .args(["--fps", "60", "--frames", &n.to_string(), "--health"])
+    .arg(health)
+    .args(["--health-every", &e.to_string()])
+    .stdin(Stdio::null());
+    cmd
+}
+
+fn highest_rate() {
+    run_ok(Command::new("v4l2-ctl").args(["-d", "/dev/video0", "-p", "60"]));
+}
+
+#[test]
+fn soak_dump_keeps_fds_and_memory_constant() {
+    require_vm();
+    highest_rate();
+    let n = frames(1000);
+    let e = every(n);
+    let health = results_dir().join("soak-dump-health.jsonl");
+    let out = Path::new("/tmp/soak.raw");
+    let mut child = soak_command("dump", n, e, &health)
+        .arg("-o")
+        .arg(out)
+        .spawn()
+        .expect("spawn dmacam dump");
+    let status = wait_with_deadline(&mut child, Duration::from_secs(120 + n / 10));
+    assert!(status.success(), "dmacam dump: {status}");
+    let samples = check_health(&health, n, e);
+    assert!(
+        samples[0]["imports"].is_null(),
+        "dump without --process has no render stage"
+    );
+    // Every frame taken was written.
+    assert_eq!(std::fs::metadata(out).unwrap().len(), n * 320 * 180 * 2);
+    std::fs::remove_file(out).unwrap();
+}
+
+#[test]
+fn soak_view_gpu_keeps_fds_imports_and_memory_constant() {
+    require_vm();
+    highest_rate();
+    let n = frames(500);
+    let e = every(n);
+    let weston = Weston::start("wayland-5", &[]);
+    let health = results_dir().join("soak-view-health.jsonl");
+    let stats = results_dir().join("soak-view.json");
+    let mut cmd = soak_command("view", n, e, &health);
+    weston.env(&mut cmd);
+    let mut child = cmd
+        .args(["--path", "gpu", "--stats-json"])
+        .arg(&stats)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn dmacam view");
+    let status = wait_with_deadline(&mut child, Duration::from_secs(180 + n / 5));
+    assert!(status.success(), "dmacam view: {status}");
+    let samples = check_health(&health, n, e);
+    // One import per camera buffer (6 requested), made once.
+    let imports = samples[0]["imports"]
+        .as_u64()
+        .expect("the gpu path imports");
+    assert!((1..=8).contains(&imports), "{imports} imports");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(s["path"], "gpu", "{s}");
+    assert_eq!(s["cpu_bytes_copied_total"], 0, "{s}");
+    assert!(s["frames_shown"].as_u64().unwrap() > 0, "{s}");
+    eprintln!("soak view: {s}");
+}
