@@ -16,6 +16,10 @@ struct Sample {
     frames: u64,
     fds: usize,
     rss_kib: u64,
+    /// The parts of `rss_kib`: anonymous memory, mapped files, shared memory (memfds, dma-bufs over shmem).
+    anon_kib: u64,
+    file_kib: u64,
+    shmem_kib: u64,
     imports: Option<u64>,
     memory_imports: Option<u64>,
 }
@@ -48,7 +52,10 @@ impl Health {
         let sample = Sample {
             frames,
             fds: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()),
-            rss_kib: rss_kib().unwrap_or(0),
+            rss_kib: status_kib("VmRSS:").unwrap_or(0),
+            anon_kib: status_kib("RssAnon:").unwrap_or(0),
+            file_kib: status_kib("RssFile:").unwrap_or(0),
+            shmem_kib: status_kib("RssShmem:").unwrap_or(0),
             imports: stats.map(|s| s.imports),
             memory_imports: stats.map(|s| s.memory_imports),
         };
@@ -61,12 +68,12 @@ impl Health {
     }
 }
 
-/// VmRSS of this process, in KiB.
-fn rss_kib() -> Option<u64> {
+/// A `kB` field of /proc/self/status (`VmRSS:`, `RssAnon:`...).
+fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .find_map(|l| l.strip_prefix(field))?
         .split_whitespace()
         .next()?
         .parse()
