@@ -7,13 +7,16 @@
 //! frames are counted in [`JpegStats::corrupt`] and reported through a rate-limited warning; they never
 //! panic.
 
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use zune_core::colorspace::ColorSpace;
 use zune_core::options::DecoderOptions;
 
-use crate::Fourcc;
+use crate::dmabuf::MapError;
+use crate::{Dmabuf, DmabufPlane, Fourcc, Mapping, DRM_FORMAT_MOD_LINEAR};
 
 /// The V4L2 fourcc of Motion-JPEG.
 pub const MJPG: Fourcc = Fourcc::new(b"MJPG");
@@ -41,6 +44,8 @@ pub enum JpegError {
         "destination buffer of {have} bytes is smaller than the {need} bytes of a decoded frame"
     )]
     Destination { have: usize, need: usize },
+    #[error("cannot write the decoded frame into its dma-buf: {0}")]
+    Map(#[source] MapError),
     #[error("encoding a {width}x{height} JPEG frame failed: {reason}")]
     Encode {
         width: u32,
@@ -96,6 +101,27 @@ impl JpegDecoder {
 
     pub fn stats(&self) -> JpegStats {
         self.stats
+    }
+
+    /// The [`Dmabuf`] a decoded frame is in, given the buffer `fd` it was decoded into.
+    pub fn dmabuf(&self, fd: Arc<OwnedFd>) -> Dmabuf {
+        Dmabuf {
+            width: self.width,
+            height: self.height,
+            fourcc: DECODED,
+            modifier: DRM_FORMAT_MOD_LINEAR,
+            planes: vec![DmabufPlane {
+                fd,
+                offset: 0,
+                stride: self.stride(),
+            }],
+        }
+    }
+
+    /// Decode `jpeg` into the dma-buf behind `map` (writable), inside a `DMA_BUF_IOCTL_SYNC` write bracket.
+    pub fn decode_to_mapping(&mut self, jpeg: &[u8], map: &mut Mapping) -> Result<(), JpegError> {
+        let mut guard = map.write().map_err(JpegError::Map)?;
+        self.decode_into(jpeg, &mut guard)
     }
 
     /// Decode `jpeg` into `dst` (a mapped dma-buf, at least [`frame_size`](Self::frame_size) bytes).
@@ -268,6 +294,22 @@ mod tests {
         let s = dec.stats();
         assert_eq!((s.decoded, s.corrupt), (1, 6));
         assert_eq!(s.cpu_bytes_written, (w * h * 4) as u64);
+    }
+
+    #[test]
+    fn decodes_into_a_sealed_memfd_buffer() {
+        let (w, h) = (64, 32);
+        let jpeg = encode_rgb(&bars(w, h), w, h, 90).unwrap();
+        let mut dec = JpegDecoder::new("test", w, h);
+        let fd = crate::alloc::sealed_memfd(c"jpeg-test", dec.frame_size() as u64).unwrap();
+        let fd = Arc::new(fd);
+        let mut map = Mapping::new(fd.clone(), true).unwrap();
+        dec.decode_to_mapping(&jpeg, &mut map).unwrap();
+        let dmabuf = dec.dmabuf(fd);
+        assert_eq!((dmabuf.fourcc, dmabuf.planes[0].stride), (DECODED, w * 4));
+        let px = &map.read().unwrap()[..4];
+        // The first bar is white.
+        assert!(px[..3].iter().all(|&c| c >= 243), "{px:?}");
     }
 
     #[test]
