@@ -19,6 +19,7 @@ pub mod controls;
 pub mod device;
 pub mod dmabuf;
 pub mod format;
+pub mod jpeg;
 pub mod pattern;
 mod raw;
 pub mod share;
