@@ -41,11 +41,12 @@ use thiserror::Error;
 
 use crate::alloc::{page_align, sealed_memfd, AllocError, Allocator, SYSTEM_HEAP, UDMABUF};
 use crate::colour::{bar_rgb, rgb_to_yuv};
-use crate::dmabuf::{Dmabuf, DmabufPlane, Fourcc, Mapping, DRM_FORMAT_MOD_LINEAR};
+use crate::dmabuf::{Dmabuf, Fourcc, Mapping, DRM_FORMAT_MOD_LINEAR};
 use crate::format::{fourcc_name, Format, Layout, PixelFormat, PlaneFormat, SUPPORTED};
 use crate::raw::b;
 use crate::stream::{
-    FrameMeta, FramePool, IoMode, StreamError, StreamOptions, BUF_FLAG_TIMESTAMP_MONOTONIC,
+    buffer_dmabuf, FrameMeta, FramePool, IoMode, StreamError, StreamOptions,
+    BUF_FLAG_TIMESTAMP_MONOTONIC,
 };
 use crate::timer::Timer;
 use crate::Frame;
@@ -555,29 +556,16 @@ impl PatternSource {
         let mut slots = Vec::with_capacity(count);
         for fd in fds {
             let fd = Arc::new(fd);
-            let planes = (0..pixel.color_planes())
-                .map(|i| {
-                    let (_, offset, stride) = format.color_plane_location(pixel, i);
-                    DmabufPlane {
-                        fd: fd.clone(),
-                        offset,
-                        stride,
-                    }
-                })
-                .collect();
+            let memory = vec![fd.clone()];
+            // Single-buffer formats only: every colour plane is in this one memory plane.
+            let dmabuf = buffer_dmabuf(&format, pixel, &memory, DRM_FORMAT_MOD_LINEAR);
             let map = Mapping::new(fd.clone(), true).map_err(|source| StreamError::Map {
                 path: name.clone(),
                 source,
             })?;
             slots.push(Slot {
-                memory: vec![fd],
-                dmabuf: Dmabuf {
-                    width: format.width,
-                    height: format.height,
-                    fourcc: format.fourcc,
-                    modifier: DRM_FORMAT_MOD_LINEAR,
-                    planes,
-                },
+                memory,
+                dmabuf,
                 maps: OnceLock::new(),
                 held: AtomicBool::new(false),
                 writer: Mutex::new(Writer {

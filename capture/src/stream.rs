@@ -311,23 +311,7 @@ impl Stream {
                 memory.push(Arc::new(fd));
                 lengths.push(len);
             }
-            let planes = (0..pixel.color_planes())
-                .map(|i| {
-                    let (mem, offset, stride) = format.color_plane_location(pixel, i);
-                    DmabufPlane {
-                        fd: memory[mem].clone(),
-                        offset,
-                        stride,
-                    }
-                })
-                .collect();
-            let dmabuf = Dmabuf {
-                width: format.width,
-                height: format.height,
-                fourcc: format.fourcc,
-                modifier: DRM_FORMAT_MOD_LINEAR,
-                planes,
-            };
+            let dmabuf = buffer_dmabuf(&format, pixel, &memory, DRM_FORMAT_MOD_LINEAR);
             shared.slots.push(Slot {
                 memory,
                 lengths,
@@ -480,13 +464,8 @@ impl Stream {
             (vec![buf.bytesused], vec![0])
         };
         // The payload of each memory plane starts `data_offset` bytes in (vivid uses this for NV16M/NV61M).
-        let mut dmabuf = self.shared.slots[buf.index as usize].dmabuf.clone();
         let slot = &self.shared.slots[buf.index as usize];
-        for plane in &mut dmabuf.planes {
-            if let Some(mem) = slot.memory.iter().position(|m| Arc::ptr_eq(m, &plane.fd)) {
-                plane.offset += data_offset.get(mem).copied().unwrap_or(0);
-            }
-        }
+        let dmabuf = with_data_offsets(&slot.dmabuf, &slot.memory, &data_offset);
         Frame(Arc::new(FrameInner {
             dmabuf,
             pool: self.shared.clone(),
@@ -530,6 +509,51 @@ fn supports_memory(device: &Device, queue: u32, memory: u32) -> bool {
         _ => 0,
     };
     req.capabilities == 0 || req.capabilities & bit != 0
+}
+
+/// The description of a buffer of `format` whose memory planes are `memory`: each colour plane where
+/// [`Format::color_plane_location`] puts it.
+pub(crate) fn buffer_dmabuf(
+    format: &Format,
+    pixel: PixelFormat,
+    memory: &[Arc<OwnedFd>],
+    modifier: u64,
+) -> Dmabuf {
+    let planes = (0..pixel.color_planes())
+        .map(|i| {
+            let (mem, offset, stride) = format.color_plane_location(pixel, i);
+            DmabufPlane {
+                fd: memory[mem].clone(),
+                offset,
+                stride,
+            }
+        })
+        .collect();
+    Dmabuf {
+        width: format.width,
+        height: format.height,
+        fourcc: format.fourcc,
+        modifier,
+        planes,
+    }
+}
+
+/// `base` (a buffer over `memory`) for one frame: each plane moved by its memory plane's `data_offset`, where
+/// the payload starts in this frame.
+pub(crate) fn with_data_offsets(
+    base: &Dmabuf,
+    memory: &[Arc<OwnedFd>],
+    data_offset: &[u32],
+) -> Dmabuf {
+    let mut dmabuf = base.clone();
+    for plane in &mut dmabuf.planes {
+        if let Some(mem) = memory.iter().position(|m| Arc::ptr_eq(m, &plane.fd)) {
+            plane.offset = plane
+                .offset
+                .saturating_add(data_offset.get(mem).copied().unwrap_or(0));
+        }
+    }
+    dmabuf
 }
 
 /// `V4L2_BUF_FLAG_ERROR`.

@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 use super::sock::{self, Received};
 use super::wire::{self, EndCode, Memory, Message, StreamDesc};
 use super::ShareError;
-use crate::dmabuf::{size_of, Dmabuf, DmabufPlane, Mapping};
+use crate::dmabuf::{size_of, Dmabuf, Mapping};
 use crate::format::{Format, PixelFormat, PlaneFormat};
-use crate::stream::{Frame, FrameMeta, FramePool, IoMode, StreamError};
+use crate::stream::{
+    buffer_dmabuf, with_data_offsets, Frame, FrameMeta, FramePool, IoMode, StreamError,
+};
 use crate::Fourcc;
 
 /// How long the handshake may take before the server is declared unresponsive.
@@ -243,24 +245,8 @@ impl RemoteInput {
                 }
                 memory.push(Arc::new(fd));
             }
-            let planes = (0..pixel.color_planes())
-                .map(|i| {
-                    let (mem, offset, stride) = format.color_plane_location(pixel, i);
-                    DmabufPlane {
-                        fd: memory[mem].clone(),
-                        offset,
-                        stride,
-                    }
-                })
-                .collect();
             *slot = Some(Slot {
-                dmabuf: Dmabuf {
-                    width: format.width,
-                    height: format.height,
-                    fourcc,
-                    modifier: desc.modifier,
-                    planes,
-                },
+                dmabuf: buffer_dmabuf(&format, pixel, &memory, desc.modifier),
                 memory,
                 maps: OnceLock::new(),
                 held: AtomicBool::new(false),
@@ -385,14 +371,7 @@ impl RemoteSource {
             return Err(self.err(proto(path, format!("frame {sequence} a second time"))));
         }
         slot.sequence.store(sequence, Ordering::SeqCst);
-        let mut dmabuf = slot.dmabuf.clone();
-        for plane in &mut dmabuf.planes {
-            if let Some(mem) = slot.memory.iter().position(|m| Arc::ptr_eq(m, &plane.fd)) {
-                plane.offset = plane
-                    .offset
-                    .saturating_add(data_offset.get(mem).copied().unwrap_or(0));
-            }
-        }
+        let dmabuf = with_data_offsets(&slot.dmabuf, &slot.memory, &data_offset);
         Ok(Frame::from_pool(
             pool.clone(),
             FrameMeta {

@@ -311,7 +311,7 @@ impl Server {
                     return;
                 }
             };
-            let (uid, pid) = match sock::peer(sock.as_fd()) {
+            let (uid, gid, pid) = match sock::peer(sock.as_fd()) {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(socket = %self.opts.socket.display(), "SO_PEERCRED: {e}; connection refused");
@@ -325,7 +325,7 @@ impl Server {
                 self.stats.refused += 1;
                 continue;
             }
-            let gid_ok = self.opts.allow_group && peer_gid(sock.as_fd()) == Some(self.gid);
+            let gid_ok = self.opts.allow_group && gid == self.gid;
             let refusal = if uid != self.uid && !gid_ok {
                 Some(format!(
                     "uid {uid} is not the server's uid {}{}",
@@ -635,11 +635,4 @@ fn send_end(c: &Client, code: EndCode, reason: &str) -> std::io::Result<()> {
         },
         &[],
     )
-}
-
-/// The peer's gid (SO_PEERCRED).
-fn peer_gid(fd: BorrowedFd<'_>) -> Option<u32> {
-    nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::PeerCredentials)
-        .ok()
-        .map(|c| c.gid())
 }

@@ -67,10 +67,10 @@ pub(crate) fn accept(listener: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
     }
 }
 
-/// The peer's (uid, pid) as the kernel recorded them at connect (SO_PEERCRED).
-pub(crate) fn peer(fd: BorrowedFd<'_>) -> io::Result<(u32, i32)> {
+/// The peer's (uid, gid, pid) as the kernel recorded them at connect (SO_PEERCRED).
+pub(crate) fn peer(fd: BorrowedFd<'_>) -> io::Result<(u32, u32, i32)> {
     let cred = socket::getsockopt(&fd, socket::sockopt::PeerCredentials)?;
-    Ok((cred.uid(), cred.pid()))
+    Ok((cred.uid(), cred.gid(), cred.pid()))
 }
 
 /// Sends one datagram with `fds` attached. `MSG_NOSIGNAL`: a peer that went away is an `EPIPE` error, not a
