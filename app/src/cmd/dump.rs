@@ -149,6 +149,25 @@ pub fn open(opts: &CaptureOpts) -> Result<Input> {
     open_device(opts).map(Input::Device)
 }
 
+/// Sets on `input` the format `fourcc` and `--size`/`--fps` ask for; returns it with the frame interval
+/// (1/30 s when the input does not say).
+pub fn negotiate(
+    input: &Input,
+    fourcc: Option<Fourcc>,
+    opts: &CaptureOpts,
+) -> Result<(Format, Fraction)> {
+    let format = input.negotiate(&FormatRequest {
+        fourcc,
+        size: opts.size()?,
+        fps: opts.fps()?,
+    })?;
+    let interval = input.frame_interval().unwrap_or(Fraction {
+        numerator: 1,
+        denominator: 30,
+    });
+    Ok((format, interval))
+}
+
 /// Opens the V4L2 capture node at `path`: a missing node points to `dmacam list`, a node of another kind
 /// is refused, each in one line.
 pub fn open_capture_node(path: &std::path::Path) -> Result<Device> {
@@ -303,15 +322,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .map(crate::trace::TraceFile::create)
         .transpose()?;
     let dev = open(&args.capture)?;
-    let format = dev.negotiate(&FormatRequest {
-        fourcc,
-        size: args.capture.size()?,
-        fps: args.capture.fps()?,
-    })?;
-    let interval = dev.frame_interval().unwrap_or(Fraction {
-        numerator: 1,
-        denominator: 30,
-    });
+    let (format, interval) = negotiate(&dev, fourcc, &args.capture)?;
     let path = dev.path().to_path_buf();
     let mut stream = Source::new(
         dev,

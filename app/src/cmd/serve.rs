@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use dmacam_capture::format::{parse_fourcc, Fraction};
-use dmacam_capture::{FormatRequest, ServeOptions, Server, Source, StreamOptions};
+use dmacam_capture::format::parse_fourcc;
+use dmacam_capture::{ServeOptions, Server, Source, StreamOptions};
 
-use super::dump::{open, CaptureOpts};
+use super::dump::{negotiate, open, CaptureOpts};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -69,15 +69,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
     crate::signals::install()?;
     let input = open(&args.capture)?;
-    let format = input.negotiate(&FormatRequest {
-        fourcc,
-        size: args.capture.size()?,
-        fps: args.capture.fps()?,
-    })?;
-    let interval = input.frame_interval().unwrap_or(Fraction {
-        numerator: 1,
-        denominator: 30,
-    });
+    let (format, interval) = negotiate(&input, fourcc, &args.capture)?;
     let mut source = Source::new(
         input,
         format,
