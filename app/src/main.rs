@@ -1,6 +1,7 @@
 //! `dmacam`: camera frames from V4L2 to the screen or to disk without a CPU copy.
 
 mod cmd;
+mod decoding;
 mod gpu;
 mod health;
 mod pixels;

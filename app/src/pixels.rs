@@ -32,6 +32,9 @@ impl<'a> View<'a> {
         memory: &[&'a [u8]],
         data_offset: &[u32],
     ) -> Result<View<'a>> {
+        if pixel.is_compressed() {
+            bail!("{format} frames are compressed: they have no pixels to read until decoded");
+        }
         let (w, h) = (format.width, format.height);
         let mut planes = Vec::new();
         for i in 0..pixel.color_planes() {
@@ -99,6 +102,7 @@ impl<'a> View<'a> {
                 Sample::Rgb(p0[base + r], p0[base + g], p0[base + b])
             }
             Layout::Grey => Sample::Grey(p0[y * s0 + x]),
+            Layout::Jpeg => unreachable!("View::new refuses compressed formats"),
         }
     }
 

@@ -302,7 +302,7 @@ fn y4m_chroma(pixel: PixelFormat) -> Option<&'static str> {
         // V4L2's 4:2:0 formats site chroma as MPEG-2 does (co-sited left, centred vertically).
         Layout::SemiPlanar { .. } | Layout::Planar420 { .. } => Some("C420mpeg2"),
         Layout::Grey => Some("Cmono"),
-        Layout::Rgb { .. } => None,
+        Layout::Rgb { .. } | Layout::Jpeg => None,
     }
 }
 

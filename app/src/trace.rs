@@ -118,6 +118,8 @@ impl FrameRecord {
             v4l2_index: frame.index(),
             camera: identities(frame.dmabuf()),
             t_dequeue_ns: monotonic_ns(),
+            // The MJPEG decode into this frame's buffer, if any.
+            cpu_bytes_copied: frame.cpu_bytes_copied(),
             ..Default::default()
         }
     }

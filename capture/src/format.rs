@@ -42,6 +42,9 @@ pub enum Layout {
     },
     /// 8-bit luma only.
     Grey,
+    /// A compressed JPEG picture (`MJPG`, `JPEG`) of `bytesused` bytes in one plane. No pixel is read from it
+    /// directly: [`crate::decode`] decodes it into an XR24 buffer first.
+    Jpeg,
 }
 
 /// What dmacam knows about a pixel format.
@@ -192,6 +195,9 @@ pub const SUPPORTED: &[PixelFormat] = &[
         },
         false,
     ),
+    // Motion-JPEG (most USB webcams above 640x480) and still JPEG: decoded on the CPU, see `crate::decode`.
+    pf(b"MJPG", Layout::Jpeg, false),
+    pf(b"JPEG", Layout::Jpeg, false),
     // V4L2 'XR24'/'AR24' are XBGR32/ABGR32: bytes B, G, R, X/A (DRM's XRGB8888/ARGB8888).
     pf(
         b"XR24",
@@ -280,7 +286,7 @@ impl PixelFormat {
     /// Number of colour planes (1 for packed formats).
     pub fn color_planes(self) -> usize {
         match self.layout {
-            Layout::Packed422 { .. } | Layout::Rgb { .. } | Layout::Grey => 1,
+            Layout::Packed422 { .. } | Layout::Rgb { .. } | Layout::Grey | Layout::Jpeg => 1,
             Layout::SemiPlanar { .. } => 2,
             Layout::Planar420 { .. } => 3,
         }
@@ -289,6 +295,11 @@ impl PixelFormat {
     /// Whether the format carries Y'CbCr (as opposed to RGB).
     pub fn is_yuv(self) -> bool {
         !matches!(self.layout, Layout::Rgb { .. })
+    }
+
+    /// Whether frames are compressed (JPEG): their pixels exist only after decoding.
+    pub fn is_compressed(self) -> bool {
+        self.layout == Layout::Jpeg
     }
 
     /// Bytes per pixel of the first plane.

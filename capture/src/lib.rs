@@ -16,12 +16,14 @@
 pub mod alloc;
 pub mod colour;
 pub mod controls;
+pub mod decode;
 pub mod device;
 pub mod dmabuf;
 pub mod format;
 pub mod jpeg;
 pub mod pattern;
 mod raw;
+mod ring;
 pub mod share;
 pub mod source;
 pub mod stream;

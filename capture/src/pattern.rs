@@ -30,23 +30,20 @@
 //! ([`PatternSource::not_dmabuf_reason`] says why they were used). A buffer is painted only while no
 //! [`Frame`] of it is alive: a consumer holding a frame keeps its pixels.
 
-use std::ffi::CStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::alloc::{page_align, sealed_memfd, AllocError, Allocator, SYSTEM_HEAP, UDMABUF};
 use crate::colour::{bar_rgb, rgb_to_yuv};
-use crate::dmabuf::{Dmabuf, Fourcc, Mapping, DRM_FORMAT_MOD_LINEAR};
+use crate::dmabuf::Fourcc;
 use crate::format::{fourcc_name, Format, Layout, PixelFormat, PlaneFormat, SUPPORTED};
 use crate::raw::b;
+use crate::ring::Ring;
 use crate::stream::{
-    buffer_dmabuf, FrameMeta, FramePool, IoMode, StreamError, StreamOptions,
-    BUF_FLAG_TIMESTAMP_MONOTONIC,
+    FrameMeta, FramePool, IoMode, StreamError, StreamOptions, BUF_FLAG_TIMESTAMP_MONOTONIC,
 };
 use crate::timer::Timer;
 use crate::Frame;
@@ -243,7 +240,7 @@ pub fn formats() -> Vec<PixelFormat> {
     SUPPORTED
         .iter()
         .copied()
-        .filter(|p| !p.multi_buffer && p.layout != Layout::Grey)
+        .filter(|p| !p.multi_buffer && p.layout != Layout::Grey && p.fourcc != crate::jpeg::JPEG)
         .collect()
 }
 
@@ -255,6 +252,11 @@ pub fn format_names() -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// The quality of the `MJPG` form's frames (1..=100), a typical webcam setting.
+pub const JPEG_QUALITY: u8 = 85;
+/// Bytes beyond the RGB24 picture size an `MJPG` buffer has, for the JPEG headers (tables, markers).
+const JPEG_HEADROOM: u32 = 4096;
 
 /// Smallest and largest frame sizes of the pattern source.
 pub const MIN_SIZE: (u32, u32) = (16, 16);
@@ -270,14 +272,19 @@ pub fn format(fourcc: Fourcc, width: u32, height: u32) -> Option<Format> {
     let bpl = match pixel.layout {
         Layout::Packed422 { .. } => 2 * w,
         Layout::Rgb { bpp, .. } => bpp as u32 * w,
+        // V4L2 gives compressed formats no line length.
+        Layout::Jpeg => 0,
         _ => w,
     };
     let sizeimage = match pixel.layout {
         Layout::SemiPlanar { vsub, .. } => bpl * h + bpl * (h / vsub),
         Layout::Planar420 { .. } => bpl * h + bpl * h / 2,
+        // Room for the largest frame at JPEG_QUALITY: at most the raw RGB24 picture plus the headers.
+        Layout::Jpeg => w * h * 3 + JPEG_HEADROOM,
         _ => bpl * h,
     };
-    let (colorspace, ycbcr_enc, quantization) = if pixel.is_yuv() {
+    // JPEG frames decode to R'G'B' (JFIF is full-range BT.601 inside; the decoder undoes it).
+    let (colorspace, ycbcr_enc, quantization) = if pixel.is_yuv() && !pixel.is_compressed() {
         (
             b::v4l2_colorspace_V4L2_COLORSPACE_SMPTE170M,
             b::v4l2_ycbcr_encoding_V4L2_YCBCR_ENC_601,
@@ -306,7 +313,8 @@ pub fn format(fourcc: Fourcc, width: u32, height: u32) -> Option<Format> {
 }
 
 /// Paints rows `rows` of frame `seq` of `picture` into `mem`, a single memory plane holding every colour
-/// plane of `format` (as [`format`] lays them out), in `pixel`'s encoding.
+/// plane of `format` (as [`format`] lays them out), in `pixel`'s encoding. A compressed format (`MJPG`) has
+/// no rows: nothing is painted.
 pub fn paint(
     picture: &Picture,
     pixel: PixelFormat,
@@ -389,80 +397,9 @@ pub fn paint(
                     *l = rgb_to_yuv(*c).0;
                 }
             }
+            // A JPEG has no rows to paint: the MJPG form encodes the picture instead (`encode_slot`).
+            Layout::Jpeg => return,
         }
-    }
-}
-
-/// One buffer of the ring.
-#[derive(Debug)]
-struct Slot {
-    memory: Vec<Arc<OwnedFd>>,
-    dmabuf: Dmabuf,
-    /// Read-only mappings for [`Frame::read`], made on first use.
-    maps: OnceLock<Vec<Mapping>>,
-    /// A frame of this buffer is alive: it must not be painted.
-    held: AtomicBool,
-    writer: Mutex<Writer>,
-}
-
-#[derive(Debug)]
-struct Writer {
-    map: Mapping,
-    /// The rows that never change have been painted.
-    static_done: bool,
-}
-
-#[derive(Debug)]
-struct Ring {
-    name: PathBuf,
-    slots: Vec<Slot>,
-}
-
-impl FramePool for Ring {
-    fn name(&self) -> &Path {
-        &self.name
-    }
-
-    fn memory(&self, index: usize) -> &[Arc<OwnedFd>] {
-        &self.slots[index].memory
-    }
-
-    fn maps(&self, index: usize) -> &OnceLock<Vec<Mapping>> {
-        &self.slots[index].maps
-    }
-
-    fn release(&self, index: usize) {
-        self.slots[index].held.store(false, Ordering::SeqCst);
-    }
-}
-
-/// Allocates `count` buffers of `size` bytes with `mode`.
-fn alloc_all(mode: IoMode, size: u64, count: usize) -> Result<Vec<OwnedFd>, AllocError> {
-    let allocator = match mode {
-        IoMode::DmaHeap => Some(Allocator::dma_heap(SYSTEM_HEAP)?),
-        IoMode::Udmabuf => Some(Allocator::udmabuf(UDMABUF)?),
-        _ => None,
-    };
-    let name: &CStr = c"dmacam-pattern";
-    (0..count)
-        .map(|_| match &allocator {
-            Some(a) => a.alloc(size),
-            None => sealed_memfd(name, page_align(size)),
-        })
-        .collect()
-}
-
-/// Why an allocator could not be used, briefly (for the memfd fallback's explanation).
-fn short_reason(e: &AllocError) -> String {
-    match e {
-        AllocError::Open { path, source, .. } => match source.kind() {
-            std::io::ErrorKind::NotFound => format!("no {}", path.display()),
-            std::io::ErrorKind::PermissionDenied => {
-                format!("no permission to open {}", path.display())
-            }
-            _ => format!("cannot open {}: {source}", path.display()),
-        },
-        e => e.to_string(),
     }
 }
 
@@ -473,8 +410,10 @@ pub struct PatternSource {
     picture: Picture,
     format: Format,
     pixel: PixelFormat,
-    io: IoMode,
-    not_dmabuf: Option<String>,
+    /// `MJPG` only: every n-th frame is cut short (no end-of-image marker), as a webcam does under load.
+    truncate_every: Option<u32>,
+    /// `MJPG` only: the picture in RGB24 before it is encoded.
+    rgb: Vec<u8>,
     period: Duration,
     timer: Timer,
     /// CLOCK_MONOTONIC time of frame period 0, while streaming.
@@ -505,82 +444,15 @@ impl PatternSource {
                 format: fourcc_name(format.fourcc),
                 supported: format_names(),
             })?;
-        let size = u64::from(format.planes[0].sizeimage);
         let count = opts.buffers.max(2) as usize;
-        let order: &[IoMode] = match opts.io {
-            IoMode::Mmap => &[IoMode::Udmabuf, IoMode::DmaHeap, IoMode::Memfd],
-            IoMode::Udmabuf => &[IoMode::Udmabuf],
-            IoMode::DmaHeap => &[IoMode::DmaHeap],
-            IoMode::Memfd => &[IoMode::Memfd],
-        };
-        let mut why = Vec::new();
-        let mut got = None;
-        for &mode in order {
-            match alloc_all(mode, size, count) {
-                Ok(fds) => {
-                    got = Some((mode, fds));
-                    break;
-                }
-                Err(source) if order.len() == 1 => {
-                    return Err(StreamError::Alloc {
-                        path: name.clone(),
-                        source,
-                    })
-                }
-                Err(e) => why.push(short_reason(&e)),
-            }
-        }
-        let (io, fds) = got.ok_or_else(|| StreamError::NoIo {
-            path: name.clone(),
-            mode: "any buffer",
-        })?;
-        let not_dmabuf = (io == IoMode::Memfd).then(|| {
-            if why.is_empty() {
-                "--io memfd was asked for".to_owned()
-            } else {
-                why.join("; ")
-            }
-        });
-        match &not_dmabuf {
-            None => tracing::info!(
-                source = %name.display(),
-                "{count} buffers of {size} bytes from {}: real dma-bufs",
-                io.as_str()
-            ),
-            Some(reason) => tracing::info!(
-                source = %name.display(),
-                "{count} buffers of {size} bytes in memfds ({reason}); memfds are not dma-bufs, so no \
-                 compositor, GPU or KMS can import them"
-            ),
-        }
-        let mut slots = Vec::with_capacity(count);
-        for fd in fds {
-            let fd = Arc::new(fd);
-            let memory = vec![fd.clone()];
-            // Single-buffer formats only: every colour plane is in this one memory plane.
-            let dmabuf = buffer_dmabuf(&format, pixel, &memory, DRM_FORMAT_MOD_LINEAR);
-            let map = Mapping::new(fd.clone(), true).map_err(|source| StreamError::Map {
-                path: name.clone(),
-                source,
-            })?;
-            slots.push(Slot {
-                memory,
-                dmabuf,
-                maps: OnceLock::new(),
-                held: AtomicBool::new(false),
-                writer: Mutex::new(Writer {
-                    map,
-                    static_done: false,
-                }),
-            });
-        }
+        let ring = Ring::allocate(name.clone(), &format, pixel, count, opts.io, "pattern")?;
         let timer = Timer::new().map_err(|source| StreamError::Ioctl {
             path: name.clone(),
             what: "timerfd_create",
             source,
         })?;
         Ok(PatternSource {
-            ring: Arc::new(Ring { name, slots }),
+            ring: Arc::new(ring),
             picture: Picture {
                 kind,
                 width: format.width,
@@ -588,8 +460,8 @@ impl PatternSource {
             },
             format,
             pixel,
-            io,
-            not_dmabuf,
+            truncate_every: None,
+            rgb: Vec::new(),
             period: Duration::from_nanos(1_000_000_000 / u64::from(fps.max(1))),
             timer,
             t0: None,
@@ -598,9 +470,15 @@ impl PatternSource {
         })
     }
 
+    /// `MJPG` only: cut every `n`-th frame short (a truncated JPEG, as webcams deliver under load), to test
+    /// the decoder's handling of corrupt frames. `None` or `Some(0)`: every frame is whole.
+    pub fn set_truncate_every(&mut self, n: Option<u32>) {
+        self.truncate_every = n.filter(|&n| n > 0);
+    }
+
     fn timer_err(&self, what: &'static str, source: std::io::Error) -> StreamError {
         StreamError::Ioctl {
-            path: self.ring.name.clone(),
+            path: self.ring.name().to_path_buf(),
             what,
             source,
         }
@@ -631,7 +509,7 @@ impl PatternSource {
 
     /// The source name (`pattern:KIND`).
     pub fn name(&self) -> &Path {
-        &self.ring.name
+        self.ring.name()
     }
 
     pub fn format(&self) -> &Format {
@@ -648,21 +526,21 @@ impl PatternSource {
 
     /// The allocator the buffers came from.
     pub fn io(&self) -> IoMode {
-        self.io
+        self.ring.io()
     }
 
     /// `Some(why)` if the buffers are memfds, not dma-bufs.
     pub fn not_dmabuf_reason(&self) -> Option<&str> {
-        self.not_dmabuf.as_deref()
+        self.ring.not_dmabuf_reason()
     }
 
     /// The memory plane of buffer `index`, if there is such a buffer.
     pub fn buffer_memory(&self, index: usize) -> Option<&[Arc<OwnedFd>]> {
-        self.ring.slots.get(index).map(|s| &s.memory[..])
+        self.ring.buffer_memory(index)
     }
 
     pub fn buffer_count(&self) -> usize {
-        self.ring.slots.len()
+        self.ring.len()
     }
 
     /// The frame clock (a timerfd): readable when a frame period has passed.
@@ -675,7 +553,7 @@ impl PatternSource {
     /// when no buffer is queued. Fails with [`StreamError::Starved`] if every buffer is held.
     pub fn next_frame(&mut self, timeout: Duration) -> Result<Frame, StreamError> {
         let t0 = self.t0.ok_or_else(|| StreamError::NotStarted {
-            path: self.ring.name.clone(),
+            path: self.ring.name().to_path_buf(),
         })?;
         let deadline = Instant::now() + timeout;
         let n = loop {
@@ -689,7 +567,7 @@ impl PatternSource {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(StreamError::Timeout {
-                    path: self.ring.name.clone(),
+                    path: self.ring.name().to_path_buf(),
                     timeout,
                 });
             }
@@ -700,28 +578,26 @@ impl PatternSource {
         self.ticks += n;
         let tick = self.ticks - 1;
         if n > 1 {
-            tracing::debug!(source = %self.ring.name.display(), "{} frame periods passed unread: dropped", n - 1);
+            tracing::debug!(source = %self.ring.name().display(), "{} frame periods passed unread: dropped", n - 1);
         }
-        let count = self.ring.slots.len();
-        let index = (0..count)
-            .map(|i| (self.next + i) % count)
-            .find(|&i| {
-                self.ring.slots[i]
-                    .held
-                    .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok()
-            })
+        let count = self.ring.len();
+        let index = self
+            .ring
+            .acquire(self.next)
             .ok_or_else(|| StreamError::Starved {
-                path: self.ring.name.clone(),
+                path: self.ring.name().to_path_buf(),
                 count,
             })?;
         self.next = (index + 1) % count;
         let seq = tick as u32;
-        if let Err(e) = self.paint_slot(index, seq) {
-            self.ring.release(index);
-            return Err(e);
-        }
-        let slot = &self.ring.slots[index];
+        let bytesused = match self.paint_slot(index, seq) {
+            Ok(n) => n,
+            Err(e) => {
+                self.ring.release(index);
+                return Err(e);
+            }
+        };
+        let slot = self.ring.slot(index);
         let nanos = (self.period.as_nanos() as u64).saturating_mul(tick);
         Ok(Frame::from_pool(
             self.ring.clone(),
@@ -732,15 +608,19 @@ impl PatternSource {
                 timestamp: t0 + Duration::from_nanos(nanos),
                 flags: BUF_FLAG_TIMESTAMP_MONOTONIC,
                 field: b::v4l2_field_V4L2_FIELD_NONE,
-                bytesused: vec![self.format.planes[0].sizeimage],
+                bytesused: vec![bytesused],
                 data_offset: vec![0],
+                cpu_bytes_copied: 0,
             },
         ))
     }
 
-    fn paint_slot(&self, index: usize, seq: u32) -> Result<(), StreamError> {
-        let slot = &self.ring.slots[index];
-        let mut writer = slot.writer.lock().unwrap_or_else(|p| p.into_inner());
+    /// Paints frame `seq` into buffer `index`; returns the bytes used.
+    fn paint_slot(&mut self, index: usize, seq: u32) -> Result<u32, StreamError> {
+        if self.pixel.is_compressed() {
+            return self.encode_slot(index, seq);
+        }
+        let mut writer = self.ring.writer(index);
         let h = self.format.height;
         let first = if writer.static_done {
             // Only rows that change from frame to frame.
@@ -751,10 +631,7 @@ impl PatternSource {
             0
         };
         {
-            let mut bytes = writer.map.write().map_err(|source| StreamError::Map {
-                path: self.ring.name.clone(),
-                source,
-            })?;
+            let mut bytes = writer.map.write().map_err(|e| self.ring.map_err(e))?;
             paint(
                 &self.picture,
                 self.pixel,
@@ -765,7 +642,45 @@ impl PatternSource {
             );
         }
         writer.static_done = true;
-        Ok(())
+        Ok(self.format.planes[0].sizeimage)
+    }
+
+    /// The `MJPG` form: the picture encoded as a JPEG (quality [`JPEG_QUALITY`], 4:2:0), cut short where
+    /// [`set_truncate_every`](Self::set_truncate_every) says so. The encode stands for the camera's hardware
+    /// encoder; it is not a copy dmacam makes of a frame, and is not counted as one.
+    fn encode_slot(&mut self, index: usize, seq: u32) -> Result<u32, StreamError> {
+        let (w, h) = (self.format.width, self.format.height);
+        self.rgb.resize(w as usize * h as usize * 3, 0);
+        let mut row = vec![[0u8; 3]; w as usize];
+        for (y, out) in self.rgb.chunks_exact_mut(w as usize * 3).enumerate() {
+            self.picture.row(y as u32, seq, &mut row);
+            for (px, c) in out.chunks_exact_mut(3).zip(&row) {
+                px.copy_from_slice(c);
+            }
+        }
+        let jpeg = crate::jpeg::encode_rgb(&self.rgb, w, h, JPEG_QUALITY).map_err(|source| {
+            StreamError::Jpeg {
+                path: self.ring.name().to_path_buf(),
+                source,
+            }
+        })?;
+        let len = match self.truncate_every {
+            Some(n) if seq % n == n - 1 => jpeg.len() / 2,
+            _ => jpeg.len(),
+        };
+        let mut writer = self.ring.writer(index);
+        let mut bytes = writer.map.write().map_err(|e| self.ring.map_err(e))?;
+        if len > bytes.len() {
+            return Err(StreamError::Jpeg {
+                path: self.ring.name().to_path_buf(),
+                source: crate::jpeg::JpegError::Destination {
+                    have: bytes.len(),
+                    need: len,
+                },
+            });
+        }
+        bytes[..len].copy_from_slice(&jpeg[..len]);
+        Ok(len as u32)
     }
 }
 
@@ -788,6 +703,7 @@ mod tests {
     //! The references here are written from the pattern's specification (module docs, BT.601) and the
     //! formats' byte layouts as V4L2 documents them, not from the generator's code.
     use super::*;
+    use crate::alloc::{SYSTEM_HEAP, UDMABUF};
 
     /// BT.601 limited range, exact (floating point), rounded.
     fn bt601(rgb: [u8; 3]) -> [f64; 3] {

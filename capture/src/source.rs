@@ -11,10 +11,12 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::decode::Decoded;
 use crate::device::Device;
 use crate::format::{
     fourcc_name, Format, FormatDesc, FormatError, FormatRequest, Fraction, PixelFormat,
 };
+use crate::jpeg::JpegStats;
 use crate::pattern::{self, PatternKind, PatternSource};
 use crate::share::{RemoteInput, RemoteSource};
 use crate::stream::{Frame, IoMode, Stream, StreamError, StreamOptions};
@@ -26,6 +28,8 @@ pub struct PatternInput {
     kind: PatternKind,
     name: PathBuf,
     state: Mutex<(Format, u32)>,
+    /// `MJPG` only: cut every n-th frame short (see [`PatternSource::set_truncate_every`]).
+    truncate_every: Option<u32>,
 }
 
 /// The pattern's defaults: YUYV 640x360 at 30 fps.
@@ -39,7 +43,13 @@ impl PatternInput {
             kind,
             name: PathBuf::from(kind.source_name()),
             state: Mutex::new((format, fps)),
+            truncate_every: None,
         }
+    }
+
+    /// `MJPG` only: cut every `n`-th frame short, to test the decoder's handling of truncated frames.
+    pub fn set_truncate_every(&mut self, n: Option<u32>) {
+        self.truncate_every = n;
     }
 
     pub fn kind(&self) -> PatternKind {
@@ -186,26 +196,56 @@ fn remote_negotiate(r: &RemoteInput, req: &FormatRequest) -> Result<Format, Form
     Ok(f.clone())
 }
 
-/// A streaming source of [`Frame`]s: a V4L2 [`Stream`], the [`PatternSource`], or a `dmacam serve` socket.
+/// A streaming source of [`Frame`]s: a V4L2 [`Stream`], the [`PatternSource`], or a `dmacam serve` socket;
+/// or one of those delivering compressed (MJPEG) frames, behind the CPU decode stage ([`Decoded`]), which
+/// makes them XR24 frames like any other.
 #[derive(Debug)]
 pub enum Source {
     V4l2(Stream),
     Pattern(PatternSource),
     Remote(RemoteSource),
+    Decoded(Box<Decoded>),
 }
 
 impl Source {
     /// Sets up buffers for `format` (as [`Input::negotiate`] returned it); streaming starts with
     /// [`Source::start`]. For the pattern, `opts.io` picks the allocator (see [`PatternSource::new`]).
+    ///
+    /// A compressed format (`MJPG`, `JPEG`) gets the decode stage: the source then gives XR24 frames
+    /// ([`Source::format`] is the decoded format; [`Source::decode_stats`] counts the decode).
     pub fn new(input: Input, format: Format, opts: &StreamOptions) -> Result<Source, StreamError> {
-        match input {
+        let compressed = PixelFormat::lookup(format.fourcc).is_some_and(|p| p.is_compressed());
+        let source = match input {
             Input::Device(d) => Stream::new(d, format, opts).map(Source::V4l2),
             Input::Pattern(p) => {
                 let fps = p.state().1;
-                PatternSource::new(p.kind, format, fps, opts).map(Source::Pattern)
+                let mut source = PatternSource::new(p.kind, format, fps, opts)?;
+                source.set_truncate_every(p.truncate_every);
+                Ok(Source::Pattern(source))
             }
             // The server already streams, in the buffers it chose.
             Input::Remote(r) => Ok(Source::Remote(r.into_source())),
+        }?;
+        if compressed {
+            Ok(Source::Decoded(Box::new(Decoded::new(source, opts)?)))
+        } else {
+            Ok(source)
+        }
+    }
+
+    /// The decode stage's counters, if frames are decoded (MJPEG input).
+    pub fn decode_stats(&self) -> Option<JpegStats> {
+        match self {
+            Source::Decoded(d) => Some(d.stats()),
+            _ => None,
+        }
+    }
+
+    /// The format the input delivers before decoding (`MJPG` ...), if frames are decoded.
+    pub fn compressed_format(&self) -> Option<&Format> {
+        match self {
+            Source::Decoded(d) => Some(d.compressed_format()),
+            _ => None,
         }
     }
 
@@ -214,6 +254,7 @@ impl Source {
             Source::V4l2(s) => s.start(),
             Source::Pattern(p) => p.start(),
             Source::Remote(_) => Ok(()),
+            Source::Decoded(d) => d.start(),
         }
     }
 
@@ -222,6 +263,7 @@ impl Source {
             Source::V4l2(s) => s.stop(),
             Source::Pattern(p) => p.stop(),
             Source::Remote(_) => Ok(()),
+            Source::Decoded(d) => d.stop(),
         }
     }
 
@@ -231,6 +273,7 @@ impl Source {
             Source::V4l2(s) => s.next_frame(timeout),
             Source::Pattern(p) => p.next_frame(timeout),
             Source::Remote(r) => r.next_frame(timeout),
+            Source::Decoded(d) => d.next_frame(timeout),
         }
     }
 
@@ -240,6 +283,7 @@ impl Source {
             Source::V4l2(s) => s.device().as_fd(),
             Source::Pattern(p) => p.fd(),
             Source::Remote(r) => r.fd(),
+            Source::Decoded(d) => d.fd(),
         }
     }
 
@@ -248,6 +292,7 @@ impl Source {
             Source::V4l2(s) => s.format(),
             Source::Pattern(p) => p.format(),
             Source::Remote(r) => r.format(),
+            Source::Decoded(d) => d.format(),
         }
     }
 
@@ -256,6 +301,7 @@ impl Source {
             Source::V4l2(s) => s.pixel_format(),
             Source::Pattern(p) => p.pixel_format(),
             Source::Remote(r) => r.pixel_format(),
+            Source::Decoded(d) => d.pixel_format(),
         }
     }
 
@@ -265,6 +311,7 @@ impl Source {
             Source::V4l2(s) => s.io(),
             Source::Pattern(p) => p.io(),
             Source::Remote(r) => r.io(),
+            Source::Decoded(d) => d.io(),
         }
     }
 
@@ -273,6 +320,7 @@ impl Source {
             Source::V4l2(s) => s.buffer_count(),
             Source::Pattern(p) => p.buffer_count(),
             Source::Remote(r) => r.buffer_count(),
+            Source::Decoded(d) => d.buffer_count(),
         }
     }
 
@@ -282,6 +330,7 @@ impl Source {
             Source::V4l2(s) => s.buffer_memory(index),
             Source::Pattern(p) => p.buffer_memory(index),
             Source::Remote(r) => r.buffer_memory(index),
+            Source::Decoded(d) => d.buffer_memory(index),
         }
     }
 
@@ -291,6 +340,7 @@ impl Source {
             Source::V4l2(s) => s.device().path(),
             Source::Pattern(p) => p.name(),
             Source::Remote(r) => r.path(),
+            Source::Decoded(d) => d.path(),
         }
     }
 
@@ -299,6 +349,8 @@ impl Source {
         match self {
             Source::V4l2(s) => Some(s.device()),
             Source::Pattern(_) | Source::Remote(_) => None,
+            // Controls while streaming go to the camera behind the decoder.
+            Source::Decoded(d) => d.inner().device(),
         }
     }
 
@@ -306,6 +358,8 @@ impl Source {
     pub fn pattern(&self) -> Option<&PatternSource> {
         match self {
             Source::V4l2(_) | Source::Remote(_) => None,
+            // The decoded picture is the pattern's only approximately (JPEG is lossy).
+            Source::Decoded(_) => None,
             Source::Pattern(p) => Some(p),
         }
     }
@@ -317,6 +371,7 @@ impl Source {
             Source::V4l2(_) => None,
             Source::Pattern(p) => p.not_dmabuf_reason(),
             Source::Remote(r) => r.not_dmabuf_reason(),
+            Source::Decoded(d) => d.not_dmabuf_reason(),
         }
     }
 }

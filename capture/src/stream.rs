@@ -110,6 +110,12 @@ pub enum StreamError {
         #[source]
         source: MapError,
     },
+    #[error("{path}: {source}")]
+    Jpeg {
+        path: PathBuf,
+        #[source]
+        source: crate::jpeg::JpegError,
+    },
 }
 
 /// Options for [`Stream::new`].
@@ -479,6 +485,7 @@ impl Stream {
             field: buf.field,
             bytesused,
             data_offset,
+            cpu_bytes_copied: 0,
         }))
     }
 }
@@ -626,6 +633,7 @@ struct FrameInner {
     field: u32,
     bytesused: Vec<u32>,
     data_offset: Vec<u32>,
+    cpu_bytes_copied: u64,
 }
 
 impl Drop for FrameInner {
@@ -648,6 +656,8 @@ pub(crate) struct FrameMeta {
     pub field: u32,
     pub bytesused: Vec<u32>,
     pub data_offset: Vec<u32>,
+    /// Bytes the CPU wrote to make this frame (the MJPEG decode); 0 for a frame straight from its producer.
+    pub cpu_bytes_copied: u64,
 }
 
 impl Frame {
@@ -663,6 +673,7 @@ impl Frame {
             field: meta.field,
             bytesused: meta.bytesused,
             data_offset: meta.data_offset,
+            cpu_bytes_copied: meta.cpu_bytes_copied,
         }))
     }
 
@@ -710,6 +721,12 @@ impl Frame {
     /// Offset of the payload in each memory plane.
     pub fn data_offset(&self) -> &[u32] {
         &self.0.data_offset
+    }
+
+    /// Bytes the CPU wrote to make this frame: the MJPEG decode into its buffer ([`crate::decode`]); 0 for
+    /// a frame as the camera, the pattern source or a served socket delivered it.
+    pub fn cpu_bytes_copied(&self) -> u64 {
+        self.0.cpu_bytes_copied
     }
 
     /// The exported dma-buf of each memory plane (what [`Frame::read`] maps).

@@ -48,6 +48,51 @@ pub struct Stats {
     pub(crate) last_sequence: Option<u32>,
 }
 
+/// The CPU decode in front of the output (MJPEG input): what it decoded and the bytes it wrote, which are
+/// CPU copies and are added to the summary's.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecodeSummary {
+    /// What was decoded into what, e.g. `MJPG 1280x720 to XR24`.
+    pub what: String,
+    pub frames_decoded: u64,
+    /// Corrupt or truncated frames skipped (the next good frame took their place).
+    pub corrupt_frames_skipped: u64,
+    pub cpu_bytes_written: u64,
+}
+
+impl DecodeSummary {
+    pub fn new(what: String, stats: dmacam_capture::jpeg::JpegStats) -> DecodeSummary {
+        DecodeSummary {
+            what,
+            frames_decoded: stats.decoded,
+            corrupt_frames_skipped: stats.corrupt,
+            cpu_bytes_written: stats.cpu_bytes_written,
+        }
+    }
+
+    /// Bytes written per decoded frame.
+    pub fn bytes_per_frame(&self) -> f64 {
+        if self.frames_decoded == 0 {
+            0.0
+        } else {
+            self.cpu_bytes_written as f64 / self.frames_decoded as f64
+        }
+    }
+}
+
+impl std::fmt::Display for DecodeSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "decode (CPU): {}: {} frames decoded, {} corrupt frames skipped, {:.0} bytes written per frame",
+            self.what,
+            self.frames_decoded,
+            self.corrupt_frames_skipped,
+            self.bytes_per_frame()
+        )
+    }
+}
+
 /// A summary for `--stats` and `--stats-json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -74,6 +119,19 @@ pub struct Summary {
     pub shm_wl_buffers: u64,
     /// Presentations stamped before the capture time; their latency is measured at the event's arrival.
     pub stamped_before_capture: u64,
+    /// The CPU decode in front of the viewer, if the input is compressed (MJPEG).
+    pub decode: Option<DecodeSummary>,
+}
+
+impl Summary {
+    /// Adds the decode stage: its bytes are CPU copies, so they join the copied totals; per frame, each
+    /// shown frame was decoded once.
+    pub fn add_decode(&mut self, decode: DecodeSummary) {
+        self.cpu_bytes_copied_total += decode.cpu_bytes_written;
+        self.cpu_copied_frames += decode.frames_decoded;
+        self.cpu_bytes_copied_per_frame += decode.bytes_per_frame();
+        self.decode = Some(decode);
+    }
 }
 
 impl Stats {
@@ -134,6 +192,7 @@ impl Stats {
             dmabuf_wl_buffers: self.dmabuf_wl_buffers,
             stamped_before_capture: self.stamped_before_capture,
             shm_wl_buffers: self.shm_wl_buffers,
+            decode: None,
         }
     }
 }
@@ -142,6 +201,9 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ms = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1} ms"));
         writeln!(f, "path: {}", self.path)?;
+        if let Some(d) = &self.decode {
+            writeln!(f, "{d}")?;
+        }
         writeln!(
             f,
             "frames: {} submitted, {} shown, {} dropped ({} replaced before commit, {} discarded, {} skipped by the producer)",

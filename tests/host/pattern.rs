@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use dmacam_tests::picture::{check_decoded_bars, corrupt_skipped, read_ppm, BARS};
+
 /// The `dmacam` binary, built (or found up to date) in this target directory.
 fn dmacam() -> Command {
     dmacam_tests::built_dmacam()
@@ -88,17 +90,6 @@ fn bt601(rgb: [u8; 3]) -> [f64; 3] {
         128.0 + 224.0 * (r - y) / 1.402,
     ]
 }
-
-const BARS: [[u8; 3]; 8] = [
-    [255, 255, 255],
-    [255, 255, 0],
-    [0, 255, 255],
-    [0, 255, 0],
-    [255, 0, 255],
-    [255, 0, 0],
-    [0, 0, 255],
-    [0, 0, 0],
-];
 
 impl Y4m {
     fn yuv(&self, f: usize, x: usize, y: usize) -> [u8; 3] {
@@ -255,5 +246,60 @@ fn check_of_the_pattern_passes_and_a_bad_name_is_one_clear_line() {
             .collect();
         assert!(left.is_empty(), "{args:?} left {left:?}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn mjpeg_pattern_is_decoded_within_tolerance_and_truncated_frames_are_skipped() {
+    let dir = scratch("mjpeg");
+    let out = run(dmacam()
+        .args([
+            "dump", "-d", "pattern", "--format", "MJPG", "--size", "320x240",
+        ])
+        .args(["--frames", "4", "-o"])
+        .arg(dir.join("f-#.ppm")));
+    assert_ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The decode is the one CPU copy on this path: said at start, counted at the end.
+    assert!(
+        err.contains("MJPG 320x240: each frame is decoded on the CPU")
+            && err.contains("307200 bytes written per frame, counted as copied"),
+        "{err}"
+    );
+    assert!(
+        err.contains("4 frames decoded, 0 corrupt frames skipped"),
+        "{err}"
+    );
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 4, "{files:?}");
+    let mut xs = Vec::new();
+    for f in &files {
+        let (w, h, rgb) = read_ppm(f);
+        assert_eq!((w, h), (320, 240));
+        xs.push(check_decoded_bars(&f.display().to_string(), w, h, &rgb));
+    }
+    // The marker moves (4 px a frame period at this width): no two frames show it in the same place.
+    xs.dedup();
+    assert_eq!(xs.len(), 4, "the marker did not move: {xs:?}");
+
+    // Every third frame cut short: skipped and counted, and the dump still has every frame asked for.
+    let raw = dir.join("t.raw");
+    let out = run(dmacam()
+        .args([
+            "dump", "-d", "pattern", "--format", "MJPG", "--size", "64x48",
+        ])
+        .args(["--pattern-truncate-every", "3", "--frames", "9", "-o"])
+        .arg(&raw));
+    assert_ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("9 frames decoded"), "{err}");
+    let skipped = corrupt_skipped(&err);
+    assert!((4..=6).contains(&skipped), "{skipped} skipped: {err}");
+    assert!(err.contains("no end-of-image marker (truncated)"), "{err}");
+    assert_eq!(std::fs::metadata(&raw).unwrap().len(), 9 * 64 * 48 * 4);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use dmacam_capture::dmabuf::identity;
 use dmacam_capture::{Device, FormatRequest, Fourcc, IoMode, Stream, StreamError, StreamOptions};
+use dmacam_tests::picture::BARS;
 use dmacam_tests::{dmacam, require_vm, results_dir, run, run_ok, wait_with_deadline};
 
 const SP: &str = "/dev/video0";
@@ -282,18 +283,6 @@ fn capture_y4m_nv12m_multiplanar_each_io_mode() {
         y4m_matches_raw(MP, "NV12M", 640, 360, io);
     }
 }
-
-/// The eight bars of "100% Colorbar", as R'G'B'.
-const BARS: [[u8; 3]; 8] = [
-    [255, 255, 255],
-    [255, 255, 0],
-    [0, 255, 255],
-    [0, 255, 0],
-    [255, 0, 255],
-    [255, 0, 0],
-    [0, 0, 255],
-    [0, 0, 0],
-];
 
 fn check_png_bars(path: &Path) {
     let dec = png::Decoder::new(std::fs::File::open(path).unwrap());

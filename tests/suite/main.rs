@@ -4,6 +4,7 @@
 mod capture;
 mod faults;
 mod kms;
+mod mjpeg;
 mod pattern;
 mod render;
 mod share;

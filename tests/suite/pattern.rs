@@ -3,6 +3,7 @@
 //! Wayland viewer take it; bad input is one line with nothing left behind; memfd buffers are refused where
 //! dma-bufs are needed.
 
+use dmacam_tests::picture::{read_ppm, BARS};
 use dmacam_tests::{dmacam, require_vm, results_dir, run, run_ok, Weston};
 use std::path::Path;
 
@@ -16,17 +17,6 @@ fn bt601(rgb: [u8; 3]) -> [f64; 3] {
         128.0 + 224.0 * (r - y) / 1.402,
     ]
 }
-
-const BARS: [[u8; 3]; 8] = [
-    [255, 255, 255],
-    [255, 255, 0],
-    [0, 255, 255],
-    [0, 255, 0],
-    [255, 0, 255],
-    [255, 0, 0],
-    [0, 0, 255],
-    [0, 0, 0],
-];
 
 /// Frames of a 4:2:0 (`C420mpeg2`) or 4:2:2 (`C422`) Y4M file: (width, height, chroma tag, frames).
 fn read_y4m(path: &Path) -> (usize, usize, String, Vec<Vec<u8>>) {
@@ -180,19 +170,6 @@ fn pattern_bad_input_is_one_line_and_leaves_nothing() {
         let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
         assert!(left.is_empty(), "{args:?} left files behind");
     }
-}
-
-/// A P6 PPM as (width, height, RGB).
-fn read_ppm(path: &Path) -> (usize, usize, Vec<u8>) {
-    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let text = String::from_utf8_lossy(&data[..data.len().min(64)]).into_owned();
-    let mut it = text.split_ascii_whitespace();
-    assert_eq!(it.next(), Some("P6"));
-    let w: usize = it.next().unwrap().parse().unwrap();
-    let h: usize = it.next().unwrap().parse().unwrap();
-    assert_eq!(it.next(), Some("255"));
-    let rgb = data[data.len() - w * h * 3..].to_vec();
-    (w, h, rgb)
 }
 
 #[test]

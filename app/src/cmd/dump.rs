@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use dmacam_capture::format::PlaneFormat;
-use dmacam_capture::format::{parse_fourcc, Fraction};
+use dmacam_capture::format::{fourcc_name, parse_fourcc, Fraction};
 use dmacam_capture::pattern::parse_source_name;
 use dmacam_capture::{
     Device, Format, FormatRequest, Fourcc, Input, IoMode, Mapping, PixelFormat, Source,
@@ -88,6 +88,10 @@ pub struct CaptureOpts {
     /// Take frames from a `dmacam serve` socket instead of a device: the server's very buffers, by fd.
     #[arg(long, value_name = "SOCKET")]
     pub from: Option<PathBuf>,
+    /// Test aid: with `-d pattern --format MJPG`, cut every N-th frame short (a truncated JPEG, as webcams
+    /// deliver under load), so the decoder's skipping of corrupt frames can be seen.
+    #[arg(long, value_name = "N", hide = true)]
+    pub pattern_truncate_every: Option<u32>,
 }
 
 impl CaptureOpts {
@@ -144,7 +148,15 @@ pub fn open(opts: &CaptureOpts) -> Result<Input> {
                 kind.source_name()
             );
         }
-        return Ok(Input::pattern(kind));
+        let mut pattern = dmacam_capture::source::PatternInput::new(kind);
+        pattern.set_truncate_every(opts.pattern_truncate_every);
+        return Ok(Input::Pattern(pattern));
+    }
+    if opts.pattern_truncate_every.is_some() {
+        bail!(
+            "--pattern-truncate-every: {} is not the pattern source; it applies to -d pattern --format MJPG",
+            opts.device.display()
+        );
     }
     open_device(opts).map(Input::Device)
 }
@@ -365,8 +377,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
             (out, pixel)
         }
     };
+    if let (Some(c), Kind::Y4m) = (stream.compressed_format(), kind) {
+        bail!(
+            "{}: {} frames are decoded to XR24 (RGB), which {} (a .y4m file, YUV only) cannot hold; use .raw, .png or .ppm",
+            path.display(),
+            fourcc_name(c.fourcc),
+            args.output.display()
+        );
+    }
     let mut sink = FileSink::create(&args.output, &sink_format, sink_pixel, interval)?;
     tracing::info!(device = %path.display(), format = %stream.format(), io = stream.io().as_str(), "dumping");
+    crate::decoding::announce("dump", &stream);
     stream.start()?;
     let progress = std::io::stderr().is_terminal();
     let timeout = Duration::from_secs(args.capture.timeout.max(1));
@@ -472,6 +493,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if progress {
         eprintln!();
     }
+    crate::decoding::report("dump", &stream);
     if errored > 0 {
         eprintln!(
             "dmacam dump: {errored} frames flagged V4L2_BUF_FLAG_ERROR by {} were skipped (not written)",

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use dmacam_capture::decode::{frames_format, frames_fourcc};
 use dmacam_capture::format::parse_fourcc;
 use dmacam_capture::stream::StreamError;
 use dmacam_capture::stream::{BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC};
@@ -297,6 +298,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "legacy"
         },
     );
+    crate::decoding::announce("view --output kms", &stream);
     crate::signals::install()?;
     stream.start()?;
     let result = stream_loop(
@@ -323,6 +325,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(g) = &gpu {
         summary.path = "gpu (the render stage's XR24 dma-bufs, PRIME import, no copy)".into();
         summary.cpu_bytes_copied_total += g.finish_report();
+    }
+    if let Some(d) = crate::decoding::summary(&stream) {
+        summary.add_decode(d);
     }
     if let Some(wb) = writeback {
         let (path, img) = wb?;
@@ -363,7 +368,8 @@ fn negotiate(
                 .collect(),
         };
         for f in &candidates {
-            match Scanout::new(card.clone(), request, *f) {
+            // MJPEG frames reach the scanout decoded (XR24).
+            match Scanout::new(card.clone(), request, frames_fourcc(*f)) {
                 Ok(scanout) => {
                     let format = dev.negotiate(&FormatRequest {
                         fourcc: Some(*f),
@@ -419,7 +425,7 @@ fn negotiate(
     )?;
     let (w, h) = spec.output_size(format.width, format.height)?;
     scanout.check_frame_size(w, h)?;
-    let gpu = GpuStage::new(&format, spec)
+    let gpu = GpuStage::new(&frames_format(&format), spec)
         .map_err(|e| match e {
             StageError::Device(e) => {
                 anyhow::anyhow!("the gpu path needs a Vulkan device that imports dma-bufs: {e}")

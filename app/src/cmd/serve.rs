@@ -110,8 +110,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             );
         }
     }
+    crate::decoding::announce("serve", &source);
     source.start()?;
     let stats = server.run(&mut source, args.frames, &stop)?;
+    crate::decoding::report("serve", &source);
     eprintln!(
         "dmacam serve: {} frames served ({} with no consumer); {} consumers, {} refused, {} dropped as too slow, {} for protocol errors",
         stats.frames,

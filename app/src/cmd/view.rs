@@ -288,7 +288,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let title = format!(
         "dmacam: {} {} {}x{}{}",
         dev_path.display(),
-        camera,
+        match stream.compressed_format() {
+            Some(c) => format!("{} (decoded to {camera})", c.fourcc),
+            None => camera.to_string(),
+        },
         stream.format().width,
         stream.format().height,
         fps.map(|f| format!(" @ {f:.0} fps")).unwrap_or_default()
@@ -296,6 +299,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     tracing::info!("{title}");
     viewer.set_title(&title);
 
+    crate::decoding::announce("view", &stream);
     crate::signals::install()?;
     stream.start()?;
     let mut progress = Progress {
@@ -334,7 +338,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         // which a driver may wait for before it re-registers the node (vivid does). The render stage's
         // imports were of the old buffers: it starts afresh.
         viewer.release_frames();
-        let format = stream.format().clone();
+        // What the camera sent (MJPG, if the frames were decoded), not what the decoder made of it.
+        let format = stream
+            .compressed_format()
+            .unwrap_or(stream.format())
+            .clone();
         let spec = gpu.take().map(|g| g.spec);
         stream = match reopen(&args, &mut viewer, &dev_path, &format, io, stream)? {
             Some(s) => s,
@@ -356,6 +364,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(g) = &gpu {
         // The render stage reads the camera's dma-bufs in place: anything it copied would be counted here.
         summary.cpu_bytes_copied_total += g.finish_report();
+    }
+    if let Some(d) = stream.as_ref().and_then(crate::decoding::summary) {
+        summary.add_decode(d);
     }
     // Hand every frame back (viewer first: it holds frames), then stop the camera.
     drop(viewer);

@@ -383,6 +383,8 @@ impl RemoteSource {
                 field,
                 bytesused,
                 data_offset,
+                // A decode (MJPEG) happened in the server, which reports it.
+                cpu_bytes_copied: 0,
             },
         ))
     }

@@ -574,6 +574,7 @@ impl<F: ScanoutFrame> Scanout<F> {
             cpu_bytes_copied_total: s.cpu_bytes_copied,
             prime_imports: counts.prime_imports,
             framebuffers_added: counts.framebuffers_added,
+            decode: None,
         }
     }
 

@@ -64,6 +64,17 @@ pub struct KmsSummary {
     pub prime_imports: u64,
     /// Framebuffers added (one per distinct buffer).
     pub framebuffers_added: u64,
+    /// The CPU decode in front of the scanout, if the input is compressed (MJPEG).
+    pub decode: Option<crate::stats::DecodeSummary>,
+}
+
+impl KmsSummary {
+    /// Adds the decode stage: its bytes are CPU copies (see [`crate::stats::Summary::add_decode`]).
+    pub fn add_decode(&mut self, decode: crate::stats::DecodeSummary) {
+        self.cpu_bytes_copied_total += decode.cpu_bytes_written;
+        self.cpu_bytes_copied_per_frame += decode.bytes_per_frame();
+        self.decode = Some(decode);
+    }
 }
 
 impl KmsStats {
@@ -137,6 +148,9 @@ impl std::fmt::Display for KmsSummary {
             if self.atomic { "atomic" } else { "legacy" }
         )?;
         writeln!(f, "path: {}", self.path)?;
+        if let Some(d) = &self.decode {
+            writeln!(f, "{d}")?;
+        }
         writeln!(
             f,
             "frames: {} submitted, {} shown, {} dropped ({} replaced while a flip was pending, {} skipped by the producer)",
