@@ -112,6 +112,20 @@ fn mjpeg_on_kms_shows_the_decoded_bars() {
 fn mjpeg_in_the_viewer_under_weston_counts_the_decode() {
     require_vm();
     let weston = Weston::start("wayland-11", &[]);
+    // list --pipeline explains the MJPG path: decoded first, then as XR24 (which this Weston takes).
+    let mut cmd = dmacam();
+    weston.env(&mut cmd);
+    let list = run_ok(cmd.args(["list", "--pipeline", "-d", "pattern"]));
+    let mjpg = list
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("MJPG"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        mjpg.contains("decoded on the CPU to XR24") && mjpg.contains("auto -> passthrough"),
+        "{list}"
+    );
     for path in ["passthrough", "gpu"] {
         let json = results_dir().join(format!("mjpeg-view-{path}.json"));
         let trace = results_dir().join(format!("mjpeg-view-{path}.jsonl"));

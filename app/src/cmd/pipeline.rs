@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use dmacam_capture::decode::frames_fourcc;
 use dmacam_capture::format::{fourcc_name, FormatDesc};
 use dmacam_capture::pattern::parse_source_name;
 use dmacam_capture::{Input, DRM_FORMAT_MOD_LINEAR};
@@ -78,7 +79,10 @@ fn report(inputs: &Inputs, card: String, formats: Vec<FormatDesc>) -> Result<()>
     let mut rows = Vec::new();
     for f in &formats {
         let name = fourcc_name(f.fourcc);
-        let code = f.fourcc.to_string();
+        // MJPEG is decoded on the CPU first: the paths are those of the decoded XR24 frames.
+        let shown = frames_fourcc(f.fourcc);
+        let decoded = shown != f.fourcc;
+        let code = shown.to_string();
         let gpu_for = match &gpu {
             Err(e) => Err(e.clone()),
             Ok(_) if !SUPPORTED_FOURCCS.contains(&code.as_str()) => {
@@ -92,7 +96,7 @@ fn report(inputs: &Inputs, card: String, formats: Vec<FormatDesc>) -> Result<()>
                     req,
                     c,
                     &PathInputs {
-                        camera: f.fourcc,
+                        camera: shown,
                         modifier: DRM_FORMAT_MOD_LINEAR,
                         gpu: gpu_for.clone(),
                     },
@@ -108,7 +112,15 @@ fn report(inputs: &Inputs, card: String, formats: Vec<FormatDesc>) -> Result<()>
         .into_iter()
         .map(|(n, r)| (n, decide(r).map(|_| ())))
         .collect();
-        rows.push((name, f.description.clone(), f.supported, auto, each));
+        let desc = if decoded {
+            format!(
+                "{}, decoded on the CPU to {shown} (one copy per frame)",
+                f.description
+            )
+        } else {
+            f.description.clone()
+        };
+        rows.push((name, desc, f.supported, auto, each));
     }
 
     if inputs.json {
