@@ -1,10 +1,16 @@
 //! MJPEG input in the VM: the pattern source's MJPG form (real JPEG frames, as a webcam sends them) goes
 //! through the CPU decode into udmabuf buffers, then the same paths as any camera: a dump, `check`, the
-//! Wayland viewer (passthrough and gpu) and KMS, whose writeback shows the decoded bars on the display. The
+//! Wayland viewer (passthrough and gpu; a screenshot shows the decoded bars) and KMS, whose writeback shows
+//! the decoded bars on the display. The
 //! decode is counted as a CPU copy everywhere; truncated frames are skipped and counted.
 
-use dmacam_tests::picture::{check_decoded_bars, corrupt_skipped, read_ppm};
-use dmacam_tests::{dmacam, require_vm, results_dir, run, run_ok, Weston};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dmacam_tests::picture::{check_decoded_bars, corrupt_skipped, read_ppm, BARS};
+use dmacam_tests::{dmacam, require_vm, results_dir, run, run_ok, wait_with_deadline, Weston};
+
+use super::view::{bar_mismatches, screenshot};
 
 /// Bytes the decode writes per 320x240 frame (XR24).
 const FRAME_320: u64 = 320 * 240 * 4;
@@ -126,6 +132,44 @@ fn mjpeg_in_the_viewer_under_weston_counts_the_decode() {
         mjpg.contains("decoded on the CPU to XR24") && mjpg.contains("auto -> passthrough"),
         "{list}"
     );
+    // On screen: the decoded frames (640x360, filling the 1280x720 output) show the bars, within the JPEG
+    // tolerance plus Weston's scaling.
+    let mut cmd = dmacam();
+    weston.env(&mut cmd);
+    let mut view = cmd
+        .args([
+            "view", "-d", "pattern", "--format", "MJPG", "--size", "640x360",
+        ])
+        .args(["--fps", "5", "--duration", "120", "--path", "passthrough"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn dmacam view");
+    let start = Instant::now();
+    for n in 0.. {
+        assert!(
+            view.try_wait().unwrap().is_none(),
+            "the viewer exited early"
+        );
+        let shot = screenshot(&weston, &format!("mjpeg-{n}"), || {
+            std::thread::sleep(Duration::from_millis(50))
+        });
+        let bad = bar_mismatches(&shot, 24, |bar| BARS[bar]);
+        if bad.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "the decoded bars are not on screen: {bad:?}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &view.id().to_string()])
+        .status();
+    assert!(wait_with_deadline(&mut view, Duration::from_secs(30)).success());
+
     for path in ["passthrough", "gpu"] {
         let json = results_dir().join(format!("mjpeg-view-{path}.json"));
         let trace = results_dir().join(format!("mjpeg-view-{path}.jsonl"));
