@@ -1,8 +1,8 @@
 //! MJPEG input in the VM: the pattern source's MJPG form (real JPEG frames, as a webcam sends them) goes
 //! through the CPU decode into udmabuf buffers, then the same paths as any camera: a dump, `check`, the
-//! Wayland viewer (passthrough and gpu; a screenshot shows the decoded bars) and KMS, whose writeback shows
-//! the decoded bars on the display. The
-//! decode is counted as a CPU copy everywhere; truncated frames are skipped and counted.
+//! Wayland viewer (passthrough and gpu; a screenshot shows the decoded bars) and KMS (whose writeback shows
+//! them on the display). The decode is counted as a CPU copy everywhere; truncated frames are skipped and
+//! counted.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
