@@ -173,6 +173,9 @@ pub struct ViewerOptions {
     pub mode: BufferMode,
     /// In dma-buf mode, fall back to shm (with a warning) if the compositor fails to import a buffer.
     pub allow_shm_fallback: bool,
+    /// Test aid: announce this modifier for every dma-buf of this format instead of its own (the import
+    /// then fails).
+    pub modifier_override: Option<(Fourcc, u64)>,
 }
 
 impl Default for ViewerOptions {
@@ -184,6 +187,7 @@ impl Default for ViewerOptions {
             fullscreen: false,
             mode: BufferMode::Dmabuf,
             allow_shm_fallback: true,
+            modifier_override: None,
         }
     }
 }
@@ -293,6 +297,7 @@ struct State {
 
     mode: BufferMode,
     allow_fallback: bool,
+    modifier_override: Option<(Fourcc, u64)>,
     fallback_reason: Option<String>,
     pending: Option<Frame>,
     frame_cb_pending: bool,
@@ -468,6 +473,7 @@ impl Viewer {
             bg: None,
             mode: opts.mode,
             allow_fallback: opts.allow_shm_fallback,
+            modifier_override: opts.modifier_override,
             fallback_reason: None,
             pending: None,
             frame_cb_pending: false,
@@ -538,6 +544,14 @@ impl Viewer {
     pub fn set_mode(&mut self, mode: BufferMode, allow_shm_fallback: bool) {
         self.state.mode = mode;
         self.state.allow_fallback = allow_shm_fallback;
+    }
+
+    /// After a fallback to shm ([`Viewer::fallback_reason`]): back to dma-buf mode for another kind of
+    /// buffer (the render stage's output instead of the camera's), the shm fallback allowed again.
+    pub fn resume_dmabuf(&mut self) {
+        self.state.mode = BufferMode::Dmabuf;
+        self.state.allow_fallback = true;
+        self.state.fallback_reason = None;
     }
 
     /// Sets the window title.
@@ -971,10 +985,13 @@ impl State {
         let now = self.use_counter;
         if !self.dmabufs.contains_key(&key) {
             self.evict_dmabufs();
-            let modifier = self
-                .caps
-                .modifier_for(info.drm, d.modifier)
-                .unwrap_or(d.modifier);
+            let modifier = match self.modifier_override {
+                Some((fourcc, m)) if fourcc == d.fourcc => m,
+                _ => self
+                    .caps
+                    .modifier_for(info.drm, d.modifier)
+                    .unwrap_or(d.modifier),
+            };
             let params = match self.dmabuf.create_params(qh) {
                 Ok(p) => p,
                 Err(_) => {
@@ -1069,6 +1086,15 @@ impl State {
     }
 
     fn import_failed(&mut self, fourcc: Fourcc, width: u32, height: u32, modifier: u64, why: &str) {
+        let modifier = match self.modifier_override {
+            Some((f, m)) if f == fourcc => m,
+            _ => modifier,
+        };
+        if self.mode == BufferMode::Shm && self.fallback_reason.is_some() {
+            // Buffers created before the switch fail as well: the fallback was already said.
+            tracing::debug!("another {fourcc} dma-buf import failed ({why}); already on wl_shm");
+            return;
+        }
         let reason = format!(
             "the compositor could not import a {fourcc} {width}x{height} dma-buf (modifier {modifier:#x}): {why}"
         );

@@ -666,3 +666,65 @@ fn faults_view_reconnects_after_disconnect() {
     assert!(!stderr.contains("waiting for it"), "{stderr}");
     wait_reconnected(SP);
 }
+
+/// A dma-buf the compositor refuses (zwp_linux_buffer_params_v1.failed, forced by announcing Intel's
+/// X-tiled modifier for the camera's YUYV, which llvmpipe cannot import): `auto` had chosen passthrough and
+/// goes on with the next path for that format, gpu (the render stage's XR24 dma-bufs, which import fine),
+/// and says why; with `--path passthrough` there is no next path and it fails in one line.
+#[test]
+fn faults_refused_dmabuf_falls_back_to_the_next_path() {
+    require_vm();
+    let weston = Weston::start("wayland-12", &[]);
+    let json = dmacam_tests::results_dir().join("faults-refused-dmabuf.json");
+    let refuse = ["--test-dmabuf-modifier", "YUYV:0100000000000001"];
+    let mut cmd = dmacam();
+    weston.env(&mut cmd);
+    // Long enough for the render stage's first frame under TCG (shader compilation on llvmpipe).
+    let out = within(
+        cmd.args(["view", "-d", "pattern", "--size", "320x240", "--fps", "5"])
+            .args(["--duration", "40", "--stats-json"])
+            .arg(&json)
+            .args(refuse),
+        180,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}\n{}", weston.log());
+    assert!(err.contains("path passthrough"), "{err}");
+    assert!(
+        err.contains("zwp_linux_buffer_params_v1.failed")
+            && err.contains("next path: gpu (the render stage's XR24 dma-bufs)"),
+        "{err}"
+    );
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(s["path"], "gpu (fallback)", "{s}");
+    assert!(s["frames_shown"].as_u64().unwrap_or(0) >= 1, "{s}");
+    // The frame in hand when the refusal arrives may go out through wl_shm (one copy, counted) before the
+    // gpu path takes over; nothing after it.
+    let copied = s["cpu_copied_frames"].as_u64().unwrap();
+    assert!(copied <= 1, "{s}");
+    assert_eq!(
+        s["cpu_bytes_copied_total"].as_u64(),
+        Some(copied * 320 * 240 * 2),
+        "{s}"
+    );
+    assert!(s["shm_wl_buffers"].as_u64().unwrap() <= 1, "{s}");
+    assert!(s["dmabuf_wl_buffers"].as_u64().unwrap() >= 1, "{s}");
+    assert!(weston.is_alive(), "weston died");
+
+    let mut cmd = dmacam();
+    weston.env(&mut cmd);
+    let out = within(
+        cmd.args(["view", "-d", "pattern", "--size", "320x240", "--fps", "5"])
+            .args(["--duration", "20", "--path", "passthrough"])
+            .args(refuse),
+        120,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let last = err.trim().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("dmacam: ") && last.contains("could not import a YUYV 320x240 dma-buf"),
+        "{err}"
+    );
+}

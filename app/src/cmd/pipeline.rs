@@ -65,6 +65,7 @@ fn report(inputs: &Inputs, card: String, formats: Vec<FormatDesc>) -> Result<()>
         fullscreen: false,
         mode: BufferMode::Dmabuf,
         allow_shm_fallback: true,
+        modifier_override: None,
     })
     .map(|v| v.capabilities().clone())
     .map_err(|e| e.to_string());

@@ -80,6 +80,20 @@ pub struct Args {
     /// Act on these keys as if pressed once the first frame is shown (for scripted runs and tests).
     #[arg(long, hide = true, value_name = "KEYS")]
     pub keys: Option<String>,
+    /// Test aid: FOURCC:MODIFIER (hex) announces that DRM format modifier for every dma-buf of that format
+    /// instead of the buffer's own, so the compositor's import fails (zwp_linux_buffer_params_v1.failed)
+    /// and the fallback can be seen.
+    #[arg(long, hide = true, value_name = "FOURCC:MODIFIER", value_parser = parse_modifier)]
+    pub test_dmabuf_modifier: Option<(dmacam_capture::Fourcc, u64)>,
+}
+
+fn parse_modifier(s: &str) -> Result<(dmacam_capture::Fourcc, u64), String> {
+    let (fourcc, m) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}' is not FOURCC:MODIFIER"))?;
+    let m = u64::from_str_radix(m.trim_start_matches("0x"), 16)
+        .map_err(|e| format!("'{m}' is not a hex modifier: {e}"))?;
+    Ok((fourcc.parse()?, m))
 }
 
 /// Keys that step a camera control in the window: lower case steps down, upper case up.
@@ -224,6 +238,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         fullscreen: args.fullscreen,
         mode: BufferMode::Dmabuf,
         allow_shm_fallback: path_req == PathRequest::Auto,
+        modifier_override: args.test_dmabuf_modifier,
     })
     .map_err(one_line_display_error)?;
 
@@ -310,13 +325,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .as_deref()
             .map(|p| crate::health::Health::create(p, args.health_every))
             .transpose()?,
+        gpu_fallback: path_req == PathRequest::Auto
+            && decision.path == BufferPath::Passthrough
+            && spec.is_none(),
+        fell_back_to_gpu: false,
     };
     let (result, stream) = loop {
         let r = stream_loop(
             &args,
             &mut viewer,
             &mut stream,
-            gpu.as_mut(),
+            &mut gpu,
             trace.as_ref(),
             &dev_path,
             &mut progress,
@@ -356,9 +375,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         eprintln!("dmacam view: {} is back; resuming", dev_path.display());
     };
-    let path_label = match viewer.fallback_reason() {
-        Some(_) => "shm (fallback)".to_owned(),
-        None => decision.path.to_string(),
+    let path_label = match (viewer.fallback_reason(), progress.fell_back_to_gpu) {
+        (Some(_), _) => "shm (fallback)".to_owned(),
+        (None, true) => "gpu (fallback)".to_owned(),
+        (None, false) => decision.path.to_string(),
     };
     let mut summary = viewer.stats().summary(&path_label);
     if let Some(g) = &gpu {
@@ -398,6 +418,10 @@ struct Progress {
     received: u64,
     /// `--health`.
     health: Option<crate::health::Health>,
+    /// `auto` chose passthrough: if the compositor refuses the camera's dma-bufs, try the gpu path next.
+    gpu_fallback: bool,
+    /// That happened.
+    fell_back_to_gpu: bool,
 }
 
 /// After a disconnect: drops `old` (the caller has taken every frame back), then waits until the node can
@@ -445,7 +469,7 @@ fn stream_loop(
     args: &Args,
     viewer: &mut Viewer,
     stream: &mut Source,
-    mut gpu: Option<&mut GpuStage>,
+    gpu: &mut Option<GpuStage>,
     trace: Option<&std::sync::Arc<crate::trace::TraceFile>>,
     dev: &std::path::Path,
     progress: &mut Progress,
@@ -494,7 +518,7 @@ fn stream_loop(
         last_frame = Instant::now();
         progress.received += 1;
         if let Some(h) = progress.health.as_mut() {
-            h.tick(progress.received, gpu.as_deref().map(|g| &g.renderer));
+            h.tick(progress.received, gpu.as_ref().map(|g| &g.renderer));
         }
         if frame.is_error() {
             tracing::warn!(
@@ -507,8 +531,28 @@ fn stream_loop(
         let monotonic = frame.flags() & BUF_FLAG_TIMESTAMP_MASK == BUF_FLAG_TIMESTAMP_MONOTONIC;
         let timestamp = monotonic.then(|| frame.timestamp());
         let sequence = frame.sequence();
+        if progress.gpu_fallback && gpu.is_none() {
+            if let Some(why) = viewer.fallback_reason().map(str::to_owned) {
+                // `auto` chose passthrough and the compositor refused the camera's dma-bufs: the next path
+                // for this format is the render stage's, before wl_shm.
+                progress.gpu_fallback = false;
+                match GpuStage::new(stream.format(), ProcessSpec::default()) {
+                    Ok(g) => {
+                        eprintln!(
+                            "dmacam view: {why}; next path: gpu (the render stage's XR24 dma-bufs)"
+                        );
+                        viewer.resume_dmabuf();
+                        progress.fell_back_to_gpu = true;
+                        *gpu = Some(g);
+                    }
+                    Err(e) => eprintln!(
+                        "dmacam view: {why}; the gpu path is unavailable too ({e}): staying on wl_shm"
+                    ),
+                }
+            }
+        }
         let mut record = trace.map(|_| crate::trace::FrameRecord::dequeued(&frame));
-        let (dmabuf, holder): (_, Box<dyn std::any::Any + Send>) = match gpu.as_deref_mut() {
+        let (dmabuf, holder): (_, Box<dyn std::any::Any + Send>) = match gpu.as_mut() {
             None => (frame.dmabuf().clone(), Box::new(frame)),
             Some(g) => {
                 let Some((out, dmabuf)) = g.convert(frame, dev, trace, &mut record)? else {

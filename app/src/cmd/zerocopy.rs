@@ -144,6 +144,7 @@ pub fn run(req: Request) -> Result<ExitCode> {
         output: "wayland".into(),
         kms: super::kms::KmsOpts::default(),
         keys: None,
+        test_dmabuf_modifier: None,
         health: None,
         health_every: 1000,
         reconnect: false,
