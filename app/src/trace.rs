@@ -2,8 +2,9 @@
 //! dma-bufs (inode and exporter name of each plane, from fstat and /proc/self/fdinfo), the Vulkan import
 //! and the dma-buf the GPU produced (gpu path), the wl_buffer or KMS framebuffer it went to and the inodes it
 //! was created from,
-//! timestamps (CLOCK_MONOTONIC ns) at dequeue, GPU done, submit, commit, presentation and release, and the
-//! bytes the CPU copied. The file is written to a temporary name and renamed into place when the run ends,
+//! timestamps (CLOCK_MONOTONIC ns) at dequeue, GPU done, submit, commit, presentation and release, the
+//! process's CPU time at dequeue (so that per-frame CPU can be told from start-up), and the bytes the CPU
+//! copied. The file is written to a temporary name and renamed into place when the run ends,
 //! so a failed run leaves no half-written trace.
 
 use std::fs::File;
@@ -102,6 +103,10 @@ pub struct FrameRecord {
     pub v4l2_index: usize,
     pub camera: Vec<BufId>,
     pub t_dequeue_ns: u64,
+    /// The process's CPU time (user+sys, every thread: the software GPU's too) at dequeue; the difference
+    /// between two frames is what the frames in between cost, start-up excluded.
+    #[serde(default)]
+    pub cpu_dequeue_ns: u64,
     pub gpu: Option<GpuRecord>,
     pub display: Option<DisplayPart>,
     /// Bytes written to the output file (`dump`), read through the dma-buf's mapping.
@@ -120,9 +125,25 @@ impl FrameRecord {
             t_dequeue_ns: monotonic_ns(),
             // The MJPEG decode into this frame's buffer, if any.
             cpu_bytes_copied: frame.cpu_bytes_copied(),
+            cpu_dequeue_ns: process_cpu_ns(),
             ..Default::default()
         }
     }
+}
+
+/// CPU time used so far by the whole process (CLOCK_PROCESS_CPUTIME_ID: user+sys of every thread, the
+/// exited ones included), in ns; 0 if the clock cannot be read.
+pub fn process_cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    if rc != 0 {
+        return 0;
+    }
+    (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
 }
 
 /// The trace file: lines are appended as frames finish; [`TraceFile::finish`] puts it in place.
@@ -266,5 +287,56 @@ struct ReleaseStamp {
 impl Drop for ReleaseStamp {
     fn drop(&mut self) {
         *self.release.lock().unwrap_or_else(|e| e.into_inner()) = Some(monotonic_ns());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thread_cpu_ns() -> u64 {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid, writable timespec for the duration of the call.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+        assert_eq!(rc, 0);
+        (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
+    }
+
+    #[test]
+    fn process_cpu_time_counts_work_on_other_threads() {
+        let before = process_cpu_ns();
+        assert!(before > 0);
+        // Busy work on another thread (as lavapipe's workers do) until that thread alone has used 50 ms.
+        std::thread::spawn(|| {
+            let mut x = 0u64;
+            while thread_cpu_ns() < 50_000_000 {
+                for _ in 0..10_000 {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            }
+        })
+        .join()
+        .unwrap();
+        let spent = process_cpu_ns() - before;
+        assert!(spent >= 50_000_000, "only {spent} ns of CPU counted");
+    }
+
+    #[test]
+    fn cpu_stamp_is_in_the_line_and_optional_when_read() {
+        let rec = FrameRecord {
+            sequence: 3,
+            t_dequeue_ns: 10,
+            cpu_dequeue_ns: 1234,
+            ..Default::default()
+        };
+        let line = serde_json::to_string(&rec).unwrap();
+        assert!(line.contains("\"cpu_dequeue_ns\":1234"), "{line}");
+        // Traces written before the field existed still read.
+        let old: FrameRecord =
+            serde_json::from_str(&line.replace(",\"cpu_dequeue_ns\":1234", "")).unwrap();
+        assert_eq!((old.sequence, old.cpu_dequeue_ns), (3, 0));
     }
 }

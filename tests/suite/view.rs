@@ -911,6 +911,30 @@ fn view_check_zero_copy_passes_on_dmabuf_paths_and_fails_on_shm() {
         assert_eq!(r["display"]["inodes"][0], g["output"]["inode"], "{r}");
         assert_ne!(g["output"]["inode"], r["camera"][0]["inode"], "{r}");
     }
+    // Each line carries the process's CPU time at dequeue (what tests/vm/bench's steady state is computed
+    // from): it is set, and it only grows from one frame to the next, the GPU's work included.
+    let mut by_dequeue: Vec<(u64, u64)> = trace
+        .iter()
+        .map(|r| {
+            (
+                r["t_dequeue_ns"].as_u64().unwrap(),
+                r["cpu_dequeue_ns"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    by_dequeue.sort();
+    assert!(
+        by_dequeue.len() >= 2 && by_dequeue[0].1 > 0,
+        "{by_dequeue:?}"
+    );
+    assert!(
+        by_dequeue.windows(2).all(|w| w[0].1 <= w[1].1),
+        "{by_dequeue:?}"
+    );
+    assert!(
+        by_dequeue.last().unwrap().1 > by_dequeue[0].1,
+        "{by_dequeue:?}"
+    );
     drop(weston);
 
     let pixman = Weston::start("wayland-9", &["--renderer=pixman"]);

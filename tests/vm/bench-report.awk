@@ -58,6 +58,8 @@ END {
         add(key SUBSEP "wall", c[12] / 1000)
         add(key SUBSEP "p50", c[13]); add(key SUBSEP "p95", c[14]); add(key SUBSEP "p99", c[15])
         add(key SUBSEP "copied", c[16])
+        add(key SUBSEP "steady", c[19]); add(key SUBSEP "steady_n", c[20])
+        add(key SUBSEP "startup", c[21]); add(key SUBSEP "first_frame", c[22])
     }
     nfmt = split(m["formats"], fmts, " ")
     label["view-passthrough"] = "`dmacam view --path passthrough`"
@@ -82,12 +84,15 @@ END {
     print "- **Method:** every configuration once per round, interleaved (A B C … A B C …), " m["rounds"] " rounds. Round 1 is a"
     print "  warm-up of " m["warmup_frames"] " frames per run whose figures are discarded (GStreamer's plugin registry, Mesa's shader cache,"
     print "  Weston's first-use shader compiles); the table gives medians of the other " (maxround - first + 1) " rounds. Each run takes"
-    print "  " m["frames"] " frames, or stops after " m["cap_s"] " s with SIGINT (a clean stop for every peer; marked *capped*, counted"
-    print "  on the frames it really handled): under TCG the software-GPU and CPU-conversion paths cannot do " m["frames"] " frames"
-    print "  in a sensible time. One headless Weston (`--renderer=gl --shell=kiosk`) serves the displayed runs; it is"
-    print "  restarted when it died and after every weston-simple-dmabuf-v4l run (known to crash or wedge it): " m["weston_starts"] " starts"
-    print "  in all (" (m["weston_busy_restarts"] == "" ? "n/a" : m["weston_busy_restarts"]) " of them because Weston was busy with no client). During the dump runs Weston idles"
-    print "  without a client; its CPU is not counted there."
+    print "  " m["frames"] " frames, or stops after " m["cap_s"] " s (`dmacam view --path gpu`: " (m["gpu_cap_s"] == "" ? m["cap_s"] : m["gpu_cap_s"]) " s, so that its steady state is reached and"
+    print "  measured, see below) with SIGINT (a clean stop for every peer; marked *capped*, counted on the frames it really"
+    print "  handled): under TCG the software-GPU and CPU-conversion paths cannot do " m["frames"] " frames in a sensible time. One"
+    print "  headless Weston (`--renderer=gl --shell=kiosk`) serves the displayed runs. Before each displayed run it must be"
+    print "  idle (under 300 ms CPU in 1 s; under TCG its llvmpipe goes on rendering for seconds after a client has gone):"
+    print "  the script waits up to 60 s for that, and restarts it if it stays busy, if it died, after a run that had to be"
+    print "  killed, and after every weston-simple-dmabuf-v4l run (after one, even a clean one, Weston was seen using both"
+    print "  CPUs for over a minute with no client): " m["weston_starts"] " starts in all (" (m["weston_busy_restarts"] == "" ? "n/a" : m["weston_busy_restarts"]) " of them because Weston stayed busy with"
+    print "  no client). During the dump runs Weston idles without a client; its CPU is not counted there."
     print ""
     print "## How to read it"
     print ""
@@ -95,6 +100,14 @@ END {
     print "  by the frames it took from the camera (`--frames`, `num-buffers`, `--stream-count`; for"
     print "  weston-simple-dmabuf-v4l, its successful VIDIOC_DQBUF calls, counted by an LD_PRELOAD shim that also stops"
     print "  it with SIGINT after " m["frames"] "). Start-up (Vulkan device, pipeline, Wayland connection) is included."
+    print "- **Steady** (gpu path only) leaves start-up out: `dmacam view --path gpu` runs with `--trace`, whose lines"
+    print "  carry the process's CPU time (CLOCK_PROCESS_CPUTIME_ID, every thread, Mesa's included) at each frame's"
+    print "  dequeue. Steady = (CPU at the last GPU-processed frame's dequeue − CPU at the second's) ÷ the frames in"
+    print "  between, i.e. the first frame is left out: lavapipe compiles its shaders (LLVM) during it. **start-up** is"
+    print "  the CPU before the first dequeue (Vulkan device, pipelines, Wayland) and **1st frame** the CPU between the"
+    print "  first and second dequeue (medians, ms). The peers' figures include their start-up, which is small for them"
+    print "  (no shader JIT in the process); the steady-state ratios below are therefore slightly in dmacam's favour,"
+    print "  the whole-run ones (CPU/frame) are the strict comparison."
     print "- In this VM the \"GPU\" is lavapipe/llvmpipe: shaders run on Mesa's threads **inside the process** (and"
     print "  inside Weston). **Mesa** is those threads' utime+stime (sampled from /proc/PID/task/*/stat every 0.2 s until"
     print "  exit): `llvmpipe-*` threads in any process, and in dmacam (single-threaded itself) every thread but the main"
@@ -113,8 +126,8 @@ END {
     print ""
     print "## Results (medians)"
     print ""
-    print "| configuration | format | runs used (capped) | CPU/frame ms | own ms | Mesa ms | Weston/frame ms | +Weston ms | shown (of taken) | wall s | latency p50/p95/p99 ms | copied B/frame |"
-    print "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    print "| configuration | format | runs used (capped) | CPU/frame ms | own ms | Mesa ms | Weston/frame ms | +Weston ms | shown (of taken) | wall s | latency p50/p95/p99 ms | copied B/frame | steady ms/frame (frames) | start-up / 1st frame ms |"
+    print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for (fi = 1; fi <= nfmt; fi++) {
         fmt = fmts[fi]
         for (ci = 1; ci <= nconf; ci++) {
@@ -128,9 +141,13 @@ END {
             w = med(key SUBSEP "weston"); s = med(key SUBSEP "sys")
             cpu = f2(med(key SUBSEP "cpu"))
             if (!(key in ok) && (key in bad)) cpu = "n/a: no run finished (see below)"
-            printf "| %s | %s | %d/%d (%d) | **%s** | %s | %s | %s | %s | %s | %s | %s | %s |\n", label[confs[ci]], fmt, ok[key] + 0, measured, capped_m[key] + 0, \
+            st = "—"
+            if (confs[ci] == "view-gpu") st = (med(key SUBSEP "steady") == "") ? "n/a (under 3 frames)" : sprintf("**%.1f** (%d)", med(key SUBSEP "steady"), med(key SUBSEP "steady_n"))
+            su = "—"
+            if (confs[ci] == "view-gpu") su = (med(key SUBSEP "startup") == "") ? "n/a" : sprintf("%d / %s", med(key SUBSEP "startup"), (med(key SUBSEP "first_frame") == "" ? "n/a" : sprintf("%d", med(key SUBSEP "first_frame"))))
+            printf "| %s | %s | %d/%d (%d) | **%s** | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", label[confs[ci]], fmt, ok[key] + 0, measured, capped_m[key] + 0, \
                 cpu, f2(med(key SUBSEP "own")), f2(med(key SUBSEP "mesa")), \
-                (w == "" ? "—" : f1(w)), (s == "" ? "—" : f1(s)), shown, f1(med(key SUBSEP "wall")), lat, copied
+                (w == "" ? "—" : f1(w)), (s == "" ? "—" : f1(s)), shown, f1(med(key SUBSEP "wall")), lat, copied, st, su
         }
     }
     print ""
@@ -142,11 +159,12 @@ END {
         fmt = fmts[fi]
         split("view-passthrough view-gpu", mine, " ")
         for (k = 1; k <= 2; k++) {
-            for (part = 1; part <= 2; part++) {
-                if (mine[k] == "view-passthrough" && part == 2) continue
-                what = (part == 1) ? "cpu" : "own"
+            for (part = 1; part <= 3; part++) {
+                if (mine[k] == "view-passthrough" && part >= 2) continue
+                what = (part == 1) ? "cpu" : (part == 2 ? "own" : "steady")
                 a = med(mine[k] SUBSEP fmt SUBSEP what)
                 name = label[mine[k]] (part == 2 ? ", own thread only (Mesa's threads left out)" : "")
+                if (part == 3) name = label[mine[k]] ", steady state (start-up and 1st frame left out; peers whole-run)"
                 printf "| %s | %s | %s | %s | %s |\n", name, fmt, \
                     fr(ratio(a, med("weston-simple-dmabuf-v4l" SUBSEP fmt SUBSEP "cpu"))), \
                     fr(ratio(a, med("gst-dmabuf" SUBSEP fmt SUBSEP "cpu"))), \
@@ -172,11 +190,12 @@ END {
     print "|---|---|---|---|"
     for (fi = 1; fi <= nfmt; fi++) {
         fmt = fmts[fi]
-        for (k = 1; k <= 2; k++) {
-            a = med(mine[k] SUBSEP fmt SUBSEP "cpu")
+        for (k = 1; k <= 3; k++) {
+            a = (k == 3) ? med("view-gpu" SUBSEP fmt SUBSEP "steady") : med(mine[k] SUBSEP fmt SUBSEP "cpu")
             r1 = ratio(a, med("gst-copy" SUBSEP fmt SUBSEP "cpu"))
             r2 = ratio(a, med("gst-dmabuf" SUBSEP fmt SUBSEP "cpu"))
-            printf "| %s | %s | %s (%s) | %s (%s) |\n", label[mine[k]], fmt, verdict(r1, 0.1), fr(r1), verdict(r2, 1.0), fr(r2)
+            name = (k == 3) ? label["view-gpu"] ", steady state (informative)" : label[mine[k]]
+            printf "| %s | %s | %s (%s) | %s (%s) |\n", name, fmt, verdict(r1, 0.1), fr(r1), verdict(r2, 1.0), fr(r2)
         }
     }
     nb = 0
@@ -195,13 +214,14 @@ END {
     print ""
     print "## Every run"
     print ""
-    print "Round 1 is the discarded warm-up. CPU, Mesa, Weston and wall times are totals in ms for the run; *fresh*"
-    print "means Weston had just been (re)started for this run."
+    print "Round 1 is the discarded warm-up. CPU, Mesa, Weston and wall times are totals in ms for the run (steady, start-up"
+    print "and 1st frame as above, ms); *fresh* means Weston had just been (re)started for this run."
     print ""
-    print "| round | configuration | format | status | frames | shown (presented) | total CPU | Mesa | Weston | wall | p50 | p95 | p99 | copied/frame | fresh |"
-    print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    print "| round | configuration | format | status | frames | shown (presented) | total CPU | Mesa | Weston | wall | p50 | p95 | p99 | copied/frame | steady/frame (frames) | start-up / 1st frame | fresh |"
+    print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for (r = 1; r <= nrows; r++) {
         split(all_rows[r], c, "\t")
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c[1], c[2], c[3], c[4], c[6], c[7] (c[18] != "-" && c[18] != "" ? " (" c[18] ")" : ""), c[9], c[10], c[11], c[12], c[13], c[14], c[15], c[16], (c[17] == 1 ? "yes" : "")
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c[1], c[2], c[3], c[4], c[6], c[7] (c[18] != "-" && c[18] != "" ? " (" c[18] ")" : ""), c[9], c[10], c[11], c[12], c[13], c[14], c[15], c[16], \
+            (c[19] == "-" || c[19] == "" ? "-" : c[19] " (" c[20] ")"), (c[21] == "-" || c[21] == "" ? "-" : c[21] " / " c[22]), (c[17] == 1 ? "yes" : "")
     }
 }

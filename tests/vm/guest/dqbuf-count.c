@@ -58,7 +58,12 @@ int ioctl(int fd, unsigned long request, ...)
 	arg = va_arg(ap, void *);
 	va_end(ap);
 	ret = real_ioctl(fd, request, arg);
-	if (ret == 0 && request == VIDIOC_DQBUF) {
+	/*
+	 * Compare the low 32 bits only, as the kernel does: a caller that keeps the request in an int (as
+	 * weston-simple-dmabuf-v4l's xioctl() does) passes VIDIOC_DQBUF (0xc0585611) sign-extended to
+	 * 0xffffffffc0585611, which the kernel takes as the same command.
+	 */
+	if (ret == 0 && (unsigned int)request == (unsigned int)VIDIOC_DQBUF) {
 		dequeued++;
 		write_count();
 		if (stop_after && dequeued == stop_after)
