@@ -728,3 +728,110 @@ fn faults_refused_dmabuf_falls_back_to_the_next_path() {
         "{err}"
     );
 }
+
+/// Unbinds vivid's platform driver (the device goes away as on a USB unplug: its nodes are removed) and,
+/// when `rebind`, binds it again (the camera comes back).
+fn unplug_vivid(rebind_after: Option<Duration>) {
+    let driver = "/sys/bus/platform/drivers/vivid";
+    std::fs::write(format!("{driver}/unbind"), "vivid.0").expect("unbind vivid");
+    if let Some(after) = rebind_after {
+        std::thread::sleep(after);
+        std::fs::write(format!("{driver}/bind"), "vivid.0").expect("bind vivid");
+    }
+}
+
+/// Expected: removing the device for real (vivid's driver unbound: ENODEV, the nodes disappear) mid-`dump`
+/// is reported once, exit 1, and the frames already written stay a valid Y4M; the same unplug under `view`
+/// (with the driver bound again 3 s later) is survived: the viewer waits, says the camera is back, resumes
+/// and exits 0 with frames shown after the reconnection.
+#[test]
+fn faults_unplug_by_node_removal() {
+    require_vm();
+    let dir = fresh_dir("faults-unplug");
+    let y4m = dir.join("x.y4m");
+    let mut dump = dmacam()
+        .args(["dump", "-d", SP, "--format", "YUYV", "--size", "640x360"])
+        .args(["--frames", "100000", "-o"])
+        .arg(&y4m)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dmacam dump");
+    std::thread::sleep(Duration::from_secs(4));
+    unplug_vivid(None);
+    assert!(
+        !std::path::Path::new(SP).exists(),
+        "{SP} is still there after the unbind"
+    );
+    let status = dmacam_tests::wait_with_deadline(&mut dump, Duration::from_secs(30));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut dump.stderr.take().unwrap(), &mut stderr).unwrap();
+    std::fs::write("/sys/bus/platform/drivers/vivid/bind", "vivid.0").expect("bind vivid");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("dmacam: /dev/video0 was disconnected mid-stream"),
+        "{stderr}"
+    );
+    let kept: usize = lines[0]
+        .split("; the ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no frame count in: {stderr}"));
+    assert!(kept > 0, "{stderr}");
+    assert_eq!(dir_entries(&dir), ["x.y4m"], "temporary files left");
+    assert_eq!(y4m_frames(&y4m), kept);
+    wait_reconnected(SP);
+
+    let weston = Weston::start("wayland-13", &[]);
+    let trace = dir.join("view.jsonl");
+    let mut cmd = dmacam();
+    weston.env(&mut cmd);
+    let mut view = cmd
+        .args([
+            "view", "-d", SP, "--format", "YUYV", "--size", "320x180", "--fps", "10",
+        ])
+        .args(["--duration", "30", "--trace"])
+        .arg(&trace)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dmacam view");
+    std::thread::sleep(Duration::from_secs(8));
+    unplug_vivid(Some(Duration::from_secs(3)));
+    let status = dmacam_tests::wait_with_deadline(&mut view, Duration::from_secs(90));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut view.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}\n{}", weston.log());
+    assert_eq!(
+        stderr.matches("was disconnected; waiting").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("is back; resuming"), "{stderr}");
+    // Frames reached the screen after the gap the unplug left in the dequeue times.
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut t: Vec<u64> = records
+        .iter()
+        .map(|r| r["t_dequeue_ns"].as_u64().unwrap())
+        .collect();
+    t.sort_unstable();
+    let gap_end = t
+        .windows(2)
+        .find(|w| w[1] - w[0] > 2_000_000_000)
+        .map(|w| w[1])
+        .unwrap_or_else(|| panic!("no gap of the unplug in the dequeue times: {t:?}"));
+    let shown_after = records
+        .iter()
+        .filter(|r| r["t_dequeue_ns"].as_u64().unwrap() >= gap_end)
+        .filter(|r| r["display"]["presented"] == true)
+        .count();
+    assert!(shown_after >= 1, "no frame shown after the reconnection");
+    wait_reconnected(SP);
+}
