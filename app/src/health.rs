@@ -20,6 +20,9 @@ struct Sample {
     anon_kib: u64,
     file_kib: u64,
     shmem_kib: u64,
+    /// Anonymous memory in transparent huge pages (/proc/self/smaps_rollup): khugepaged collapsing partly
+    /// used 2 MiB ranges into huge pages raises `anon_kib` without the program touching anything.
+    anon_huge_kib: u64,
     imports: Option<u64>,
     memory_imports: Option<u64>,
 }
@@ -56,6 +59,7 @@ impl Health {
             anon_kib: status_kib("RssAnon:").unwrap_or(0),
             file_kib: status_kib("RssFile:").unwrap_or(0),
             shmem_kib: status_kib("RssShmem:").unwrap_or(0),
+            anon_huge_kib: kib_field("/proc/self/smaps_rollup", "AnonHugePages:").unwrap_or(0),
             imports: stats.map(|s| s.imports),
             memory_imports: stats.map(|s| s.memory_imports),
         };
@@ -70,9 +74,13 @@ impl Health {
 
 /// A `kB` field of /proc/self/status (`VmRSS:`, `RssAnon:`...).
 fn status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
+    kib_field("/proc/self/status", field)
+}
+
+/// A `kB` field of a /proc file of `Name: value kB` lines.
+fn kib_field(path: &str, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
         .find_map(|l| l.strip_prefix(field))?
         .split_whitespace()
         .next()?

@@ -229,6 +229,43 @@ pub fn fd_count(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
+/// Turns transparent huge pages off for this process and for every process it starts from now on
+/// (`PR_SET_THP_DISABLE`, inherited over fork and kept over execve), so that resident memory counts only pages
+/// the program touched. The test-bed kernel runs THP `always` with khugepaged's `max_ptes_none` 511: every
+/// ~10 s khugepaged collapses partly used 2 MiB ranges of anonymous memory (glibc's malloc arenas above all)
+/// into huge pages, filling in the untouched 4 KiB pages, so RSS steps up at wall-clock times that have
+/// nothing to do with what the program does (the evidence is in tests/suite/render.rs).
+pub fn disable_transparent_huge_pages() {
+    // SAFETY: prctl with integer arguments only; it changes no memory of this process.
+    let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    assert_eq!(
+        r,
+        0,
+        "PR_SET_THP_DISABLE: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A `kB` field (`Rss:`, `AnonHugePages:`...) of /proc/self/smaps_rollup, which walks the page tables: exact,
+/// unlike VmRSS in /proc/self/status, whose per-CPU counters may lag by a few hundred KiB.
+pub fn smaps_rollup_kib(field: &str) -> u64 {
+    let text =
+        std::fs::read_to_string("/proc/self/smaps_rollup").expect("read /proc/self/smaps_rollup");
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/self/smaps_rollup:\n{text}"))
+}
+
+/// Bytes malloc has handed out and not had back (glibc `mallinfo2`, every arena): grows with a heap leak
+/// even when the leaked blocks come from memory that was already resident (freed earlier, still mapped).
+pub fn malloc_in_use() -> u64 {
+    // SAFETY: a plain query of glibc's allocator statistics.
+    let info = unsafe { libc::mallinfo2() };
+    (info.uordblks + info.hblkhd) as u64
+}
+
 /// Waits until the file `log` (a child's stderr) contains `needle`; panics with the log if `child` exits or
 /// `limit` passes first.
 pub fn wait_for_line(child: &mut Child, log: &Path, needle: &str, limit: Duration) {
