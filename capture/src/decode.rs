@@ -48,10 +48,16 @@ pub fn decoded_format(compressed: &Format) -> Format {
     }
 }
 
+/// Whether frames of `fourcc` are compressed (`MJPG`, `JPEG`): [`Source::new`] puts the decode stage in
+/// front of them.
+pub fn is_compressed(fourcc: crate::Fourcc) -> bool {
+    PixelFormat::lookup(fourcc).is_some_and(|p| p.is_compressed())
+}
+
 /// The format frames have once [`Source::new`] has set up a source negotiated to `negotiated`: the decoded
 /// format for a compressed one, `negotiated` itself otherwise. For choosing outputs before streaming.
 pub fn frames_format(negotiated: &Format) -> Format {
-    if PixelFormat::lookup(negotiated.fourcc).is_some_and(|p| p.is_compressed()) {
+    if is_compressed(negotiated.fourcc) {
         decoded_format(negotiated)
     } else {
         negotiated.clone()
@@ -60,7 +66,7 @@ pub fn frames_format(negotiated: &Format) -> Format {
 
 /// The fourcc frames of a source negotiated to `fourcc` have (see [`frames_format`]).
 pub fn frames_fourcc(fourcc: crate::Fourcc) -> crate::Fourcc {
-    if PixelFormat::lookup(fourcc).is_some_and(|p| p.is_compressed()) {
+    if is_compressed(fourcc) {
         DECODED
     } else {
         fourcc
@@ -76,8 +82,6 @@ pub struct Decoded {
     ring: Arc<Ring>,
     format: Format,
     pixel: PixelFormat,
-    /// Where the search for a free buffer starts.
-    next: usize,
 }
 
 impl Decoded {
@@ -87,18 +91,14 @@ impl Decoded {
         let compressed = inner.format().clone();
         let format = decoded_format(&compressed);
         let pixel = PixelFormat::lookup(DECODED).expect("XR24 is a known format");
-        // The camera's buffers are the camera's (MMAP, or imported from a heap); only the decoded ring takes
-        // the pattern-style fallback order.
-        let io = match opts.io {
-            IoMode::DmaHeap | IoMode::Udmabuf | IoMode::Memfd => opts.io,
-            IoMode::Mmap => IoMode::Mmap,
-        };
+        // `--io` also picks the decoded ring's allocator; `mmap` (the camera's own buffers) means the ring's
+        // own preference, udmabuf, else the heap, else memfd.
         let ring = Ring::allocate(
             inner.path().to_path_buf(),
             &format,
             pixel,
             ring_size(&inner),
-            io,
+            opts.io,
             "decoded XR24",
         )?;
         let decoder = JpegDecoder::new(
@@ -113,7 +113,6 @@ impl Decoded {
             ring: Arc::new(ring),
             format,
             pixel,
-            next: 0,
         })
     }
 
@@ -183,13 +182,7 @@ impl Decoded {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let frame = self.inner.next_frame(left)?;
-            let index = self
-                .ring
-                .acquire(self.next)
-                .ok_or_else(|| StreamError::Starved {
-                    path: self.ring.name().to_path_buf(),
-                    count: self.ring.len(),
-                })?;
+            let index = self.ring.acquire()?;
             let decoded = if frame.is_error() {
                 Ok(0)
             } else {
@@ -197,7 +190,6 @@ impl Decoded {
             };
             match decoded {
                 Ok(copied) => {
-                    self.next = (index + 1) % self.ring.len();
                     return Ok(Frame::from_pool(
                         self.ring.clone(),
                         FrameMeta {
@@ -227,7 +219,6 @@ impl Decoded {
     fn decode(&mut self, frame: &Frame, index: usize) -> Result<u64, DecodeFailure> {
         let used = frame.bytesused().first().copied().unwrap_or(0) as usize;
         let offset = frame.data_offset().first().copied().unwrap_or(0) as usize;
-        let before = self.decoder.stats().cpu_bytes_written;
         let ring = self.ring.clone();
         let mut writer = ring.writer(index);
         let mut dst = writer
@@ -243,7 +234,8 @@ impl Decoded {
             })
             .map_err(DecodeFailure::Stream)?;
         match result {
-            Ok(()) => Ok(self.decoder.stats().cpu_bytes_written - before),
+            // The decoder wrote one whole frame (what it also adds to its `cpu_bytes_written`).
+            Ok(()) => Ok(self.decoder.frame_size() as u64),
             Err(JpegError::Corrupt { .. } | JpegError::Size { .. }) => Err(DecodeFailure::Frame),
             Err(source) => Err(DecodeFailure::Stream(StreamError::Jpeg {
                 path: ring.name().to_path_buf(),

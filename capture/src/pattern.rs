@@ -420,8 +420,6 @@ pub struct PatternSource {
     t0: Option<Duration>,
     /// Frame periods elapsed since start.
     ticks: u64,
-    /// Where the search for a free buffer starts.
-    next: usize,
 }
 
 impl PatternSource {
@@ -466,7 +464,6 @@ impl PatternSource {
             timer,
             t0: None,
             ticks: 0,
-            next: 0,
         })
     }
 
@@ -580,15 +577,7 @@ impl PatternSource {
         if n > 1 {
             tracing::debug!(source = %self.ring.name().display(), "{} frame periods passed unread: dropped", n - 1);
         }
-        let count = self.ring.len();
-        let index = self
-            .ring
-            .acquire(self.next)
-            .ok_or_else(|| StreamError::Starved {
-                path: self.ring.name().to_path_buf(),
-                count,
-            })?;
-        self.next = (index + 1) % count;
+        let index = self.ring.acquire()?;
         let seq = tick as u32;
         let bytesused = match self.paint_slot(index, seq) {
             Ok(n) => n,

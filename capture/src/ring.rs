@@ -10,7 +10,7 @@
 use std::ffi::CStr;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::alloc::{page_align, sealed_memfd, AllocError, Allocator, SYSTEM_HEAP, UDMABUF};
@@ -45,6 +45,8 @@ pub(crate) struct Ring {
     slots: Vec<Slot>,
     io: IoMode,
     not_dmabuf: Option<String>,
+    /// Where the search for a free buffer starts: the one after the last taken (round robin).
+    next: AtomicUsize,
 }
 
 impl Ring {
@@ -129,6 +131,7 @@ impl Ring {
             slots,
             io,
             not_dmabuf,
+            next: AtomicUsize::new(0),
         })
     }
 
@@ -160,16 +163,25 @@ impl Ring {
         self.slots.get(index).map(|s| &s.memory[..])
     }
 
-    /// Takes the first free buffer from `start` on (round robin); `None` if every buffer is held. The
-    /// buffer is free again when the frame made of it is dropped ([`FramePool::release`]).
-    pub fn acquire(&self, start: usize) -> Option<usize> {
+    /// Takes the next free buffer, round robin. The buffer is free again when the frame made of it is
+    /// dropped ([`FramePool::release`]). Fails with [`StreamError::Starved`] if every buffer is held.
+    pub fn acquire(&self) -> Result<usize, StreamError> {
         let count = self.slots.len();
-        (0..count).map(|i| (start + i) % count).find(|&i| {
-            self.slots[i]
-                .held
-                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-        })
+        let start = self.next.load(Ordering::SeqCst);
+        let index = (0..count)
+            .map(|i| (start + i) % count)
+            .find(|&i| {
+                self.slots[i]
+                    .held
+                    .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            })
+            .ok_or_else(|| StreamError::Starved {
+                path: self.name.clone(),
+                count,
+            })?;
+        self.next.store((index + 1) % count, Ordering::SeqCst);
+        Ok(index)
     }
 
     /// The writable mapping of buffer `index` (taken with [`Ring::acquire`]).

@@ -214,7 +214,7 @@ impl Source {
     /// A compressed format (`MJPG`, `JPEG`) gets the decode stage: the source then gives XR24 frames
     /// ([`Source::format`] is the decoded format; [`Source::decode_stats`] counts the decode).
     pub fn new(input: Input, format: Format, opts: &StreamOptions) -> Result<Source, StreamError> {
-        let compressed = PixelFormat::lookup(format.fourcc).is_some_and(|p| p.is_compressed());
+        let compressed = crate::decode::is_compressed(format.fourcc);
         let source = match input {
             Input::Device(d) => Stream::new(d, format, opts).map(Source::V4l2),
             Input::Pattern(p) => {
