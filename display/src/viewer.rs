@@ -985,13 +985,11 @@ impl State {
         let now = self.use_counter;
         if !self.dmabufs.contains_key(&key) {
             self.evict_dmabufs();
-            let modifier = match self.modifier_override {
-                Some((fourcc, m)) if fourcc == d.fourcc => m,
-                _ => self
-                    .caps
+            let modifier = self.modifier_override_for(d.fourcc).unwrap_or_else(|| {
+                self.caps
                     .modifier_for(info.drm, d.modifier)
-                    .unwrap_or(d.modifier),
-            };
+                    .unwrap_or(d.modifier)
+            });
             let params = match self.dmabuf.create_params(qh) {
                 Ok(p) => p,
                 Err(_) => {
@@ -1085,11 +1083,15 @@ impl State {
         }
     }
 
+    /// The modifier the test aid `modifier_override` announces for `fourcc` buffers, if any.
+    fn modifier_override_for(&self, fourcc: Fourcc) -> Option<u64> {
+        self.modifier_override
+            .filter(|(f, _)| *f == fourcc)
+            .map(|(_, m)| m)
+    }
+
     fn import_failed(&mut self, fourcc: Fourcc, width: u32, height: u32, modifier: u64, why: &str) {
-        let modifier = match self.modifier_override {
-            Some((f, m)) if f == fourcc => m,
-            _ => modifier,
-        };
+        let modifier = self.modifier_override_for(fourcc).unwrap_or(modifier);
         if self.mode == BufferMode::Shm && self.fallback_reason.is_some() {
             // Buffers created before the switch fail as well: the fallback was already said.
             tracing::debug!("another {fourcc} dma-buf import failed ({why}); already on wl_shm");

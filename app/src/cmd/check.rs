@@ -317,11 +317,7 @@ fn fail(r: &mut CaseResult, msg: String) {
 
 fn stream_and_check(args: &Args, fourcc: Fourcc, expect: Expect, r: &mut CaseResult) -> Result<()> {
     let dev = match expect {
-        Expect::Pattern(kind) => {
-            let mut p = dmacam_capture::source::PatternInput::new(kind);
-            p.set_truncate_every(args.capture.pattern_truncate_every);
-            Input::Pattern(p)
-        }
+        Expect::Pattern(kind) => super::dump::pattern_input(kind, &args.capture),
         _ => Input::Device(Device::open(&args.capture.device)?),
     };
     let format = dev.negotiate(&FormatRequest {
@@ -329,7 +325,7 @@ fn stream_and_check(args: &Args, fourcc: Fourcc, expect: Expect, r: &mut CaseRes
         size: args.capture.size()?,
         fps: args.capture.fps()?,
     })?;
-    let stream = Source::new(
+    let mut stream = Source::new(
         dev,
         format,
         &StreamOptions {
@@ -344,7 +340,6 @@ fn stream_and_check(args: &Args, fourcc: Fourcc, expect: Expect, r: &mut CaseRes
     } else {
         TOLERANCE
     };
-    let mut stream = stream;
     stream.start()?;
     let timeout = Duration::from_secs(args.capture.timeout.max(1));
     let mut last: Option<(u32, Duration)> = None;

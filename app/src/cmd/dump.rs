@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use dmacam_capture::format::PlaneFormat;
 use dmacam_capture::format::{fourcc_name, parse_fourcc, Fraction};
-use dmacam_capture::pattern::parse_source_name;
+use dmacam_capture::pattern::{parse_source_name, PatternKind};
 use dmacam_capture::{
     Device, Format, FormatRequest, Fourcc, Input, IoMode, Mapping, PixelFormat, Source,
     StreamError, StreamOptions,
@@ -119,6 +119,13 @@ impl CaptureOpts {
     }
 }
 
+/// The pattern source of `kind`, with the test options of `opts` (`--pattern-truncate-every`).
+pub fn pattern_input(kind: PatternKind, opts: &CaptureOpts) -> Input {
+    let mut pattern = dmacam_capture::source::PatternInput::new(kind);
+    pattern.set_truncate_every(opts.pattern_truncate_every);
+    Input::Pattern(pattern)
+}
+
 /// Opens what `-d` names, a V4L2 node or the pattern source, and applies `--set` settings (after checking
 /// every option).
 pub fn open(opts: &CaptureOpts) -> Result<Input> {
@@ -148,9 +155,7 @@ pub fn open(opts: &CaptureOpts) -> Result<Input> {
                 kind.source_name()
             );
         }
-        let mut pattern = dmacam_capture::source::PatternInput::new(kind);
-        pattern.set_truncate_every(opts.pattern_truncate_every);
-        return Ok(Input::Pattern(pattern));
+        return Ok(pattern_input(kind, opts));
     }
     if opts.pattern_truncate_every.is_some() {
         bail!(
