@@ -5,6 +5,7 @@ mod decoding;
 mod gpu;
 mod health;
 mod pixels;
+mod reconnect;
 mod signals;
 mod sink;
 mod trace;

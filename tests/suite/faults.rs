@@ -806,8 +806,18 @@ fn faults_unplug_by_node_removal() {
         "{stderr}"
     );
     assert!(stderr.contains("is back; resuming"), "{stderr}");
-    // Frames reached the screen after the gap the unplug left in the dequeue times.
-    let records: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
+    let shown_after = shown_after_the_gap(&trace, |d| d["presented"] == true);
+    assert!(shown_after >= 1, "no frame shown after the reconnection");
+    wait_reconnected(SP);
+}
+
+/// How many frames of a `--trace` reached the screen (`presented(display record)`) after the gap an unplug
+/// left in the dequeue times (more than 2 s without a frame); panics if there is no such gap.
+fn shown_after_the_gap(
+    trace: &std::path::Path,
+    presented: impl Fn(&serde_json::Value) -> bool,
+) -> usize {
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(trace)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -822,11 +832,97 @@ fn faults_unplug_by_node_removal() {
         .find(|w| w[1] - w[0] > 2_000_000_000)
         .map(|w| w[1])
         .unwrap_or_else(|| panic!("no gap of the unplug in the dequeue times: {t:?}"));
-    let shown_after = records
+    records
         .iter()
         .filter(|r| r["t_dequeue_ns"].as_u64().unwrap() >= gap_end)
-        .filter(|r| r["display"]["presented"] == true)
-        .count();
-    assert!(shown_after >= 1, "no frame shown after the reconnection");
+        .filter(|r| presented(&r["display"]))
+        .count()
+}
+
+/// The KMS output under an unplug (vivid's driver unbound, bound again 4 s later), with no compositor:
+/// `kms-view` says once that the camera went away, hands every camera buffer back while the last frame
+/// stays on the display (of dmacam's framebuffers only the one on screen is left), resumes when the node is
+/// back with its `--set` settings applied again (the new vivid instance starts from its defaults), and
+/// flips frames onto the display after the gap. At the end the display shows vivid's frame, equal pixel for
+/// pixel to v4l2-ctl's, then is restored with no framebuffer left behind.
+#[test]
+fn faults_kms_view_reconnects_after_unplug() {
+    use crate::kms::{
+        check_kms_trace, display_state, dmacam_framebuffers, framebuffers, mount_debugfs,
+        reference_frame, reference_px, Ppm,
+    };
+    require_vm();
+    mount_debugfs();
+    let dir = fresh_dir("faults-kms-unplug");
+    let trace = dir.join("kms.jsonl");
+    let wb = dir.join("kms.ppm");
+    let before = display_state();
+    let fbs = framebuffers();
+    let mut view = dmacam()
+        .args([
+            "kms-view", "-d", SP, "--format", "XR24", "--size", "640x480", "--fps", "10",
+        ])
+        .args(["--mode", "640x480", "--set", "osd_text_mode=2"])
+        .args(["--duration", "30", "--trace"])
+        .arg(&trace)
+        .arg("--writeback")
+        .arg(&wb)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dmacam kms-view");
+    let start = Instant::now();
+    while dmacam_framebuffers() < 2 && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(dmacam_framebuffers() >= 2, "dmacam never flipped frames");
+    std::thread::sleep(Duration::from_secs(2));
+    vivid_driver("unbind");
+    let unplugged = Instant::now();
+    while dmacam_framebuffers() != 1 && unplugged.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let during_gap = dmacam_framebuffers();
+    let state_during_gap = display_state();
+    std::thread::sleep(Duration::from_secs(4).saturating_sub(unplugged.elapsed()));
+    vivid_driver("bind");
+    let status = dmacam_tests::wait_with_deadline(&mut view, Duration::from_secs(90));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut view.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(
+        during_gap,
+        1,
+        "while the camera was away: {:?}\n{state_during_gap}",
+        framebuffers()
+    );
+    assert!(
+        state_during_gap.contains("allocated by = dmacam"),
+        "the last frame left the display:\n{state_during_gap}"
+    );
+    assert_eq!(
+        stderr.matches("was disconnected; waiting").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("is back; resuming"), "{stderr}");
+    check_kms_trace(&trace, false, 10);
+    let shown_after = shown_after_the_gap(&trace, |d| d["t_present_ns"].is_u64());
+    assert!(shown_after >= 1, "no frame flipped after the reconnection");
+    assert_eq!(display_state(), before, "the display was not restored");
+    assert_eq!(framebuffers(), fbs, "framebuffers left behind");
     wait_reconnected(SP);
+    assert_eq!(
+        read_back(SP, &["osd_text_mode"]),
+        [2],
+        "--set was not applied again"
+    );
+    let img = Ppm::read(&wb);
+    let reference = reference_frame(640, 480);
+    let differing = (0..480u32)
+        .flat_map(|y| (0..640u32).map(move |x| (x, y)))
+        .filter(|&(x, y)| img.px(x, y) != reference_px(&reference, 640, x, y))
+        .count();
+    assert_eq!(differing, 0, "{differing} pixels differ from vivid's frame");
 }

@@ -12,7 +12,7 @@ use dmacam_tests::{
 
 const DRI: &str = "/sys/kernel/debug/dri/0";
 
-fn mount_debugfs() {
+pub(crate) fn mount_debugfs() {
     if !Path::new(DRI).exists() {
         let _ = Command::new("mount")
             .args(["-t", "debugfs", "none", "/sys/kernel/debug"])
@@ -22,7 +22,7 @@ fn mount_debugfs() {
 }
 
 /// The scanout-relevant lines of the DRM atomic state (planes, CRTC, connectors, who allocated the fbs).
-fn display_state() -> String {
+pub(crate) fn display_state() -> String {
     let state = std::fs::read_to_string(format!("{DRI}/state")).expect("DRM debugfs state");
     state
         .lines()
@@ -49,7 +49,7 @@ fn display_state() -> String {
 }
 
 /// The framebuffers that exist, as "id allocated-by" lines.
-fn framebuffers() -> Vec<String> {
+pub(crate) fn framebuffers() -> Vec<String> {
     let text =
         std::fs::read_to_string(format!("{DRI}/framebuffer")).expect("DRM debugfs framebuffer");
     let mut out = Vec::new();
@@ -65,7 +65,7 @@ fn framebuffers() -> Vec<String> {
     out
 }
 
-fn dmacam_framebuffers() -> usize {
+pub(crate) fn dmacam_framebuffers() -> usize {
     framebuffers()
         .iter()
         .filter(|f| f.ends_with(" dmacam"))
@@ -73,7 +73,7 @@ fn dmacam_framebuffers() -> usize {
 }
 
 /// One vivid frame in XR24 through v4l2-ctl (an independent path), OSD text off: (width, height, B G R X bytes).
-fn reference_frame(w: u32, h: u32) -> Vec<u8> {
+pub(crate) fn reference_frame(w: u32, h: u32) -> Vec<u8> {
     let out = results_dir().join("kms-ref.raw");
     run_ok(Command::new("v4l2-ctl").args([
         "-d",
@@ -91,14 +91,14 @@ fn reference_frame(w: u32, h: u32) -> Vec<u8> {
     data[2 * frame..].to_vec()
 }
 
-struct Ppm {
-    width: u32,
-    height: u32,
+pub(crate) struct Ppm {
+    pub(crate) width: u32,
+    pub(crate) height: u32,
     rgb: Vec<u8>,
 }
 
 impl Ppm {
-    fn read(path: &Path) -> Ppm {
+    pub(crate) fn read(path: &Path) -> Ppm {
         let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         // "P6\n<w> <h>\n255\n" then RGB.
         let mut fields = Vec::new();
@@ -122,13 +122,13 @@ impl Ppm {
         Ppm { width, height, rgb }
     }
 
-    fn px(&self, x: u32, y: u32) -> [u8; 3] {
+    pub(crate) fn px(&self, x: u32, y: u32) -> [u8; 3] {
         let i = ((y * self.width + x) * 3) as usize;
         [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
     }
 }
 
-fn reference_px(frame: &[u8], w: u32, x: u32, y: u32) -> [u8; 3] {
+pub(crate) fn reference_px(frame: &[u8], w: u32, x: u32, y: u32) -> [u8; 3] {
     let i = ((y * w + x) * 4) as usize;
     [frame[i + 2], frame[i + 1], frame[i]]
 }
@@ -174,7 +174,7 @@ fn parse_placement(s: &str) -> (Rect, Rect) {
 /// that was produced for it (the camera's own on passthrough, exported by vivid; the render stage's output on
 /// the gpu path, whose import was the camera's), nothing was copied, and at least `shown` frames carry the
 /// page flip that put them on screen, after their commit.
-fn check_kms_trace(path: &Path, gpu: bool, shown: usize) {
+pub(crate) fn check_kms_trace(path: &Path, gpu: bool, shown: usize) {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut presented = 0;
     for line in text.lines() {

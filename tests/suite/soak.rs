@@ -12,7 +12,8 @@
 //! `DMACAM_SOAK_FRAMES=20000 tests/vm/suite --timeout 14400 soak` (well over an hour under TCG). At 20,000 frames the samples
 //! are every 2,000 frames; set `DMACAM_SOAK_EVERY=1000` for every 1,000.
 
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -74,8 +75,20 @@ fn check_health(path: &Path, frames: u64, every: u64) -> Vec<serde_json::Value> 
     samples
 }
 
+/// Where `dmacam SUBCOMMAND`'s stderr goes: a file, not the VM's console (a terminal, where a long dump
+/// would draw its progress bar).
+fn stderr_log(sub: &str) -> PathBuf {
+    results_dir().join(format!("soak-{sub}.log"))
+}
+
+/// What `dmacam SUBCOMMAND` printed on stderr, for failure messages.
+fn printed(sub: &str) -> String {
+    std::fs::read_to_string(stderr_log(sub)).unwrap_or_default()
+}
+
 /// `dmacam SUBCOMMAND` on vivid's 320x180 YUYV at 60 fps for `n` frames, sampled every `e` into `health`.
 fn soak_command(sub: &str, n: u64, e: u64, health: &Path) -> Command {
+    let log = File::create(stderr_log(sub)).expect("soak stderr log");
     let mut cmd = dmacam();
     cmd.args([
         sub,
@@ -89,7 +102,8 @@ fn soak_command(sub: &str, n: u64, e: u64, health: &Path) -> Command {
     .args(["--fps", "60", "--frames", &n.to_string(), "--health"])
     .arg(health)
     .args(["--health-every", &e.to_string()])
-    .stdin(Stdio::null());
+    .stdin(Stdio::null())
+    .stderr(log);
     cmd
 }
 
@@ -112,7 +126,11 @@ fn soak_dump_keeps_fds_and_memory_constant() {
         .spawn()
         .expect("spawn dmacam dump");
     let status = wait_with_deadline(&mut child, Duration::from_secs(120 + n / 10));
-    assert!(status.success(), "dmacam dump: {status}");
+    assert!(
+        status.success(),
+        "dmacam dump: {status}\n{}",
+        printed("dump")
+    );
     let samples = check_health(&health, n, e);
     assert!(
         samples[0]["imports"].is_null(),
@@ -142,7 +160,11 @@ fn soak_view_gpu_keeps_fds_imports_and_memory_constant() {
         .spawn()
         .expect("spawn dmacam view");
     let status = wait_with_deadline(&mut child, Duration::from_secs(180 + n / 5));
-    assert!(status.success(), "dmacam view: {status}");
+    assert!(
+        status.success(),
+        "dmacam view: {status}\n{}",
+        printed("view")
+    );
     // Issue 10's open note (anonymous memory flat ~250 frames, then +18 MiB by frame 500 while the
     // software-GPU Weston fell behind) was khugepaged, not the view: measured in the VM with THP on, anon
     // went 38,412 -> 50,364 -> 56,264 KiB at frames 50, 100, 150 while AnonHugePages went 2,048 -> 18,432 ->

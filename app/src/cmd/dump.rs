@@ -8,7 +8,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use dmacam_capture::format::PlaneFormat;
@@ -394,7 +394,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     tracing::info!(device = %path.display(), format = %stream.format(), io = stream.io().as_str(), "dumping");
     crate::decoding::announce("dump", &stream);
     stream.start()?;
-    let progress = std::io::stderr().is_terminal();
+    let mut progress = std::io::stderr().is_terminal().then(Progress::default);
     let timeout = Duration::from_secs(args.capture.timeout.max(1));
     let mut health = args
         .health
@@ -481,8 +481,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if let (Some(t), Some(r)) = (&trace, &record) {
             t.write(r);
         }
-        if progress {
-            draw_progress(written, args.frames);
+        if let Some(p) = &mut progress {
+            p.draw(written, args.frames);
         }
     }
     if let Some(g) = &gpu {
@@ -495,7 +495,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     stream.stop()?;
-    if progress {
+    if progress.is_some() {
         eprintln!();
     }
     crate::decoding::report("dump", &stream);
@@ -531,17 +531,34 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn draw_progress(done: u32, total: u32) {
-    let width = 30;
-    let filled = (done as usize * width) / total.max(1) as usize;
-    let mut err = std::io::stderr().lock();
-    let _ = write!(
-        err,
-        "\r[{}{}] {done}/{total} frames",
-        "#".repeat(filled),
-        ".".repeat(width - filled)
-    );
-    let _ = err.flush();
+/// The progress bar on a terminal, redrawn at most ten times a second (and for the last frame): a redraw per
+/// frame at 60 fps floods a slow terminal or a serial console.
+#[derive(Default)]
+struct Progress {
+    drawn: Option<Instant>,
+}
+
+impl Progress {
+    fn draw(&mut self, done: u32, total: u32) {
+        if done < total
+            && self
+                .drawn
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
+        {
+            return;
+        }
+        self.drawn = Some(Instant::now());
+        let width = 30;
+        let filled = (done as usize * width) / total.max(1) as usize;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r[{}{}] {done}/{total} frames",
+            "#".repeat(filled),
+            ".".repeat(width - filled)
+        );
+        let _ = err.flush();
+    }
 }
 
 #[cfg(test)]

@@ -90,9 +90,18 @@ pub struct Args {
     /// Vulkan import and GPU export), the framebuffer it went to, timestamps, CPU bytes copied.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// When the camera is disconnected mid-stream (unplugged; vivid's Disconnect control), keep its last
+    /// frame on the display, wait for it to come back and resume with the same format and --set settings.
+    /// `--reconnect false` exits with an error instead.
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub reconnect: bool,
     #[command(flatten)]
     pub kms: KmsOpts,
 }
+
+/// Camera buffers: the display holds up to three (active, queued, pending); keep the camera fed besides.
+const KMS_BUFFERS: u32 = 6;
 
 /// What the KMS output asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,8 +273,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         dev,
         format,
         &StreamOptions {
-            // The display holds up to three (active, queued, pending); keep the camera fed besides.
-            buffers: 6,
+            buffers: KMS_BUFFERS,
             io,
         },
     )?;
@@ -301,14 +309,43 @@ pub fn run(args: Args) -> Result<ExitCode> {
     crate::decoding::announce("view --output kms", &stream);
     crate::signals::install()?;
     stream.start()?;
-    let result = stream_loop(
-        &args,
-        &mut scanout,
-        &mut stream,
-        gpu.as_mut(),
-        trace.as_ref(),
-        &dev_path,
-    );
+    let start = Instant::now();
+    let (result, stream) = loop {
+        let r = stream_loop(
+            &args,
+            start,
+            &mut scanout,
+            &mut stream,
+            gpu.as_mut(),
+            trace.as_ref(),
+            &dev_path,
+        );
+        if !(crate::reconnect::is_disconnect(&r) && args.reconnect) {
+            break (r, Some(stream));
+        }
+        crate::reconnect::say_waiting("kms", &dev_path);
+        // Every frame of the old stream goes back; its last picture stays on the display.
+        scanout.release_frames(Duration::from_secs(2))?;
+        // Page-flip events keep being read while waiting.
+        let service = |wait: Duration| {
+            scanout.wait_events(wait)?;
+            Ok(true)
+        };
+        let reopened = crate::reconnect::reopen(
+            &args.capture,
+            &dev_path,
+            io,
+            KMS_BUFFERS,
+            stream,
+            &mut gpu,
+            service,
+        )?;
+        stream = match reopened {
+            Some(s) => s,
+            None => break (Ok(()), None),
+        };
+        crate::reconnect::say_back("kms", &dev_path);
+    };
     let writeback = match (&result, &args.kms.writeback) {
         (Ok(()), Some(p)) => Some(
             scanout
@@ -319,14 +356,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     // Restore the display (this also hands every frame back), then stop the camera.
     let finished = scanout.finish();
-    stream.stop().ok();
+    let mut stream = stream;
+    if let Some(s) = stream.as_mut() {
+        s.stop().ok();
+    }
     result?;
     let mut summary = finished?;
     if let Some(g) = &gpu {
         summary.path = "gpu (the render stage's XR24 dma-bufs, PRIME import, no copy)".into();
         summary.cpu_bytes_copied_total += g.finish_report();
     }
-    if let Some(d) = crate::decoding::summary(&stream) {
+    if let Some(d) = stream.as_ref().and_then(crate::decoding::summary) {
         summary.add_decode(d);
     }
     if let Some(wb) = writeback {
@@ -439,15 +479,16 @@ fn negotiate(
     Ok((format, scanout, Some(gpu)))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn stream_loop(
     args: &Args,
+    start: Instant,
     scanout: &mut Scanout<KmsFrame>,
     stream: &mut Source,
     mut gpu: Option<&mut GpuStage>,
     trace: Option<&Arc<crate::trace::TraceFile>>,
     dev: &Path,
 ) -> Result<()> {
-    let start = Instant::now();
     let stall = Duration::from_secs(args.capture.timeout.max(1));
     let mut last_frame = Instant::now();
     let buffers = stream.buffer_count();

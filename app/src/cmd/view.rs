@@ -66,8 +66,8 @@ pub struct Args {
     #[command(flatten, next_help_heading = "KMS output (--output kms)")]
     pub kms: super::kms::KmsOpts,
     /// When the camera is disconnected mid-stream (unplugged; vivid's Disconnect control), wait for it to
-    /// come back and resume, with the same format and --set settings (Wayland output). `--reconnect false`
-    /// exits with an error instead.
+    /// come back and resume, with the same format and --set settings; the last frame stays shown meanwhile
+    /// (both outputs). `--reconnect false` exits with an error instead.
     #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
           default_missing_value = "true", action = clap::ArgAction::Set)]
     pub reconnect: bool,
@@ -166,6 +166,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 stats: args.stats,
                 stats_json: args.stats_json,
                 trace: args.trace,
+                reconnect: args.reconnect,
                 kms: args.kms,
             });
         }
@@ -340,40 +341,32 @@ pub fn run(args: Args) -> Result<ExitCode> {
             &dev_path,
             &mut progress,
         );
-        let disconnected = matches!(
-            r.as_ref()
-                .err()
-                .and_then(|e| e.downcast_ref::<StreamError>()),
-            Some(StreamError::Disconnected { .. })
-        );
-        if !(disconnected && args.reconnect) {
+        if !(crate::reconnect::is_disconnect(&r) && args.reconnect) {
             break (r, Some(stream));
         }
-        eprintln!(
-            "dmacam view: {} was disconnected; waiting for it to come back (Ctrl-C stops)",
-            dev_path.display()
-        );
-        // Every frame of the old stream goes back, and the old stream with them: that closes the device,
-        // which a driver may wait for before it re-registers the node (vivid does). The render stage's
-        // imports were of the old buffers: it starts afresh.
+        crate::reconnect::say_waiting("view", &dev_path);
+        // Every frame of the old stream goes back; the compositor keeps showing the last one.
         viewer.release_frames();
         // What the camera sent (MJPG, if the frames were decoded), not what the decoder made of it.
-        let format = stream
-            .compressed_format()
-            .unwrap_or(stream.format())
-            .clone();
-        let spec = gpu.take().map(|g| g.spec);
-        stream = match reopen(&args, &mut viewer, &dev_path, &format, io, stream)? {
+        // Keeps the window responsive (and its last frame shown) while waiting.
+        let service = |wait| {
+            viewer.poll(&[], Some(wait))?;
+            Ok(!viewer.close_requested())
+        };
+        let reopened = crate::reconnect::reopen(
+            &args.capture,
+            &dev_path,
+            io,
+            VIEW_BUFFERS,
+            stream,
+            &mut gpu,
+            service,
+        )?;
+        stream = match reopened {
             Some(s) => s,
             None => break (Ok(()), None),
         };
-        if let Some(spec) = spec {
-            gpu = Some(
-                GpuStage::new(stream.format(), spec)
-                    .map_err(|e| anyhow::anyhow!("{}: render stage: {e}", dev_path.display()))?,
-            );
-        }
-        eprintln!("dmacam view: {} is back; resuming", dev_path.display());
+        crate::reconnect::say_back("view", &dev_path);
     };
     let path_label = match (viewer.fallback_reason(), progress.fell_back_to_gpu) {
         (Some(_), _) => "shm (fallback)".to_owned(),
@@ -422,47 +415,6 @@ struct Progress {
     gpu_fallback: bool,
     /// That happened.
     fell_back_to_gpu: bool,
-}
-
-/// After a disconnect: drops `old` (the caller has taken every frame back), then waits until the node can
-/// be opened again, applies the --set settings, negotiates `format` again and starts streaming. `None`
-/// when the user quit while waiting.
-fn reopen(
-    args: &Args,
-    viewer: &mut Viewer,
-    path: &std::path::Path,
-    format: &dmacam_capture::Format,
-    io: dmacam_capture::IoMode,
-    old: Source,
-) -> Result<Option<Source>> {
-    drop(old);
-    loop {
-        if viewer.close_requested() || crate::signals::stop_requested() {
-            return Ok(None);
-        }
-        // Keeps the window responsive (and its last frame shown) while waiting.
-        viewer.poll(&[], Some(Duration::from_millis(200)))?;
-        let Ok(dev) = dmacam_capture::Device::open(path) else {
-            continue;
-        };
-        dev.apply_settings(&args.capture.ctrls)?;
-        let input = dmacam_capture::Input::Device(dev);
-        let format = input.negotiate(&FormatRequest {
-            fourcc: Some(format.fourcc),
-            size: Some((format.width, format.height)),
-            fps: args.capture.fps()?,
-        })?;
-        let mut stream = Source::new(
-            input,
-            format,
-            &StreamOptions {
-                buffers: VIEW_BUFFERS,
-                io,
-            },
-        )?;
-        stream.start()?;
-        return Ok(Some(stream));
-    }
 }
 
 fn stream_loop(

@@ -349,7 +349,9 @@ impl ImportCache {
     pub fn clear(&mut self) {
         self.fbs.clear();
         self.imports.clear();
-        self.handles.clear();
+        // A framebuffer held elsewhere (the one on screen) keeps its handles: their numbers stay known, so a
+        // later import that the kernel answers with the same number shares them instead of closing them twice.
+        self.handles.retain(|_, h| h.strong_count() > 0);
     }
 
     /// How many imports and framebuffers were made and are alive.

@@ -15,6 +15,10 @@
 //!
 //! When the scanout is finished (or dropped, e.g. after Ctrl-C) the configuration found at start is restored
 //! before any framebuffer is removed, so the display ends up as it was.
+//!
+//! When the producer goes away (a camera unplugged), [`Scanout::release_frames`] hands every frame back while
+//! the last picture stays on screen: its framebuffer alone is kept (the kernel holds the memory through the
+//! imported GEM handles) until a flip of the next producer's first frame has replaced it.
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
@@ -115,6 +119,8 @@ pub struct Scanout<F: ScanoutFrame> {
     active: Option<Shown<F>>,
     queued: Option<Shown<F>>,
     pending: Option<F>,
+    /// On screen with its frame already handed back (see [`Scanout::release_frames`]).
+    retained: Option<Arc<Framebuffer>>,
     stats: KmsStats,
     restored: bool,
 }
@@ -151,6 +157,7 @@ impl<F: ScanoutFrame> Scanout<F> {
             active: None,
             queued: None,
             pending: None,
+            retained: None,
             stats: KmsStats::default(),
             restored: false,
         })
@@ -456,6 +463,15 @@ impl<F: ScanoutFrame> Scanout<F> {
         Ok(flips)
     }
 
+    /// Waits up to `timeout` for DRM events and handles them (for loops with nothing else to poll).
+    /// Returns the number of completed flips.
+    pub fn wait_events(&mut self, timeout: Duration) -> Result<usize, KmsError> {
+        if wait_readable(self.card.as_fd(), timeout)? {
+            return self.dispatch();
+        }
+        Ok(0)
+    }
+
     /// A flip completed at `when`: the queued frame is now on screen, the one it replaced goes back to its
     /// producer, and the pending frame (if any) is committed.
     fn flip_done(&mut self, when: Duration) -> Result<(), KmsError> {
@@ -495,6 +511,7 @@ impl<F: ScanoutFrame> Scanout<F> {
         // The replaced frame is released only now that the controller no longer reads it.
         let replaced = self.active.replace(now_showing);
         drop(replaced);
+        self.retained = None;
         if let Some(next) = self.pending.take() {
             self.commit(next)?;
         }
@@ -519,11 +536,36 @@ impl<F: ScanoutFrame> Scanout<F> {
         Ok(())
     }
 
+    /// Hands every frame back to its producer (which is going away) while the last one stays on screen: the
+    /// pending frame is dropped, the flip in flight (if any) completes within `timeout`, and of the frame on
+    /// screen only its framebuffer is kept, until the next submitted frame's flip replaces it. Imports and
+    /// framebuffers of the old producer's buffers are let go too. Streaming resumes with
+    /// [`Scanout::submit`] as before (a flip: the mode stays set).
+    pub fn release_frames(&mut self, timeout: Duration) -> Result<(), KmsError> {
+        if let Some(dropped) = self.pending.take() {
+            self.stats.replaced += 1;
+            if let Some(t) = dropped.trace() {
+                t.update(|r| r.replaced = true);
+            }
+        }
+        self.wait_idle(timeout)?;
+        if let Some(shown) = self.active.take() {
+            self.retained = Some(shown.fb);
+        }
+        self.cache.clear();
+        Ok(())
+    }
+
     /// Captures what the CRTC composes now through the card's writeback connector (atomic drivers with one,
     /// such as vkms). Waits for any flip in flight first.
     pub fn capture_writeback(&mut self, timeout: Duration) -> Result<WritebackImage, KmsError> {
         self.wait_idle(timeout)?;
-        let (Some(active), Some(placement)) = (&self.active, self.placement) else {
+        let on_screen = self
+            .active
+            .as_ref()
+            .map(|a| &a.fb)
+            .or(self.retained.as_ref());
+        let (Some(fb), Some(placement)) = (on_screen, self.placement) else {
             return Err(KmsError::Writeback {
                 path: self.card.path().to_path_buf(),
                 why: "nothing is on screen yet".to_owned(),
@@ -533,7 +575,7 @@ impl<F: ScanoutFrame> Scanout<F> {
             &self.card,
             &self.output,
             &self.props,
-            active.fb.id(),
+            fb.id(),
             &placement,
             timeout,
         )
@@ -611,6 +653,7 @@ impl<F: ScanoutFrame> Scanout<F> {
         self.pending = None;
         self.queued = None;
         self.active = None;
+        self.retained = None;
         self.cache.clear();
         if let Some(blob) = self.mode_blob.take() {
             if let Err(e) = self.card.destroy_property_blob(blob) {
