@@ -410,8 +410,12 @@ pub struct PatternSource {
     picture: Picture,
     format: Format,
     pixel: PixelFormat,
-    /// `MJPG` only: every n-th frame is cut short (no end-of-image marker), as a webcam does under load.
+    /// `MJPG` only: every n-th frame delivered is cut short (no end-of-image marker), as a webcam does under
+    /// load.
     truncate_every: Option<u32>,
+    /// `MJPG` only: frames encoded so far (what `truncate_every` counts; frame periods nobody read are never
+    /// encoded, so counting sequence numbers would make the truncated frames depend on the reader's pace).
+    encoded: u64,
     /// `MJPG` only: the picture in RGB24 before it is encoded.
     rgb: Vec<u8>,
     period: Duration,
@@ -459,6 +463,7 @@ impl PatternSource {
             format,
             pixel,
             truncate_every: None,
+            encoded: 0,
             rgb: Vec::new(),
             period: Duration::from_nanos(1_000_000_000 / u64::from(fps.max(1))),
             timer,
@@ -467,8 +472,8 @@ impl PatternSource {
         })
     }
 
-    /// `MJPG` only: cut every `n`-th frame short (a truncated JPEG, as webcams deliver under load), to test
-    /// the decoder's handling of corrupt frames. `None` or `Some(0)`: every frame is whole.
+    /// `MJPG` only: cut every `n`-th frame delivered short (a truncated JPEG, as webcams deliver under load),
+    /// to test the decoder's handling of corrupt frames. `None` or `Some(0)`: every frame is whole.
     pub fn set_truncate_every(&mut self, n: Option<u32>) {
         self.truncate_every = n.filter(|&n| n > 0);
     }
@@ -653,8 +658,9 @@ impl PatternSource {
                 source,
             }
         })?;
+        self.encoded += 1;
         let len = match self.truncate_every {
-            Some(n) if seq % n == n - 1 => jpeg.len() / 2,
+            Some(n) if self.encoded % u64::from(n) == 0 => jpeg.len() / 2,
             _ => jpeg.len(),
         };
         let mut writer = self.ring.writer(index);

@@ -820,11 +820,20 @@ pub(crate) fn interfere(
     // not streaming), then give it two more seconds of frames.
     let deadline = Instant::now() + Duration::from_secs(90);
     while !has_dmabuf_fd(child.id()) {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "{cmd:?} exited before it streamed"
-        );
-        assert!(Instant::now() < deadline, "{cmd:?} never streamed");
+        let exited = child.try_wait().unwrap().is_some();
+        if exited || Instant::now() >= deadline {
+            let stacks = dmacam_tests::kernel_stacks(child.id());
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut stderr = String::new();
+            let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr);
+            let what = if exited {
+                "exited before it streamed"
+            } else {
+                "never streamed"
+            };
+            panic!("{cmd:?} {what}; it was in:\n{stacks}stderr:\n{stderr}");
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(2));

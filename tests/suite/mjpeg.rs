@@ -60,8 +60,10 @@ fn mjpeg_dump_and_check_decode_into_dma_bufs() {
     ]));
     assert!(out.contains("1 passed, 0 failed"), "{out}");
     assert!(out.contains("pixels match pattern:bars"), "{out}");
+    // Twelve whole frames take fifteen delivered (whatever frame periods the reader missed: the cut counts
+    // frames delivered): the 4th, 8th and 12th at least were cut short.
     let skipped = corrupt_skipped(&out);
-    assert!(skipped >= 2, "{out}");
+    assert!(skipped >= 3, "{out}");
 }
 
 #[test]
