@@ -5,9 +5,11 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use dmacam_capture::{Dmabuf, Format, Frame};
+use dmacam_capture::stream::StreamError;
+use dmacam_capture::{Dmabuf, Format, Frame, Source};
 use dmacam_render::{Colorimetry, OutputFrame, ProcessSpec, RenderError, Renderer};
 
 use crate::trace::{FrameRecord, GpuRecord, TraceFile};
@@ -43,6 +45,8 @@ pub struct GpuStage {
     pub spec: ProcessSpec,
     /// Camera frames skipped because every output buffer was still held.
     pub ring_full: u64,
+    /// Camera frames passed over for a newer one that was already waiting (see [`GpuStage::newest`]).
+    pub superseded: u64,
 }
 
 impl GpuStage {
@@ -73,6 +77,7 @@ impl GpuStage {
             colour,
             spec,
             ring_full: 0,
+            superseded: 0,
         })
     }
 
@@ -95,6 +100,44 @@ impl GpuStage {
                 Ok(None)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// The frame to convert next: `frame`, or the newest of those already waiting in `stream` behind it. A
+    /// conversion can take longer than a frame period (lavapipe under emulation takes seconds): converting
+    /// the oldest frame queued would show the camera late by the whole queue, so the older ones go straight
+    /// back to the camera, counted in `superseded` (their sequence gaps make them drops in the statistics)
+    /// and written to the trace as frames not shown. `record` follows the frame returned; `received` counts
+    /// every frame taken from the stream.
+    pub fn newest(
+        &mut self,
+        mut frame: Frame,
+        stream: &mut Source,
+        trace: Option<&Arc<TraceFile>>,
+        record: &mut Option<FrameRecord>,
+        received: &mut u64,
+    ) -> Result<Frame, StreamError> {
+        loop {
+            let newer = match stream.next_frame(Duration::ZERO) {
+                Ok(f) => f,
+                Err(StreamError::Timeout { .. }) => return Ok(frame),
+                Err(e) => return Err(e),
+            };
+            *received += 1;
+            if newer.is_error() {
+                tracing::warn!(
+                    "{}: frame {} flagged corrupt by the driver; not shown",
+                    stream.path().display(),
+                    newer.sequence()
+                );
+                continue;
+            }
+            self.superseded += 1;
+            if let (Some(t), Some(r)) = (trace, record.as_ref()) {
+                t.write(r);
+            }
+            *record = trace.map(|_| FrameRecord::dequeued(&newer));
+            frame = newer;
         }
     }
 
@@ -138,6 +181,7 @@ impl GpuStage {
             frames = r.frames,
             imports = r.imports,
             ring_full = self.ring_full,
+            superseded = self.superseded,
             "render stage"
         );
         r.cpu_bytes_copied

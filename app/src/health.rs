@@ -32,6 +32,8 @@ pub struct Health {
     path: PathBuf,
     out: BufWriter<File>,
     every: u64,
+    /// The frame count at which the next sample is due.
+    next: u64,
 }
 
 impl Health {
@@ -43,14 +45,17 @@ impl Health {
             path: path.to_path_buf(),
             out: BufWriter::new(f),
             every: every.max(1),
+            next: every.max(1),
         })
     }
 
-    /// Called once per frame with the frames so far: writes a sample every `every` frames.
+    /// Called with the frames so far, after each frame or batch of frames: writes a sample each time the count
+    /// reaches or passes a multiple of `every`.
     pub fn tick(&mut self, frames: u64, renderer: Option<&Renderer>) {
-        if frames == 0 || frames % self.every != 0 {
+        if frames < self.next {
             return;
         }
+        self.next = (frames / self.every + 1) * self.every;
         let stats = renderer.map(Renderer::stats);
         let sample = Sample {
             frames,

@@ -559,6 +559,8 @@ fn stream_loop(
         let buf = match gpu.as_deref_mut() {
             None => KmsBuf::Camera(frame),
             Some(g) => {
+                let mut taken = 0;
+                let frame = g.newest(frame, stream, trace, &mut record, &mut taken)?;
                 let sequence = frame.sequence();
                 let captured = (frame.flags() & BUF_FLAG_TIMESTAMP_MASK
                     == BUF_FLAG_TIMESTAMP_MONOTONIC)

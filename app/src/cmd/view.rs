@@ -507,6 +507,10 @@ fn stream_loop(
         let (dmabuf, holder): (_, Box<dyn std::any::Any + Send>) = match gpu.as_mut() {
             None => (frame.dmabuf().clone(), Box::new(frame)),
             Some(g) => {
+                let frame = g.newest(frame, stream, trace, &mut record, &mut progress.received)?;
+                if let Some(h) = progress.health.as_mut() {
+                    h.tick(progress.received, Some(&g.renderer));
+                }
                 let Some((out, dmabuf)) = g.convert(frame, dev, trace, &mut record)? else {
                     // The compositor still holds every output buffer: this camera frame is skipped.
                     continue;
