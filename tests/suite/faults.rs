@@ -925,4 +925,8 @@ fn faults_kms_view_reconnects_after_unplug() {
         .filter(|&(x, y)| img.px(x, y) != reference_px(&reference, 640, x, y))
         .count();
     assert_eq!(differing, 0, "{differing} pixels differ from vivid's frame");
+    // vivid as the next tests expect it (its default format and controls): a fresh instance.
+    vivid_driver("unbind");
+    vivid_driver("bind");
+    wait_reconnected(SP);
 }
