@@ -2,7 +2,7 @@
 //! `dmacam` binary dumps and checks the pattern, and the Y4M it writes is parsed and its pixels compared with
 //! BT.601 values computed here from the pattern's specification.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use dmacam_tests::picture::{check_decoded_bars, corrupt_skipped, read_ppm, BARS};
@@ -12,11 +12,8 @@ fn dmacam() -> Command {
     dmacam_tests::built_dmacam()
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dmacam-pattern-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> dmacam_tests::host::Scratch {
+    dmacam_tests::host::scratch("pattern", name)
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -168,7 +165,6 @@ fn dump_of_the_pattern_is_a_valid_y4m_with_the_bars_and_a_moving_marker() {
         let advance = (p[1] + 60 - p[0]) % 60;
         assert!((1..30).contains(&advance), "marker positions {positions:?}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -204,7 +200,6 @@ fn gradient_as_nv12_at_a_chosen_size() {
             &format!("gradient at ({x},{y})"),
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -246,7 +241,6 @@ fn check_of_the_pattern_passes_and_a_bad_name_is_one_clear_line() {
             .collect();
         assert!(left.is_empty(), "{args:?} left {left:?}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -302,5 +296,4 @@ fn mjpeg_pattern_is_decoded_within_tolerance_and_truncated_frames_are_skipped() 
     assert_eq!(skipped, 4, "{err}");
     assert!(err.contains("no end-of-image marker (truncated)"), "{err}");
     assert_eq!(std::fs::metadata(&raw).unwrap().len(), 9 * 64 * 48 * 4);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -321,13 +321,39 @@ pub mod host {
         Command::new(binary())
     }
 
-    /// A fresh, empty scratch directory for test `name` of `suite`.
-    pub fn scratch(suite: &str, name: &str) -> PathBuf {
+    /// A fresh, empty scratch directory for test `name` of `suite`, removed when the test passes (kept for a
+    /// look when it fails).
+    pub fn scratch(suite: &str, name: &str) -> Scratch {
         let dir =
             std::env::temp_dir().join(format!("dmacam-{suite}-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        dir
+        Scratch(dir)
+    }
+
+    /// See [`scratch`].
+    #[derive(Debug)]
+    pub struct Scratch(PathBuf);
+
+    impl std::ops::Deref for Scratch {
+        type Target = std::path::Path;
+        fn deref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl AsRef<std::path::Path> for Scratch {
+        fn as_ref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
     }
 }
 
