@@ -94,9 +94,13 @@ pub fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Result<Output, S
         }
         if Instant::now() >= deadline {
             let stacks = kernel_stacks(child.id());
-            let _ = child.kill();
-            let _ = child.wait();
-            let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+            // A process stuck in the kernel may not die: its pipes would then never close, so its output is
+            // read only if it did.
+            let stderr = if kill_and_reap(&mut child).is_some() {
+                String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned()
+            } else {
+                "(not read: the process did not die within 10 s of SIGKILL)".to_owned()
+            };
             return Err(format!(
                 "{cmd:?} did not finish within {limit:?}; it was stuck in:\n{stacks}stderr:\n{stderr}"
             ));
@@ -199,14 +203,23 @@ impl Drop for Weston {
         }
         if self.is_alive() {
             signal("-KILL");
-            while self.is_alive() {
+            // Bounded: a compositor stuck in the kernel would otherwise hang the suite.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.is_alive() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
+            }
+            if self.is_alive() {
+                eprintln!(
+                    "weston (pid {}) did not die within 10 s of SIGKILL:\n{}",
+                    self.pid,
+                    kernel_stacks(self.pid as u32)
+                );
             }
         }
     }
 }
 
-/// Waits for a child with a deadline; kills it and panics if it overruns.
+/// Waits for a child with a deadline; kills it and panics if it overruns, with where it was stuck.
 pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
@@ -214,9 +227,26 @@ pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::E
             return status;
         }
         if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child did not finish within {limit:?}");
+            let stacks = kernel_stacks(child.id());
+            kill_and_reap(child);
+            panic!("child did not finish within {limit:?}; it was stuck in:\n{stacks}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SIGKILL, then waits up to 10 s for the child to go: a process in an uninterruptible kernel wait does not
+/// die, and waiting for it without a bound would hang the whole suite (until the VM's own timeout) instead of
+/// failing one test. `None` if it is still there.
+pub fn kill_and_reap(child: &mut Child) -> Option<std::process::ExitStatus> {
+    let _ = child.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -618,8 +618,7 @@ fn capture_busy_device_fails_cleanly() {
         &dir,
         &["/dev/video0", "busy"],
     );
-    let _ = other.kill();
-    let _ = other.wait();
+    dmacam_tests::kill_and_reap(&mut other);
 }
 
 /// Whether a failed `dmacam check` result line reports nothing but a repeated sequence number
@@ -823,10 +822,11 @@ pub(crate) fn interfere(
         let exited = child.try_wait().unwrap().is_some();
         if exited || Instant::now() >= deadline {
             let stacks = dmacam_tests::kernel_stacks(child.id());
-            let _ = child.kill();
-            let _ = child.wait();
             let mut stderr = String::new();
-            let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr);
+            if dmacam_tests::kill_and_reap(&mut child).is_some() {
+                let _ =
+                    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr);
+            }
             let what = if exited {
                 "exited before it streamed"
             } else {

@@ -514,8 +514,7 @@ fn faults_sfmt_on_a_busy_device_fails_check_cleanly() {
             .arg(&json),
         120,
     );
-    let _ = other.kill();
-    let _ = other.wait();
+    dmacam_tests::kill_and_reap(&mut other);
     let err = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "check passed on a busy device");

@@ -181,8 +181,7 @@ struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        dmacam_tests::kill_and_reap(&mut self.0);
     }
 }
 
