@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use dmacam_capture::stream::StreamError;
 use dmacam_capture::{Dmabuf, Format, Frame, Source};
+use dmacam_display::Intake;
 use dmacam_render::{Colorimetry, OutputFrame, ProcessSpec, RenderError, Renderer};
 
 use crate::trace::{FrameRecord, GpuRecord, TraceFile};
@@ -107,15 +108,15 @@ impl GpuStage {
     /// conversion can take longer than a frame period (lavapipe under emulation takes seconds): converting
     /// the oldest frame queued would show the camera late by the whole queue, so the older ones go straight
     /// back to the camera, counted in `superseded` (their sequence gaps make them drops in the statistics)
-    /// and written to the trace as frames not shown. `record` follows the frame returned; `received` counts
-    /// every frame taken from the stream.
+    /// and written to the trace as frames not shown. `record` follows the frame returned; `intake` counts
+    /// every frame taken from the stream and those passed over.
     pub fn newest(
         &mut self,
         mut frame: Frame,
         stream: &mut Source,
         trace: Option<&Arc<TraceFile>>,
         record: &mut Option<FrameRecord>,
-        received: &mut u64,
+        intake: &mut Intake,
     ) -> Result<Frame, StreamError> {
         loop {
             let newer = match stream.next_frame(Duration::ZERO) {
@@ -123,7 +124,7 @@ impl GpuStage {
                 Err(StreamError::Timeout { .. }) => return Ok(frame),
                 Err(e) => return Err(e),
             };
-            *received += 1;
+            intake.take(newer.sequence());
             if newer.is_error() {
                 tracing::warn!(
                     "{}: frame {} flagged corrupt by the driver; not shown",
@@ -133,6 +134,7 @@ impl GpuStage {
                 continue;
             }
             self.superseded += 1;
+            intake.passed_over_by_dmacam += 1;
             if let (Some(t), Some(r)) = (trace, record.as_ref()) {
                 t.write(r);
             }

@@ -93,6 +93,50 @@ impl std::fmt::Display for DecodeSummary {
     }
 }
 
+/// The frames taken from the camera, and whose drops the gaps in their sequence numbers are: the device's
+/// (it had no buffer queued, or skipped frames itself) or dmacam's own (taken, but passed over before the
+/// display: the render stage converts only the newest frame waiting, and skips a frame while every output
+/// buffer is held). The display's own drops (replaced before commit, discarded) are counted by the display.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Intake {
+    pub frames_taken: u64,
+    /// Gaps in the sequence numbers of the frames taken.
+    pub dropped_by_device: u64,
+    /// Frames taken and passed over by dmacam before the display.
+    pub passed_over_by_dmacam: u64,
+    #[serde(skip)]
+    last_sequence: Option<u32>,
+}
+
+impl Intake {
+    /// Counts a frame taken from the camera, noting the gap before it.
+    pub fn take(&mut self, sequence: u32) {
+        self.frames_taken += 1;
+        if let Some(last) = self.last_sequence {
+            let gap = sequence.wrapping_sub(last).wrapping_sub(1);
+            if gap < u32::MAX / 2 {
+                self.dropped_by_device += u64::from(gap);
+            }
+        }
+        self.last_sequence = Some(sequence);
+    }
+
+    /// A new stream (after a reconnection) numbers its frames afresh.
+    pub fn restart(&mut self) {
+        self.last_sequence = None;
+    }
+}
+
+impl std::fmt::Display for Intake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "camera: {} frames taken, {} dropped by the device, {} passed over by dmacam (a newer frame was waiting, or every output buffer was held)",
+            self.frames_taken, self.dropped_by_device, self.passed_over_by_dmacam
+        )
+    }
+}
+
 /// A summary for `--stats` and `--stats-json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -121,6 +165,8 @@ pub struct Summary {
     pub stamped_before_capture: u64,
     /// The CPU decode in front of the viewer, if the input is compressed (MJPEG).
     pub decode: Option<DecodeSummary>,
+    /// The frames taken from the camera and whose drops the sequence gaps are (filled in by the application).
+    pub intake: Option<Intake>,
 }
 
 impl Summary {
@@ -193,6 +239,7 @@ impl Stats {
             stamped_before_capture: self.stamped_before_capture,
             shm_wl_buffers: self.shm_wl_buffers,
             decode: None,
+            intake: None,
         }
     }
 }
@@ -203,6 +250,9 @@ impl std::fmt::Display for Summary {
         writeln!(f, "path: {}", self.path)?;
         if let Some(d) = &self.decode {
             writeln!(f, "{d}")?;
+        }
+        if let Some(i) = &self.intake {
+            writeln!(f, "{i}")?;
         }
         writeln!(
             f,
@@ -238,6 +288,28 @@ impl std::fmt::Display for Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intake_tells_device_gaps_from_a_new_stream() {
+        let mut i = Intake::default();
+        for seq in [10, 11, 15, 16] {
+            i.take(seq);
+        }
+        assert_eq!((i.frames_taken, i.dropped_by_device), (4, 3));
+        // After a reconnection the new stream starts again from 0: not a gap.
+        i.restart();
+        i.take(0);
+        i.take(2);
+        assert_eq!((i.frames_taken, i.dropped_by_device), (6, 4));
+        // A sequence that goes backwards is not counted as billions of drops.
+        i.take(1);
+        assert_eq!(i.dropped_by_device, 4);
+        let json = serde_json::to_value(&i).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"frames_taken": 7, "dropped_by_device": 4, "passed_over_by_dmacam": 0})
+        );
+    }
 
     #[test]
     fn percentiles_and_fps() {

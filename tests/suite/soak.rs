@@ -184,6 +184,18 @@ fn soak_view_gpu_keeps_fds_imports_and_memory_constant() {
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
     assert_eq!(s["path"], "gpu", "{s}");
+    // Every frame taken is accounted for: submitted to the compositor, or passed over by dmacam (the render
+    // stage converts the newest frame waiting; lavapipe under TCG is far slower than 60 fps). The device's own
+    // drops are counted apart.
+    let intake = &s["intake"];
+    let taken = intake["frames_taken"].as_u64().unwrap();
+    assert!(taken >= n, "{s}");
+    assert_eq!(
+        taken,
+        s["frames_submitted"].as_u64().unwrap() + intake["passed_over_by_dmacam"].as_u64().unwrap(),
+        "{s}"
+    );
+    assert!(intake["dropped_by_device"].is_u64(), "{s}");
     assert_eq!(s["cpu_bytes_copied_total"], 0, "{s}");
     assert!(s["frames_shown"].as_u64().unwrap() > 0, "{s}");
     eprintln!("soak view: {s}");

@@ -18,7 +18,7 @@ use dmacam_capture::{Dmabuf, Format, FormatRequest, Fourcc, Frame, Input, Source
 use dmacam_display::kms::{
     drm_format_for, Card, KmsError, KmsSummary, ModeRequest, OutputRequest, Scanout, ScanoutFrame,
 };
-use dmacam_display::FrameTrace;
+use dmacam_display::{FrameTrace, Intake};
 use dmacam_render::{OutputFrame, ProcessSpec, OUTPUT_FOURCC, SUPPORTED_FOURCCS};
 
 use super::dump::CaptureOpts;
@@ -310,10 +310,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     crate::signals::install()?;
     stream.start()?;
     let start = Instant::now();
+    let mut intake = Intake::default();
     let (result, stream) = loop {
         let r = stream_loop(
             &args,
             start,
+            &mut intake,
             &mut scanout,
             &mut stream,
             gpu.as_mut(),
@@ -344,6 +346,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Some(s) => s,
             None => break (Ok(()), None),
         };
+        intake.restart();
         crate::reconnect::say_back("kms", &dev_path);
     };
     let writeback = match (&result, &args.kms.writeback) {
@@ -362,6 +365,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     result?;
     let mut summary = finished?;
+    summary.intake = Some(intake);
     if let Some(g) = &gpu {
         summary.path = "gpu (the render stage's XR24 dma-bufs, PRIME import, no copy)".into();
         summary.cpu_bytes_copied_total += g.finish_report();
@@ -483,6 +487,7 @@ fn negotiate(
 fn stream_loop(
     args: &Args,
     start: Instant,
+    intake: &mut Intake,
     scanout: &mut Scanout<KmsFrame>,
     stream: &mut Source,
     mut gpu: Option<&mut GpuStage>,
@@ -547,6 +552,7 @@ fn stream_loop(
             Err(e) => return Err(e.into()),
         };
         last_frame = Instant::now();
+        intake.take(frame.sequence());
         if frame.is_error() {
             tracing::warn!(
                 "{}: frame {} has V4L2_BUF_FLAG_ERROR; not shown",
@@ -559,14 +565,14 @@ fn stream_loop(
         let buf = match gpu.as_deref_mut() {
             None => KmsBuf::Camera(frame),
             Some(g) => {
-                let mut taken = 0;
-                let frame = g.newest(frame, stream, trace, &mut record, &mut taken)?;
+                let frame = g.newest(frame, stream, trace, &mut record, intake)?;
                 let sequence = frame.sequence();
                 let captured = (frame.flags() & BUF_FLAG_TIMESTAMP_MASK
                     == BUF_FLAG_TIMESTAMP_MONOTONIC)
                     .then(|| frame.timestamp());
                 let Some((out, dmabuf)) = g.convert(frame, dev, trace, &mut record)? else {
                     // Every output buffer is still on (or on its way to) the screen: frame skipped.
+                    intake.passed_over_by_dmacam += 1;
                     continue;
                 };
                 KmsBuf::Gpu {

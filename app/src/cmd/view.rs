@@ -11,8 +11,8 @@ use dmacam_capture::format::parse_fourcc;
 use dmacam_capture::stream::{StreamError, BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC};
 use dmacam_capture::{FormatRequest, Source, StreamOptions, DRM_FORMAT_MOD_LINEAR};
 use dmacam_display::{
-    select_path, BufferMode, BufferPath, DisplayError, Frame, PathInputs, PathRequest, Viewer,
-    ViewerOptions,
+    select_path, BufferMode, BufferPath, DisplayError, Frame, Intake, PathInputs, PathRequest,
+    Viewer, ViewerOptions,
 };
 use dmacam_render::ProcessSpec;
 
@@ -320,7 +320,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     stream.start()?;
     let mut progress = Progress {
         start: Instant::now(),
-        received: 0,
+        intake: Intake::default(),
         health: args
             .health
             .as_deref()
@@ -366,6 +366,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Some(s) => s,
             None => break (Ok(()), None),
         };
+        progress.intake.restart();
         crate::reconnect::say_back("view", &dev_path);
     };
     let path_label = match (viewer.fallback_reason(), progress.fell_back_to_gpu) {
@@ -374,6 +375,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         (None, false) => decision.path.to_string(),
     };
     let mut summary = viewer.stats().summary(&path_label);
+    summary.intake = Some(progress.intake.clone());
     if let Some(g) = &gpu {
         // The render stage reads the camera's dma-bufs in place: anything it copied would be counted here.
         summary.cpu_bytes_copied_total += g.finish_report();
@@ -407,8 +409,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
 /// How far the run has got, across reconnections.
 struct Progress {
     start: Instant,
-    /// Frames received from the camera.
-    received: u64,
+    /// Frames taken from the camera, and whose drops the gaps are.
+    intake: Intake,
     /// `--health`.
     health: Option<crate::health::Health>,
     /// `auto` chose passthrough: if the compositor refuses the camera's dma-bufs, try the gpu path next.
@@ -435,7 +437,9 @@ fn stream_loop(
         if viewer.close_requested() || crate::signals::stop_requested() {
             return Ok(());
         }
-        let done = args.frames.is_some_and(|n| progress.received >= n)
+        let done = args
+            .frames
+            .is_some_and(|n| progress.intake.frames_taken >= n)
             || args
                 .until_shown
                 .is_some_and(|n| viewer.stats().presented >= n)
@@ -468,9 +472,12 @@ fn stream_loop(
             Err(e) => return Err(e.into()),
         };
         last_frame = Instant::now();
-        progress.received += 1;
+        progress.intake.take(frame.sequence());
         if let Some(h) = progress.health.as_mut() {
-            h.tick(progress.received, gpu.as_ref().map(|g| &g.renderer));
+            h.tick(
+                progress.intake.frames_taken,
+                gpu.as_ref().map(|g| &g.renderer),
+            );
         }
         if frame.is_error() {
             tracing::warn!(
@@ -507,11 +514,12 @@ fn stream_loop(
         let (dmabuf, holder): (_, Box<dyn std::any::Any + Send>) = match gpu.as_mut() {
             None => (frame.dmabuf().clone(), Box::new(frame)),
             Some(g) => {
-                let frame = g.newest(frame, stream, trace, &mut record, &mut progress.received)?;
+                let frame = g.newest(frame, stream, trace, &mut record, &mut progress.intake)?;
                 if let Some(h) = progress.health.as_mut() {
-                    h.tick(progress.received, Some(&g.renderer));
+                    h.tick(progress.intake.frames_taken, Some(&g.renderer));
                 }
                 let Some((out, dmabuf)) = g.convert(frame, dev, trace, &mut record)? else {
+                    progress.intake.passed_over_by_dmacam += 1;
                     // The compositor still holds every output buffer: this camera frame is skipped.
                     continue;
                 };

@@ -617,6 +617,7 @@ impl<F: ScanoutFrame> Scanout<F> {
             prime_imports: counts.prime_imports,
             framebuffers_added: counts.framebuffers_added,
             decode: None,
+            intake: None,
         }
     }
 

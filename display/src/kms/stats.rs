@@ -66,6 +66,8 @@ pub struct KmsSummary {
     pub framebuffers_added: u64,
     /// The CPU decode in front of the scanout, if the input is compressed (MJPEG).
     pub decode: Option<crate::stats::DecodeSummary>,
+    /// The frames taken from the camera and whose drops the sequence gaps are (filled in by the application).
+    pub intake: Option<crate::stats::Intake>,
 }
 
 impl KmsSummary {
@@ -150,6 +152,9 @@ impl std::fmt::Display for KmsSummary {
         writeln!(f, "path: {}", self.path)?;
         if let Some(d) = &self.decode {
             writeln!(f, "{d}")?;
+        }
+        if let Some(i) = &self.intake {
+            writeln!(f, "{i}")?;
         }
         writeln!(
             f,
