@@ -1,15 +1,17 @@
 //! Soak: long runs of `dump` and of `view` on the gpu path at vivid's highest rate, sampled every
 //! `frames / 10` frames with dmacam's hidden `--health` log (open fds, resident memory, render-stage
-//! imports). Asserted: the fd count and the number of Vulkan imports never change after the first sample,
-//! resident memory grows by at most a small bound, and `dump` writes every frame it took (frames the device
-//! dropped, its sequence gaps, are a separate figure). dmacam runs with transparent huge pages off
+//! imports). Asserted: the fds other than the render stage's imports never change, the imports only go up to
+//! one per camera buffer (a buffer is imported the first time a frame from it is converted; the gpu path
+//! converts the newest frame waiting, so the last buffer may come some frames in), resident memory grows by
+//! at most a small bound after the first sample, `dump` writes every frame it took, and `view` submitted or
+//! passed over every frame it took (frames the device dropped, its sequence gaps, are a separate figure). dmacam runs with transparent huge pages off
 //! (`disable_transparent_huge_pages`, inherited from the test): with them on, khugepaged fills malloc's
 //! partly used 2 MiB ranges at times of its own and the view's anonymous memory stepped up by ~18 MiB
 //! (`anon_huge_kib` rising with it), which no leak was behind.
 //!
 //! CI runs a short count (1,000 frames of `dump`, 500 of `view`, whose software-GPU conversion takes tens
 //! of milliseconds a frame under TCG); the full count is
-//! `DMACAM_SOAK_FRAMES=20000 tests/vm/suite --timeout 14400 soak` (well over an hour under TCG). At 20,000 frames the samples
+//! `DMACAM_SOAK_FRAMES=20000 tests/vm/suite --timeout 14400 soak` (about 25 minutes under TCG, measured). At 20,000 frames the samples
 //! are every 2,000 frames; set `DMACAM_SOAK_EVERY=1000` for every 1,000.
 
 use std::fs::File;
@@ -42,9 +44,11 @@ fn every(frames: u64) -> u64 {
         .unwrap_or((frames / 10).max(50))
 }
 
-/// The health samples; asserts fds and imports constant, and RSS and anonymous memory bounded after the first
-/// sample.
-fn check_health(path: &Path, frames: u64, every: u64) -> Vec<serde_json::Value> {
+/// The health samples; asserts that the open fds other than the render stage's imports stay constant, that
+/// imports only ever go up to one per camera buffer (`max_imports`; the gpu path imports a buffer the first
+/// time it converts a frame from it, and converting only the newest frame waiting may reach the last buffer
+/// some frames in), and that RSS and anonymous memory stay bounded after the first sample.
+fn check_health(path: &Path, frames: u64, every: u64, max_imports: u64) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let samples: Vec<serde_json::Value> = text
         .lines()
@@ -52,13 +56,19 @@ fn check_health(path: &Path, frames: u64, every: u64) -> Vec<serde_json::Value> 
         .collect();
     assert_eq!(samples.len() as u64, frames / every, "{text}");
     let first = &samples[0];
-    for s in &samples {
-        assert_eq!(s["fds"], first["fds"], "the fd count changed:\n{text}");
+    let imports = |s: &serde_json::Value| s["imports"].as_u64().unwrap_or(0);
+    let other_fds = |s: &serde_json::Value| s["fds"].as_u64().unwrap() - imports(s);
+    for (s, prev) in samples.iter().zip(std::iter::once(first).chain(&samples)) {
         assert_eq!(
-            s["imports"], first["imports"],
-            "Vulkan imports grew:\n{text}"
+            other_fds(s),
+            other_fds(first),
+            "the fd count changed:\n{text}"
         );
-        assert_eq!(s["memory_imports"], first["memory_imports"], "{text}");
+        assert!(
+            imports(s) >= imports(prev) && imports(s) <= max_imports,
+            "Vulkan imports went beyond one per camera buffer ({max_imports}):\n{text}"
+        );
+        assert_eq!(s["memory_imports"], s["imports"], "{text}");
         for field in ["rss_kib", "anon_kib"] {
             let grew = s[field]
                 .as_u64()
@@ -68,7 +78,7 @@ fn check_health(path: &Path, frames: u64, every: u64) -> Vec<serde_json::Value> 
         }
     }
     eprintln!(
-        "{}: {} samples, constant: {text}",
+        "{}: {} samples, bounded: {text}",
         path.display(),
         samples.len()
     );
@@ -137,7 +147,7 @@ fn soak_dump_keeps_fds_and_memory_constant() {
         "dmacam dump: {status}\n{}",
         printed("dump")
     );
-    let samples = check_health(&health, n, e);
+    let samples = check_health(&health, n, e, 0);
     assert!(
         samples[0]["imports"].is_null(),
         "dump without --process has no render stage"
@@ -175,12 +185,12 @@ fn soak_view_gpu_keeps_fds_imports_and_memory_constant() {
     // software-GPU Weston fell behind) was khugepaged, not the view: measured in the VM with THP on, anon
     // went 38,412 -> 50,364 -> 56,264 KiB at frames 50, 100, 150 while AnonHugePages went 2,048 -> 18,432 ->
     // 43,008 KiB, then both stayed flat to frame 500; with THP off anon stayed at 20,400 KiB from 50 to 500.
-    let samples = check_health(&health, n, e);
-    // One import per camera buffer (6 requested), made once.
-    let imports = samples[0]["imports"]
+    // At most one import per camera buffer (6 requested; a driver may give a few more), each made once.
+    let samples = check_health(&health, n, e, 8);
+    let imports = samples.last().unwrap()["imports"]
         .as_u64()
         .expect("the gpu path imports");
-    assert!((1..=8).contains(&imports), "{imports} imports");
+    assert!(imports >= 1, "{imports} imports");
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
     assert_eq!(s["path"], "gpu", "{s}");
