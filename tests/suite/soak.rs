@@ -44,10 +44,11 @@ fn every(frames: u64) -> u64 {
         .unwrap_or((frames / 10).max(50))
 }
 
-/// The health samples; asserts that the open fds other than the render stage's imports stay constant, that
-/// imports only ever go up to one per camera buffer (`max_imports`; the gpu path imports a buffer the first
-/// time it converts a frame from it, and converting only the newest frame waiting may reach the last buffer
-/// some frames in), and that RSS and anonymous memory stay bounded after the first sample.
+/// The health samples; asserts that the open fds other than the render stage's imports stay constant (within
+/// one open in passing), that imports only ever go up to one per camera buffer (`max_imports`; the gpu path
+/// imports a buffer the first time it converts a frame from it, and converting only the newest frame waiting
+/// may reach the last buffer some frames in), and that RSS and anonymous memory stay bounded after the first
+/// sample.
 fn check_health(path: &Path, frames: u64, every: u64, max_imports: u64) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let samples: Vec<serde_json::Value> = text
@@ -58,12 +59,11 @@ fn check_health(path: &Path, frames: u64, every: u64, max_imports: u64) -> Vec<s
     let first = &samples[0];
     let imports = |s: &serde_json::Value| s["imports"].as_u64().unwrap_or(0);
     let other_fds = |s: &serde_json::Value| s["fds"].as_u64().unwrap() - imports(s);
+    // One fd open in passing at a sample is not a leak (a CI run had 42 at frame 50, then 41 at every sample
+    // to frame 500); a leak of one fd every sample or more shows as growth past it.
+    let base = samples.iter().map(other_fds).min().unwrap();
     for (s, prev) in samples.iter().zip(std::iter::once(first).chain(&samples)) {
-        assert_eq!(
-            other_fds(s),
-            other_fds(first),
-            "the fd count changed:\n{text}"
-        );
+        assert!(other_fds(s) <= base + 1, "the fd count grew:\n{text}");
         assert!(
             imports(s) >= imports(prev) && imports(s) <= max_imports,
             "Vulkan imports went beyond one per camera buffer ({max_imports}):\n{text}"
