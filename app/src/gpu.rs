@@ -46,8 +46,6 @@ pub struct GpuStage {
     pub spec: ProcessSpec,
     /// Camera frames skipped because every output buffer was still held.
     pub ring_full: u64,
-    /// Camera frames passed over for a newer one that was already waiting (see [`GpuStage::newest`]).
-    pub superseded: u64,
 }
 
 impl GpuStage {
@@ -78,7 +76,6 @@ impl GpuStage {
             colour,
             spec,
             ring_full: 0,
-            superseded: 0,
         })
     }
 
@@ -107,8 +104,7 @@ impl GpuStage {
     /// The frame to convert next: `frame`, or the newest of those already waiting in `stream` behind it. A
     /// conversion can take longer than a frame period (lavapipe under emulation takes seconds): converting
     /// the oldest frame queued would show the camera late by the whole queue, so the older ones go straight
-    /// back to the camera, counted in `superseded` (their sequence gaps make them drops in the statistics)
-    /// and written to the trace as frames not shown. `record` follows the frame returned; `intake` counts
+    /// back to the camera, counted as passed over in `intake` and written to the trace as frames not shown. `record` follows the frame returned; `intake` counts
     /// every frame taken from the stream and those passed over.
     pub fn newest(
         &mut self,
@@ -133,7 +129,6 @@ impl GpuStage {
                 );
                 continue;
             }
-            self.superseded += 1;
             intake.passed_over_by_dmacam += 1;
             if let (Some(t), Some(r)) = (trace, record.as_ref()) {
                 t.write(r);
@@ -145,19 +140,22 @@ impl GpuStage {
 
     /// The display loops' step: processes `frame` from `dev`, hands the camera buffer back to its producer
     /// as soon as the GPU is done with it, and fills in the GPU part of the frame's trace `record`. Returns
-    /// the output and its dma-buf, or `None` when the frame was skipped (its record is written as it is).
+    /// the output and its dma-buf, or `None` when the frame was skipped (counted as passed over in `intake`;
+    /// its record is written as it is).
     pub fn convert(
         &mut self,
         frame: Frame,
         dev: &Path,
         trace: Option<&Arc<TraceFile>>,
         record: &mut Option<FrameRecord>,
+        intake: &mut Intake,
     ) -> anyhow::Result<Option<(OutputFrame, Dmabuf)>> {
         let index = frame.index() as u32;
         let Some(out) = self
             .process(&frame)
             .map_err(|e| anyhow::anyhow!("{}: render stage: {e}", dev.display()))?
         else {
+            intake.passed_over_by_dmacam += 1;
             if let (Some(t), Some(r)) = (trace, record.as_ref()) {
                 t.write(r);
             }
@@ -183,7 +181,6 @@ impl GpuStage {
             frames = r.frames,
             imports = r.imports,
             ring_full = self.ring_full,
-            superseded = self.superseded,
             "render stage"
         );
         r.cpu_bytes_copied

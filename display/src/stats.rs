@@ -108,15 +108,23 @@ pub struct Intake {
     last_sequence: Option<u32>,
 }
 
+/// The frames missing between sequence numbers `last` and `next`: 0 when `next` does not come after `last` (a
+/// repeat, or a sequence that went backwards).
+pub(crate) fn frames_between(last: u32, next: u32) -> u64 {
+    let gap = next.wrapping_sub(last).wrapping_sub(1);
+    if gap < u32::MAX / 2 {
+        u64::from(gap)
+    } else {
+        0
+    }
+}
+
 impl Intake {
     /// Counts a frame taken from the camera, noting the gap before it.
     pub fn take(&mut self, sequence: u32) {
         self.frames_taken += 1;
         if let Some(last) = self.last_sequence {
-            let gap = sequence.wrapping_sub(last).wrapping_sub(1);
-            if gap < u32::MAX / 2 {
-                self.dropped_by_device += u64::from(gap);
-            }
+            self.dropped_by_device += frames_between(last, sequence);
         }
         self.last_sequence = Some(sequence);
     }

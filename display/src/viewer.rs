@@ -630,10 +630,7 @@ impl Viewer {
         let st = &mut self.state;
         st.stats.submitted += 1;
         if let Some(last) = st.stats.last_sequence {
-            let gap = frame.sequence.wrapping_sub(last);
-            if gap > 1 && gap < u32::MAX / 2 {
-                st.stats.sequence_gaps += u64::from(gap - 1);
-            }
+            st.stats.sequence_gaps += crate::stats::frames_between(last, frame.sequence);
         }
         st.stats.last_sequence = Some(frame.sequence);
         if let Some(old) = st.pending.replace(frame) {

@@ -570,9 +570,8 @@ fn stream_loop(
                 let captured = (frame.flags() & BUF_FLAG_TIMESTAMP_MASK
                     == BUF_FLAG_TIMESTAMP_MONOTONIC)
                     .then(|| frame.timestamp());
-                let Some((out, dmabuf)) = g.convert(frame, dev, trace, &mut record)? else {
+                let Some((out, dmabuf)) = g.convert(frame, dev, trace, &mut record, intake)? else {
                     // Every output buffer is still on (or on its way to) the screen: frame skipped.
-                    intake.passed_over_by_dmacam += 1;
                     continue;
                 };
                 KmsBuf::Gpu {

@@ -347,7 +347,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
         crate::reconnect::say_waiting("view", &dev_path);
         // Every frame of the old stream goes back; the compositor keeps showing the last one.
         viewer.release_frames();
-        // What the camera sent (MJPG, if the frames were decoded), not what the decoder made of it.
         // Keeps the window responsive (and its last frame shown) while waiting.
         let service = |wait| {
             viewer.poll(&[], Some(wait))?;
@@ -518,8 +517,9 @@ fn stream_loop(
                 if let Some(h) = progress.health.as_mut() {
                     h.tick(progress.intake.frames_taken, Some(&g.renderer));
                 }
-                let Some((out, dmabuf)) = g.convert(frame, dev, trace, &mut record)? else {
-                    progress.intake.passed_over_by_dmacam += 1;
+                let Some((out, dmabuf)) =
+                    g.convert(frame, dev, trace, &mut record, &mut progress.intake)?
+                else {
                     // The compositor still holds every output buffer: this camera frame is skipped.
                     continue;
                 };

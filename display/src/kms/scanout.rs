@@ -529,9 +529,7 @@ impl<F: ScanoutFrame> Scanout<F> {
                     ms: timeout.as_millis() as u64,
                 });
             }
-            if wait_readable(self.card.as_fd(), left)? {
-                self.dispatch()?;
-            }
+            self.wait_events(left)?;
         }
         Ok(())
     }

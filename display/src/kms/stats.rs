@@ -85,10 +85,7 @@ impl KmsStats {
         self.submitted += 1;
         if let Some(seq) = sequence {
             if let Some(last) = self.last_sequence {
-                let gap = seq.wrapping_sub(last).wrapping_sub(1);
-                if gap < u32::MAX / 2 {
-                    self.sequence_gaps += u64::from(gap);
-                }
+                self.sequence_gaps += crate::stats::frames_between(last, seq);
             }
             self.last_sequence = Some(seq);
         }
