@@ -32,6 +32,12 @@ pub fn results_dir() -> PathBuf {
     dir
 }
 
+/// Sends signal `sig` (`libc::SIGINT`...) to process `pid`; a process already gone is not an error.
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) with a plain pid and signal number touches no memory of this process.
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
+}
+
 /// A command for the `dmacam` binary on PATH (the test-bed puts the freshly built one there).
 pub fn dmacam() -> Command {
     Command::new("dmacam")
@@ -127,11 +133,29 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// How long a test waits for the compositor to present dmacam's frames. Weston (GL on llvmpipe) under TCG
+/// presents nothing for its first seconds, longer when the machine is loaded (a fixed 20 s was seen to end with
+/// 68 frames submitted and none shown): tests wait on Weston's presentation feedback (`view --until-shown`),
+/// bounded by this, not on the clock.
+pub const SHOW_WITHIN_S: u64 = 90;
+
+/// `dmacam view` arguments that run it until the compositor has presented `n` of its frames, or for
+/// [`SHOW_WITHIN_S`] seconds if it does not (then [`Weston::assert_shown`] fails with Weston's state).
+pub fn until_shown(n: u64) -> [String; 4] {
+    [
+        "--until-shown".to_owned(),
+        n.to_string(),
+        "--duration".to_owned(),
+        SHOW_WITHIN_S.to_string(),
+    ]
+}
+
 /// A headless Weston started for one test (GL renderer, the test-bed's stable configuration); killed on drop.
 pub struct Weston {
     pid: i32,
     pub display: String,
     pub runtime_dir: PathBuf,
+    started: Instant,
 }
 
 impl Weston {
@@ -160,7 +184,51 @@ impl Weston {
             pid,
             display: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
             runtime_dir,
+            started: Instant::now(),
         }
+    }
+
+    /// CPU seconds Weston has used (all its threads, llvmpipe's included), if it is still there.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        // After the command name (which may hold spaces): state, then utime and stime are the 12th and 13th.
+        let rest: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+        let ticks: u64 = rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf only reads a configuration value.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        Some(ticks as f64 / hz)
+    }
+
+    /// Weston's state for a failure message: alive or not, its CPU since it started, its log's last lines.
+    pub fn state(&self) -> String {
+        let wall = self.started.elapsed().as_secs_f64();
+        let cpu = match self.cpu_seconds() {
+            Some(c) => format!(
+                "{c:.1} s of CPU in {wall:.0} s ({:.0}% of one core)",
+                c / wall * 100.0
+            ),
+            None => "not running".to_owned(),
+        };
+        let log = self.log();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!(
+            "weston (pid {}): {cpu}; the last lines of its log:\n{}",
+            self.pid,
+            tail.join("\n")
+        )
+    }
+
+    /// Fails, with Weston's state, unless the statistics `stats` (`view --stats-json`) say the compositor
+    /// presented at least `n` frames.
+    pub fn assert_shown(&self, stats: &serde_json::Value, n: u64, what: &str) {
+        let shown = stats["frames_shown"].as_u64().unwrap_or(0);
+        assert!(
+            shown >= n,
+            "{what}: the compositor presented {shown} of dmacam's frames within {SHOW_WITHIN_S} s, not \
+             {n}; dmacam's statistics: {stats}\n{}",
+            self.state()
+        );
     }
 
     /// Sets `WAYLAND_DISPLAY` and `XDG_RUNTIME_DIR` on `cmd` so it talks to this compositor.
@@ -190,19 +258,14 @@ impl Drop for Weston {
     /// Stops Weston and waits until it has exited: a Weston still shutting down would unlink the socket of
     /// the next test's Weston of the same name. SIGKILL (which removes nothing) after 15 s.
     fn drop(&mut self) {
-        let signal = |sig: &str| {
-            let _ = Command::new("kill")
-                .args([sig, &self.pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-        };
-        signal("-TERM");
+        let pid = self.pid as u32;
+        signal(pid, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(15);
         while self.is_alive() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
         if self.is_alive() {
-            signal("-KILL");
+            signal(pid, libc::SIGKILL);
             // Bounded: a compositor stuck in the kernel would otherwise hang the suite.
             let deadline = Instant::now() + Duration::from_secs(10);
             while self.is_alive() && Instant::now() < deadline {

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dmacam_tests::{
-    bad_input, dmacam, require_vm, run, run_ok, run_with_deadline, src_dir, Weston,
+    bad_input, dmacam, require_vm, run, run_ok, run_with_deadline, src_dir, until_shown, Weston,
 };
 
 use crate::capture::{
@@ -56,12 +56,12 @@ fn within(cmd: &mut Command, secs: u64) -> std::process::Output {
 fn wait_reconnected(dev: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let ok = Command::new("v4l2-ctl")
-            .args(["-d", dev, "--get-fmt-video"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+        let ok = within(
+            Command::new("v4l2-ctl").args(["-d", dev, "--get-fmt-video"]),
+            30,
+        )
+        .status
+        .success();
         if ok {
             return;
         }
@@ -686,10 +686,11 @@ fn faults_refused_dmabuf_falls_back_to_the_next_path() {
     let refuse = ["--test-dmabuf-modifier", "YUYV:0100000000000001"];
     let mut cmd = dmacam();
     weston.env(&mut cmd);
-    // Long enough for the render stage's first frame under TCG (shader compilation on llvmpipe).
+    // Until the gpu path's first frame is shown (shader compilation on llvmpipe under TCG takes a while).
     let out = within(
         cmd.args(["view", "-d", "pattern", "--size", "320x240", "--fps", "5"])
-            .args(["--duration", "40", "--stats-json"])
+            .args(until_shown(1))
+            .arg("--stats-json")
             .arg(&json)
             .args(refuse),
         180,
@@ -705,7 +706,7 @@ fn faults_refused_dmabuf_falls_back_to_the_next_path() {
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(s["path"], "gpu (fallback)", "{s}");
-    assert!(s["frames_shown"].as_u64().unwrap_or(0) >= 1, "{s}");
+    weston.assert_shown(&s, 1, "the fallback");
     // The frame in hand when the refusal arrives may go out through wl_shm (one copy, counted) before the
     // gpu path takes over; nothing after it.
     let copied = s["cpu_copied_frames"].as_u64().unwrap();

@@ -14,9 +14,7 @@ const DRI: &str = "/sys/kernel/debug/dri/0";
 
 pub(crate) fn mount_debugfs() {
     if !Path::new(DRI).exists() {
-        let _ = Command::new("mount")
-            .args(["-t", "debugfs", "none", "/sys/kernel/debug"])
-            .status();
+        let _ = run(Command::new("mount").args(["-t", "debugfs", "none", "/sys/kernel/debug"]));
     }
     assert!(Path::new(DRI).exists(), "DRM debugfs is not available");
 }
@@ -584,7 +582,7 @@ fn kms_sigint_restores_the_previous_configuration() {
         .open("/dev/dri/card0")
         .expect("open card0");
     std::thread::sleep(Duration::from_secs(1));
-    run_ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    dmacam_tests::signal(child.id(), libc::SIGINT);
     let status = wait_with_deadline(&mut child, Duration::from_secs(20));
     assert!(
         status.success(),

@@ -4,11 +4,13 @@
 //! them on the display). The decode is counted as a CPU copy everywhere; truncated frames are skipped and
 //! counted.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use dmacam_tests::picture::{check_decoded_bars, corrupt_skipped, read_ppm, BARS};
-use dmacam_tests::{dmacam, require_vm, results_dir, run, run_ok, wait_with_deadline, Weston};
+use dmacam_tests::{
+    dmacam, require_vm, results_dir, run, run_ok, until_shown, wait_with_deadline, Weston,
+};
 
 use super::view::{bar_mismatches, screenshot};
 
@@ -167,9 +169,7 @@ fn mjpeg_in_the_viewer_under_weston_counts_the_decode() {
         );
         std::thread::sleep(Duration::from_secs(2));
     }
-    let _ = Command::new("kill")
-        .args(["-INT", &view.id().to_string()])
-        .status();
+    dmacam_tests::signal(view.id(), libc::SIGINT);
     assert!(wait_with_deadline(&mut view, Duration::from_secs(30)).success());
 
     for path in ["passthrough", "gpu"] {
@@ -181,17 +181,10 @@ fn mjpeg_in_the_viewer_under_weston_counts_the_decode() {
             .args([
                 "view", "-d", "pattern", "--format", "MJPG", "--size", "320x240",
             ])
-            // As for the pattern's own viewer test: time for llvmpipe Weston (and, on the gpu path, the
-            // render stage's first frame) to start presenting under TCG.
-            .args([
-                "--fps",
-                "5",
-                "--duration",
-                "20",
-                "--path",
-                path,
-                "--stats-json",
-            ])
+            // As for the pattern's own viewer test: until llvmpipe Weston (and, on the gpu path, the render
+            // stage's first frame) has presented a frame under TCG.
+            .args(["--fps", "5", "--path", path, "--stats-json"])
+            .args(until_shown(1))
             .arg(&json)
             .arg("--trace")
             .arg(&trace));
@@ -201,7 +194,7 @@ fn mjpeg_in_the_viewer_under_weston_counts_the_decode() {
         assert!(err.contains("decoded on the CPU"), "{path}: {err}");
         let s: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-        assert!(s["frames_shown"].as_u64().unwrap_or(0) >= 1, "{path}: {s}");
+        weston.assert_shown(&s, 1, path);
         let decoded = s["decode"]["frames_decoded"].as_u64().unwrap_or(0);
         assert!(
             decoded >= s["frames_submitted"].as_u64().unwrap(),

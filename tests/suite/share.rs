@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use dmacam_tests::{dmacam, require_vm, results_dir, wait_for_line, wait_with_deadline, Weston};
@@ -19,9 +19,7 @@ const SOCKET: &str = "/tmp/dmacam-share-test.sock";
 const FRAME: usize = 640 * 360 * 2;
 
 fn sigint(child: &Child) {
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
+    dmacam_tests::signal(child.id(), libc::SIGINT);
 }
 
 /// Per frame of a trace: sequence → the camera planes' (inode, exporter).

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dmacam_capture::alloc::{Allocator, UDMABUF};
+use dmacam_capture::monotonic_now;
 use dmacam_capture::{Dmabuf, Fourcc};
 use dmacam_display::pattern::{bar_rgb, bars_dmabuf};
-use dmacam_display::stats::monotonic_now;
 use dmacam_display::{BufferMode, Frame, Stats, Viewer, ViewerOptions};
 use dmacam_tests::{dmacam, fd_count, require_vm, results_dir, Weston};
 
@@ -339,13 +339,12 @@ fn view_pixman_has_no_linux_dmabuf() {
 #[test]
 fn view_without_display_says_so() {
     require_vm();
-    let out = dmacam()
-        .args(["view", "-d", "/dev/video0", "--frames", "5"])
-        .env_remove("WAYLAND_DISPLAY")
-        .env("XDG_RUNTIME_DIR", "/tmp/no-such-runtime-dir")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run dmacam");
+    let out = dmacam_tests::run(
+        dmacam()
+            .args(["view", "-d", "/dev/video0", "--frames", "5"])
+            .env_remove("WAYLAND_DISPLAY")
+            .env("XDG_RUNTIME_DIR", "/tmp/no-such-runtime-dir"),
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().collect();
@@ -474,16 +473,15 @@ fn view_vivid_with(
             std::thread::sleep(Duration::from_millis(50))
         });
         shots += 1;
-        if bar_mismatches(&shot, 12, expect).is_empty() || start.elapsed() > Duration::from_secs(40)
+        if bar_mismatches(&shot, 12, expect).is_empty()
+            || start.elapsed() > Duration::from_secs(dmacam_tests::SHOW_WITHIN_S)
         {
             break shot;
         }
     };
     // A few more frames after the picture is right, so the statistics cover a running stream.
     std::thread::sleep(Duration::from_secs(2));
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
+    dmacam_tests::signal(child.id(), libc::SIGINT);
     let deadline = Instant::now() + Duration::from_secs(30);
     while child.try_wait().unwrap().is_none() {
         assert!(
@@ -499,7 +497,7 @@ fn view_vivid_with(
         &shot,
         12,
         expect,
-        &format!("{tag} (after {shots} screenshots)"),
+        &format!("{tag} (after {shots} screenshots; {})", weston.state()),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -680,10 +678,7 @@ fn view_compositor_killed_exits_within_2s() {
     );
     let fds = fd_count(child.id());
     assert!(fds > 3, "fd count of the running viewer: {fds}");
-    Command::new("kill")
-        .args(["-9", &weston.pid().to_string()])
-        .status()
-        .unwrap();
+    dmacam_tests::signal(weston.pid() as u32, libc::SIGKILL);
     let killed = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -838,6 +833,61 @@ fn view_list_pipeline_explains_each_format() {
         err.contains("/dev/video9") && err.contains("dmacam list"),
         "{err}"
     );
+}
+
+/// The gpu path shows the newest frame waiting, not the one it took first (a conversion under TCG is slower
+/// than the camera): the latency it counts for a shown frame must be that frame's own, presentation minus its
+/// own capture time. Frames passed over are in the trace too, without a display part.
+#[test]
+fn view_gpu_latency_is_the_shown_frames_own() {
+    require_vm();
+    let weston = Weston::start("wayland-5", &[]);
+    let trace = results_dir().join("view-gpu-latency.jsonl");
+    let json = results_dir().join("view-gpu-latency.json");
+    let _ = std::fs::remove_file(&trace);
+    let mut cmd = dmacam();
+    weston.env(&mut cmd);
+    let out = dmacam_tests::run(
+        cmd.args(["view", "-d", VIVID, "--format", "YUYV", "--size", "640x360"])
+            .args(["--fps", "30", "--path", "gpu", "--stats-json"])
+            .arg(&json)
+            .arg("--trace")
+            .arg(&trace)
+            .args(dmacam_tests::until_shown(4)),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let s = read_summary(&json);
+    weston.assert_shown(&s, 4, "view --path gpu");
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
+        .expect("trace")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("trace line is JSON"))
+        .collect();
+    let passed_over = records.iter().filter(|r| r["display"].is_null()).count();
+    assert!(
+        passed_over > 0,
+        "no frame was passed over at 30 fps under TCG: this run proves nothing ({} records)",
+        records.len()
+    );
+    let mut checked = 0;
+    for r in records.iter().filter(|r| r["display"]["presented"] == true) {
+        let Some(latency) = r["display"]["latency_ns"].as_u64() else {
+            continue;
+        };
+        let own = r["display"]["t_present_ns"].as_u64().unwrap() as i128
+            - r["t_capture_ns"]
+                .as_u64()
+                .expect("vivid stamps CLOCK_MONOTONIC") as i128;
+        assert!(
+            (latency as i128 - own).abs() < 5_000_000,
+            "frame {}: the latency counted, {latency} ns, is not its own presentation minus its own capture \
+             time, {own} ns: {r}",
+            r["sequence"]
+        );
+        checked += 1;
+    }
+    assert!(checked >= 1, "no shown frame had a latency: {s}");
 }
 
 /// Runs `dmacam check --zero-copy` under `weston`; returns (exit code, stdout, the trace's lines).

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use dmacam_capture::format::parse_fourcc;
-use dmacam_capture::stream::{StreamError, BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC};
+use dmacam_capture::stream::StreamError;
 use dmacam_capture::{FormatRequest, Source, StreamOptions, DRM_FORMAT_MOD_LINEAR};
 use dmacam_display::{
     select_path, BufferMode, BufferPath, DisplayError, Frame, Intake, PathInputs, PathRequest,
@@ -40,8 +40,9 @@ pub struct Args {
     /// Stop after this many seconds.
     #[arg(long)]
     pub duration: Option<f64>,
-    /// Stop once this many frames have been presented (used by `check --zero-copy`).
-    #[arg(long, hide = true, conflicts_with = "frames")]
+    /// Stop once the compositor has presented this many frames (its presentation feedback); with
+    /// --duration, whichever comes first.
+    #[arg(long, conflicts_with = "frames")]
     pub until_shown: Option<u64>,
     /// Start fullscreen (f or F11 toggles; q or Esc quits).
     #[arg(long)]
@@ -486,9 +487,6 @@ fn stream_loop(
             );
             continue;
         }
-        let monotonic = frame.flags() & BUF_FLAG_TIMESTAMP_MASK == BUF_FLAG_TIMESTAMP_MONOTONIC;
-        let timestamp = monotonic.then(|| frame.timestamp());
-        let sequence = frame.sequence();
         if progress.gpu_fallback && gpu.is_none() {
             if let Some(why) = viewer.fallback_reason().map(str::to_owned) {
                 // `auto` chose passthrough and the compositor refused the camera's dma-bufs: the next path
@@ -510,22 +508,32 @@ fn stream_loop(
             }
         }
         let mut record = trace.map(|_| crate::trace::FrameRecord::dequeued(&frame));
-        let (dmabuf, holder): (_, Box<dyn std::any::Any + Send>) = match gpu.as_mut() {
-            None => (frame.dmabuf().clone(), Box::new(frame)),
-            Some(g) => {
-                let frame = g.newest(frame, stream, trace, &mut record, &mut progress.intake)?;
-                if let Some(h) = progress.health.as_mut() {
-                    h.tick(progress.intake.frames_taken, Some(&g.renderer));
+        // The sequence and capture time shown with the picture are always those of the frame that picture
+        // comes from: on the gpu path a newer frame waiting may take this one's place.
+        let (dmabuf, sequence, timestamp, holder): (_, _, _, Box<dyn std::any::Any + Send>) =
+            match gpu.as_mut() {
+                None => (
+                    frame.dmabuf().clone(),
+                    frame.sequence(),
+                    frame.capture_time(),
+                    Box::new(frame),
+                ),
+                Some(g) => {
+                    let frame =
+                        g.newest(frame, stream, trace, &mut record, &mut progress.intake)?;
+                    let (sequence, timestamp) = (frame.sequence(), frame.capture_time());
+                    if let Some(h) = progress.health.as_mut() {
+                        h.tick(progress.intake.frames_taken, Some(&g.renderer));
+                    }
+                    let Some((out, dmabuf)) =
+                        g.convert(frame, dev, trace, &mut record, &mut progress.intake)?
+                    else {
+                        // The compositor still holds every output buffer: this camera frame is skipped.
+                        continue;
+                    };
+                    (dmabuf, sequence, timestamp, Box::new(out))
                 }
-                let Some((out, dmabuf)) =
-                    g.convert(frame, dev, trace, &mut record, &mut progress.intake)?
-                else {
-                    // The compositor still holds every output buffer: this camera frame is skipped.
-                    continue;
-                };
-                (dmabuf, Box::new(out))
-            }
-        };
+            };
         let (holder, display_trace) = match (trace, record) {
             (Some(t), Some(r)) => {
                 let vt = crate::trace::ViewTrace::start(t, r);
