@@ -2,7 +2,6 @@
 //! camera format, its colorimetry and processing spec, and a count of the camera frames skipped because every
 //! output buffer was still on (or on its way to) the screen.
 
-use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +10,7 @@ use anyhow::Context;
 use dmacam_capture::stream::StreamError;
 use dmacam_capture::{Dmabuf, Format, Frame, Source};
 use dmacam_display::Intake;
-use dmacam_render::{Colorimetry, OutputFrame, ProcessSpec, RenderError, Renderer};
+use dmacam_render::{Colorimetry, OutputFrame, ProcessSpec, RenderError, Renderer, SpecError};
 
 use crate::trace::{FrameRecord, GpuRecord, TraceFile};
 
@@ -19,24 +18,19 @@ use crate::trace::{FrameRecord, GpuRecord, TraceFile};
 /// drawn.
 pub const GPU_RING: usize = 4;
 
-/// Why the render stage cannot run for a format, in the words the path decision shows.
-#[derive(Debug)]
+/// Why the render stage cannot run for a format, in the words the path decision shows; the render crate's
+/// error stays the source.
+#[derive(Debug, thiserror::Error)]
 pub enum StageError {
     /// The camera's colorimetry is not one the shaders convert.
-    Colour(String),
+    #[error(transparent)]
+    Colour(RenderError),
     /// The `--process` spec does not fit the frame.
-    Process(String),
+    #[error("--process: {0}")]
+    Process(SpecError),
     /// No Vulkan device that imports dma-bufs.
-    Device(String),
-}
-
-impl fmt::Display for StageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StageError::Colour(e) | StageError::Device(e) => f.write_str(e),
-            StageError::Process(e) => write!(f, "--process: {e}"),
-        }
-    }
+    #[error(transparent)]
+    Device(RenderError),
 }
 
 /// The render stage of the gpu path.
@@ -57,14 +51,14 @@ impl GpuStage {
             format.ycbcr_enc,
             format.quantization,
         )
-        .map_err(|e| StageError::Colour(e.to_string()))?;
+        .map_err(StageError::Colour)?;
         spec.output_size(format.width, format.height)
-            .map_err(|e| StageError::Process(e.to_string()))?;
+            .map_err(StageError::Process)?;
         let renderer = Renderer::new(dmacam_render::Options {
             ring: GPU_RING,
             ..Default::default()
         })
-        .map_err(|e| StageError::Device(e.to_string()))?;
+        .map_err(StageError::Device)?;
         tracing::info!(
             device = renderer.device_name(),
             import = renderer.import_path().name(),

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
+use dmacam_capture::monotonic_ns;
 use dmacam_capture::Dmabuf;
-use dmacam_display::trace::monotonic_ns;
 use dmacam_display::{DisplayRecord, FrameTrace};
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +90,10 @@ pub struct DisplayPart {
     pub t_submit_ns: u64,
     pub t_commit_ns: Option<u64>,
     pub t_present_ns: Option<u64>,
+    /// The latency the display stage counted for this frame (`t_present_ns` minus the capture time it was
+    /// given), as it went into `--stats`' percentiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ns: Option<u64>,
     pub t_release_ns: Option<u64>,
     pub presented: bool,
     pub discarded: bool,
@@ -103,6 +107,10 @@ pub struct FrameRecord {
     pub v4l2_index: usize,
     pub camera: Vec<BufId>,
     pub t_dequeue_ns: u64,
+    /// When the frame was captured (its buffer timestamp, CLOCK_MONOTONIC); none if the driver stamps
+    /// another clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t_capture_ns: Option<u64>,
     /// The process's CPU time (user+sys, every thread: the software GPU's too) at dequeue; the difference
     /// between two frames is what the frames in between cost, start-up excluded.
     #[serde(default)]
@@ -123,6 +131,7 @@ impl FrameRecord {
             v4l2_index: frame.index(),
             camera: identities(frame.dmabuf()),
             t_dequeue_ns: monotonic_ns(),
+            t_capture_ns: frame.capture_time().map(|t| t.as_nanos() as u64),
             // The MJPEG decode into this frame's buffer, if any.
             cpu_bytes_copied: frame.cpu_bytes_copied(),
             cpu_dequeue_ns: process_cpu_ns(),
@@ -256,6 +265,7 @@ impl ViewTrace {
                 t_submit_ns: submitted,
                 t_commit_ns: d.committed_ns,
                 t_present_ns: d.presented_ns,
+                latency_ns: d.latency_ns,
                 t_release_ns: *rel.lock().unwrap_or_else(|e| e.into_inner()),
                 presented: d.presented_ns.is_some(),
                 discarded: d.discarded,

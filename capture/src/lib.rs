@@ -14,6 +14,7 @@
 //! more kind of input.
 
 pub mod alloc;
+pub mod clock;
 pub mod colour;
 pub mod controls;
 pub mod decode;
@@ -29,6 +30,7 @@ pub mod source;
 pub mod stream;
 mod timer;
 
+pub use clock::{monotonic_now, monotonic_ns};
 pub use controls::{Control, ControlError, ControlSetting, ControlType};
 pub use device::{enumerate_nodes, Device, DeviceInfo, NodeKind, OpenError};
 pub use dmabuf::{Dmabuf, DmabufPlane, Fourcc, Mapping, DRM_FORMAT_MOD_LINEAR};

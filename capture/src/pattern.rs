@@ -991,7 +991,7 @@ mod tests {
             let fd = frame.memory()[0].clone();
             assert!(crate::dmabuf::is_shmem(fd.as_fd()), "a memfd");
             assert_eq!(frame.flags(), BUF_FLAG_TIMESTAMP_MONOTONIC);
-            let now = crate::timer::monotonic_now();
+            let now = crate::clock::monotonic_now();
             assert!(frame.timestamp() <= now && now - frame.timestamp() < Duration::from_secs(2));
             if let Some((seq, ts)) = last {
                 assert!(frame.sequence() > seq);

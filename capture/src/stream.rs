@@ -693,6 +693,18 @@ impl Frame {
         self.0.timestamp
     }
 
+    /// When the frame was captured, on CLOCK_MONOTONIC (the clock every stage measures latency against);
+    /// `None` if the driver stamps buffers on another clock.
+    pub fn capture_time(&self) -> Option<Duration> {
+        (self.0.flags & BUF_FLAG_TIMESTAMP_MASK == BUF_FLAG_TIMESTAMP_MONOTONIC)
+            .then_some(self.0.timestamp)
+    }
+
+    /// Whether the timestamp is on CLOCK_MONOTONIC (see [`Frame::capture_time`]).
+    pub fn is_monotonic(&self) -> bool {
+        self.capture_time().is_some()
+    }
+
     /// The V4L2 buffer flags.
     pub fn flags(&self) -> u32 {
         self.0.flags

@@ -4,16 +4,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-/// The current CLOCK_MONOTONIC time (the clock V4L2 buffer timestamps use).
-pub fn monotonic_now() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for clock_gettime to fill; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.max(0) as u32)
-}
+use crate::clock::monotonic_now;
 
 fn timespec(d: Duration) -> libc::timespec {
     libc::timespec {

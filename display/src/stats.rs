@@ -4,14 +4,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// CLOCK_MONOTONIC now: the clock V4L2 stamps buffers with, for producers that stamp their own frames.
-pub fn monotonic_now() -> Duration {
-    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
-        Ok(t) => Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32),
-        Err(_) => Duration::ZERO,
-    }
-}
-
 /// At most this many latency samples are kept (a ring): long runs keep constant memory.
 const MAX_SAMPLES: usize = 1 << 16;
 

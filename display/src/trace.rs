@@ -23,6 +23,9 @@ pub struct DisplayRecord {
     /// When the compositor presented it (wp_presentation), moved onto CLOCK_MONOTONIC; on KMS, the time of
     /// the page flip that put it on screen.
     pub presented_ns: Option<u64>,
+    /// The latency the display stage counted for it in its statistics: presentation (or page flip) minus the
+    /// capture time the frame was submitted with.
+    pub latency_ns: Option<u64>,
     /// The compositor reported it discarded (never shown).
     pub discarded: bool,
     /// Replaced by a newer frame before it was committed (never shown).
@@ -75,9 +78,4 @@ impl Drop for FrameTrace {
             done(record);
         }
     }
-}
-
-/// CLOCK_MONOTONIC now, in nanoseconds.
-pub fn monotonic_ns() -> u64 {
-    crate::stats::monotonic_now().as_nanos() as u64
 }

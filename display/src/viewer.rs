@@ -15,8 +15,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::trace::{monotonic_ns, FrameTrace};
+use crate::trace::FrameTrace;
 use dmacam_capture::dmabuf::MapError;
+use dmacam_capture::monotonic_ns;
 use dmacam_capture::{Dmabuf, Fourcc, Mapping};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use smithay_client_toolkit::compositor::FrameCallbackData;
@@ -1789,10 +1790,11 @@ impl Dispatch<wp_presentation_feedback::WpPresentationFeedback, FeedbackInfo> fo
                     // presentation with the refresh cycle's ideal start, before a frame captured just
                     // before it was latched: then the time the event arrived stands in, and is counted.
                     state.stats.stamped_before_capture += 1;
-                    crate::stats::monotonic_now().checked_sub(cap)
+                    dmacam_capture::monotonic_now().checked_sub(cap)
                 });
                 state.stats.record_presented(when, latency);
                 if let Some(t) = &info.trace {
+                    t.update(|r| r.latency_ns = latency.map(|l| l.as_nanos() as u64));
                     let offset = if clock == nix::libc::CLOCK_MONOTONIC as u32 {
                         Some(0)
                     } else {
@@ -1802,7 +1804,7 @@ impl Dispatch<wp_presentation_feedback::WpPresentationFeedback, FeedbackInfo> fo
                         let mono = u64::try_from(when.as_nanos() as i128 - off).ok();
                         // A stamp before the commit (see above) cannot be when it was shown: the event's
                         // arrival stands in, as for the latency.
-                        let arrived = crate::trace::monotonic_ns();
+                        let arrived = monotonic_ns();
                         t.update(|r| {
                             r.presented_ns = match (mono, r.committed_ns) {
                                 (Some(m), Some(c)) if m < c => Some(arrived),

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use dmacam_capture::format::{fourcc_name, parse_fourcc, supported_names};
 use dmacam_capture::pattern::Picture;
-use dmacam_capture::stream::{BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC};
 use dmacam_capture::{
     Device, Format, FormatRequest, Fourcc, Frame, Input, PatternKind, PixelFormat, Source,
     StreamOptions,
@@ -346,7 +345,7 @@ fn stream_and_check(args: &Args, fourcc: Fourcc, expect: Expect, r: &mut CaseRes
     let mut after_error = false;
     while r.frames < args.frames.max(1) {
         let frame = stream.next_frame(timeout)?;
-        let now = monotonic_now();
+        let now = dmacam_capture::monotonic_now();
         let seq = frame.sequence();
         let ts = frame.timestamp();
         if frame.is_error() {
@@ -366,7 +365,7 @@ fn stream_and_check(args: &Args, fourcc: Fourcc, expect: Expect, r: &mut CaseRes
             continue;
         }
         r.frames += 1;
-        if frame.flags() & BUF_FLAG_TIMESTAMP_MASK != BUF_FLAG_TIMESTAMP_MONOTONIC {
+        if !frame.is_monotonic() {
             fail(
                 r,
                 format!(
@@ -451,20 +450,6 @@ fn stream_and_check(args: &Args, fourcc: Fourcc, expect: Expect, r: &mut CaseRes
             .push(format!("{} frames dropped by the driver", r.drops));
     }
     Ok(())
-}
-
-fn monotonic_now() -> Duration {
-    let mut ts = libc_timespec();
-    // SAFETY: `ts` is a valid timespec for clock_gettime to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.max(0) as u32)
-}
-
-fn libc_timespec() -> libc::timespec {
-    libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    }
 }
 
 /// The expected value of a bar in the format's own encoding.

@@ -13,7 +13,6 @@ use anyhow::{bail, Context, Result};
 use dmacam_capture::decode::{frames_format, frames_fourcc};
 use dmacam_capture::format::parse_fourcc;
 use dmacam_capture::stream::StreamError;
-use dmacam_capture::stream::{BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC};
 use dmacam_capture::{Dmabuf, Format, FormatRequest, Fourcc, Frame, Input, Source, StreamOptions};
 use dmacam_display::kms::{
     drm_format_for, Card, KmsError, KmsSummary, ModeRequest, OutputRequest, Scanout, ScanoutFrame,
@@ -471,10 +470,9 @@ fn negotiate(
     scanout.check_frame_size(w, h)?;
     let gpu = GpuStage::new(&frames_format(&format), spec)
         .map_err(|e| match e {
-            StageError::Device(e) => {
-                anyhow::anyhow!("the gpu path needs a Vulkan device that imports dma-bufs: {e}")
-            }
-            e => anyhow::anyhow!("{e}"),
+            StageError::Device(e) => anyhow::Error::new(e)
+                .context("the gpu path needs a Vulkan device that imports dma-bufs"),
+            e => anyhow::Error::new(e),
         })
         .with_context(|| format!("{}: {camera} on the gpu path", dev.path().display()))?;
     if let Some(e) = last {
@@ -567,9 +565,7 @@ fn stream_loop(
             Some(g) => {
                 let frame = g.newest(frame, stream, trace, &mut record, intake)?;
                 let sequence = frame.sequence();
-                let captured = (frame.flags() & BUF_FLAG_TIMESTAMP_MASK
-                    == BUF_FLAG_TIMESTAMP_MONOTONIC)
-                    .then(|| frame.timestamp());
+                let captured = frame.capture_time();
                 let Some((out, dmabuf)) = g.convert(frame, dev, trace, &mut record, intake)? else {
                     // Every output buffer is still on (or on its way to) the screen: frame skipped.
                     continue;

@@ -24,7 +24,6 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dmacam_capture::stream::{BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC};
 use dmacam_capture::{Dmabuf, Fourcc};
 use drm::control::{AtomicCommitFlags, Device as _, Event};
 use nix::poll::{PollFd, PollFlags};
@@ -37,7 +36,8 @@ use super::import::{Framebuffer, ImportCache, ImportCounts};
 use super::output::{mode_name, Output, OutputRequest, Placement};
 use super::stats::{KmsStats, KmsSummary};
 use super::writeback::{self, WritebackImage};
-use crate::trace::{monotonic_ns, FrameTrace};
+use crate::trace::FrameTrace;
+use dmacam_capture::{monotonic_now, monotonic_ns};
 
 /// A frame the scanout can show. The frame is held (and its buffer kept from the producer) until the flip
 /// that replaced it on screen has completed.
@@ -62,8 +62,7 @@ impl ScanoutFrame for dmacam_capture::Frame {
     }
 
     fn capture_time(&self) -> Option<Duration> {
-        (self.flags() & BUF_FLAG_TIMESTAMP_MASK == BUF_FLAG_TIMESTAMP_MONOTONIC)
-            .then(|| self.timestamp())
+        dmacam_capture::Frame::capture_time(self)
     }
 
     fn sequence(&self) -> Option<u32> {
@@ -487,7 +486,7 @@ impl<F: ScanoutFrame> Scanout<F> {
             Some(c) if self.card.info().monotonic_timestamps && when >= c => Some(when - c),
             Some(c) => {
                 self.stats.flip_stamped_before_capture += 1;
-                monotonic_now().and_then(|now| now.checked_sub(c))
+                monotonic_now().checked_sub(c)
             }
             None => None,
         };
@@ -506,7 +505,10 @@ impl<F: ScanoutFrame> Scanout<F> {
             } else {
                 monotonic_ns()
             };
-            t.update(|r| r.presented_ns = Some(at));
+            t.update(|r| {
+                r.presented_ns = Some(at);
+                r.latency_ns = latency.map(|l| l.as_nanos() as u64);
+            });
         }
         // The replaced frame is released only now that the controller no longer reads it.
         let replaced = self.active.replace(now_showing);
@@ -672,15 +674,6 @@ impl<F: ScanoutFrame> Drop for Scanout<F> {
             }
         }
     }
-}
-
-/// CLOCK_MONOTONIC now.
-fn monotonic_now() -> Option<Duration> {
-    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
-    Some(Duration::new(
-        u64::try_from(ts.tv_sec()).ok()?,
-        u32::try_from(ts.tv_nsec()).ok()?,
-    ))
 }
 
 /// Polls `fd` for input up to `timeout`; true if readable. EINTR counts as not readable (the caller loops and
