@@ -1,0 +1,295 @@
+//! The processing pipeline: camera frame (imported once per buffer index) → compute shader → output ring of
+//! exported dma-bufs.
+//!
+//! Ownership graph (every arrow an `Arc`, so destruction order is fixed by the types): `OutputFrame` →
+//! `OutputSlot` → `Shared` (pipeline, pools) → `Gpu` (device, instance). Imports live only in the renderer.
+//!
+//! Files, bottom up: `options` (public configuration and counters), `util` (small helpers), `pipeline`
+//! (import-path choice, compute pipeline, pools), `dmabuf` (a frame's planes and one dma-buf's import as
+//! memory), `import` (a cached camera-buffer import), `output` (the output ring and [`OutputFrame`]), `upload`
+//! (host-memory input), `submit` (recording and submitting a frame); this file holds [`Renderer`], which owns
+//! them.
+
+mod dmabuf;
+mod import;
+mod options;
+mod output;
+mod pipeline;
+mod submit;
+mod upload;
+mod util;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use dmacam_capture::Dmabuf;
+
+pub use options::{ImportPath, ImportPreference, Mode, Options, Stats, MAX_IMPORTS};
+pub use output::{output_stride, OutputFrame, OUTPUT_FOURCC};
+pub use upload::{HostFrame, HostPlane};
+
+use dmabuf::{import_key, plane_refs};
+use import::{import, Imported};
+use output::OutputSlot;
+use pipeline::{choose_path, create_pipeline, Shared};
+use submit::{make_params, submit, InputBinding};
+use upload::{ensure_upload, Upload};
+
+use crate::conv::{Colorimetry, SourceFormat};
+use crate::device::Gpu;
+use crate::spec::ProcessSpec;
+use crate::RenderError;
+
+/// The render stage.
+pub struct Renderer {
+    // Field order is drop order: imports and slots before the pipeline objects they reference.
+    imports: HashMap<u32, Imported>,
+    upload: Option<Upload>,
+    slots: Vec<Arc<OutputSlot>>,
+    shared: Arc<Shared>,
+    path: ImportPath,
+    path_reason: String,
+    mode: Mode,
+    ring: usize,
+    stats: Stats,
+}
+
+impl Renderer {
+    /// Sets up the device, the compute pipeline for the chosen import path, and (lazily, at the first frame's
+    /// size) the output ring.
+    pub fn new(opts: Options) -> Result<Self, RenderError> {
+        let gpu = Gpu::new(opts.mode == Mode::Dmabuf)?;
+        let (path, path_reason) = choose_path(&gpu, opts)?;
+        tracing::info!(path = path.name(), reason = %path_reason, "render import path");
+        let shared = Arc::new(create_pipeline(gpu, path)?);
+        Ok(Renderer {
+            imports: HashMap::new(),
+            upload: None,
+            slots: vec![],
+            shared,
+            path,
+            path_reason,
+            mode: opts.mode,
+            ring: opts.ring.clamp(2, 8),
+            stats: Stats::default(),
+        })
+    }
+
+    /// The import path in use.
+    pub fn import_path(&self) -> ImportPath {
+        self.path
+    }
+
+    /// Why that path was chosen (for `dmacam list --pipeline` and logs).
+    pub fn import_path_reason(&self) -> &str {
+        &self.path_reason
+    }
+
+    /// The inodes of the dma-bufs imported for camera buffer `index` (one per distinct dma-buf, in plane
+    /// order; Vulkan holds a dup of each), if that buffer is imported.
+    pub fn import_inodes(&self, index: u32) -> Option<&[u64]> {
+        self.imports.get(&index).map(|i| i.inodes.as_slice())
+    }
+
+    pub fn device_name(&self) -> &str {
+        &self.shared.gpu.name
+    }
+
+    pub fn driver_name(&self) -> &str {
+        &self.shared.gpu.driver
+    }
+
+    pub fn caps(&self) -> crate::Caps {
+        self.shared.gpu.caps
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            live_imports: self.imports.len(),
+            ..self.stats
+        }
+    }
+
+    /// Converts and processes a camera frame read in place from its dma-buf(s). `index` is the V4L2 buffer
+    /// index: the first frame on an index imports its planes (dup'd fds, once), later frames reuse the import.
+    /// When this returns, the GPU has finished reading `frame`, so its buffer may be queued to V4L2 again.
+    pub fn process(
+        &mut self,
+        frame: &Dmabuf,
+        index: u32,
+        colour: Colorimetry,
+        spec: &ProcessSpec,
+    ) -> Result<OutputFrame, RenderError> {
+        if self.mode != Mode::Dmabuf {
+            return Err(RenderError::HostOnly);
+        }
+        if index >= MAX_IMPORTS {
+            return Err(RenderError::TooManyBuffers {
+                index,
+                max: MAX_IMPORTS,
+            });
+        }
+        let format = SourceFormat::require(frame.fourcc)?;
+        let planes = plane_refs(frame, format)?;
+        let (out_w, out_h) = spec.output_size(frame.width, frame.height)?;
+        let key = import_key(frame, &planes)?;
+        if self.imports.get(&index).is_some_and(|i| i.key != key) {
+            tracing::debug!(
+                index,
+                "buffer index now holds different dma-bufs; importing again"
+            );
+            self.imports.remove(&index);
+        }
+        if !self.imports.contains_key(&index) {
+            let imported = import(&self.shared, self.path, frame.fourcc, &planes, key)?;
+            self.stats.imports += 1;
+            self.stats.memory_imports += imported.memory_imports();
+            self.imports.insert(index, imported);
+        }
+        let slot = self.acquire_slot(out_w, out_h)?;
+        let imported = self.imports.get_mut(&index).expect("inserted above");
+        let first_use = !imported.used;
+        imported.used = true;
+        let params = make_params(
+            frame.width,
+            frame.height,
+            format,
+            &imported.planes,
+            colour,
+            spec,
+            &slot,
+        )?;
+        let input = InputBinding {
+            set: imported.set,
+            buffers: imported.buffers.clone(),
+            images: imported.images.clone(),
+            first_use,
+            external: true,
+        };
+        let seq = self.stats.frames;
+        submit(&self.shared, &slot, &input, &params, seq)?;
+        self.stats.frames += 1;
+        Ok(OutputFrame { slot, seq })
+    }
+
+    /// Like [`Self::process`] for a frame in CPU memory: the planes are copied into a staging buffer (counted
+    /// in [`Stats::cpu_bytes_copied`]) and run through the same shader as the storage-buffer import path.
+    pub fn process_host(
+        &mut self,
+        frame: &HostFrame<'_>,
+        colour: Colorimetry,
+        spec: &ProcessSpec,
+    ) -> Result<OutputFrame, RenderError> {
+        if self.path != ImportPath::StorageBuffer {
+            return Err(RenderError::PathUnavailable {
+                path: "host upload",
+                device: self.shared.gpu.name.clone(),
+                reason: "host frames use the storage-buffer shader; create the renderer with ImportPreference::Buffer"
+                    .into(),
+            });
+        }
+        let format = SourceFormat::require(frame.fourcc)?;
+        let bad = |reason: String| RenderError::BadFrame {
+            fourcc: frame.fourcc,
+            width: frame.width,
+            height: frame.height,
+            reason,
+        };
+        if frame.planes.len() != format.planes() {
+            return Err(bad(format!(
+                "{} planes given, the format has {}",
+                frame.planes.len(),
+                format.planes()
+            )));
+        }
+        let mut layout = vec![];
+        let mut total = 0u64;
+        for (i, p) in frame.planes.iter().enumerate() {
+            let (row_bytes, rows) = format.plane_extent(i, frame.width, frame.height);
+            if p.stride < row_bytes {
+                return Err(bad(format!(
+                    "plane {i} stride {} is below its row size {row_bytes}",
+                    p.stride
+                )));
+            }
+            let need = p.stride as u64 * (rows as u64 - 1) + row_bytes as u64;
+            if (p.data.len() as u64) < need {
+                return Err(bad(format!(
+                    "plane {i} has {} bytes, needs {need}",
+                    p.data.len()
+                )));
+            }
+            layout.push((total as u32, p.stride));
+            total = (total + p.data.len() as u64).next_multiple_of(4);
+        }
+        let (out_w, out_h) = spec.output_size(frame.width, frame.height)?;
+        ensure_upload(&mut self.upload, &self.shared, total.max(4))?;
+        let upload = self.upload.as_ref().expect("ensured");
+        for (p, &(off, _)) in frame.planes.iter().zip(&layout) {
+            // SAFETY: the staging mapping is `upload.size >= total` bytes; each plane lands in its own range
+            // [off, off + len) within `total`; the GPU is not using the buffer (every frame is waited for).
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    p.data.as_ptr(),
+                    upload.ptr.0.add(off as usize),
+                    p.data.len(),
+                )
+            };
+            self.stats.cpu_bytes_copied += p.data.len() as u64;
+        }
+        let set = upload.set;
+        let buffer = upload.buffer;
+        let slot = self.acquire_slot(out_w, out_h)?;
+        let params = make_params(
+            frame.width,
+            frame.height,
+            format,
+            &layout,
+            colour,
+            spec,
+            &slot,
+        )?;
+        let input = InputBinding {
+            set,
+            buffers: vec![buffer],
+            images: vec![],
+            first_use: false,
+            external: false,
+        };
+        let seq = self.stats.frames;
+        submit(&self.shared, &slot, &input, &params, seq)?;
+        if slot.dmabuf.is_none() {
+            // Reading the result back through the Vulkan mapping is a copy too (done by the caller).
+            self.stats.cpu_bytes_copied += slot.size;
+        }
+        self.stats.frames += 1;
+        Ok(OutputFrame { slot, seq })
+    }
+
+    /// Drops every cached import (e.g. after the capture stage re-allocated its buffers).
+    pub fn forget_imports(&mut self) {
+        self.imports.clear();
+    }
+
+    /// A free output slot of the given size; the ring is (re)built when the size changes.
+    fn acquire_slot(&mut self, width: u32, height: u32) -> Result<Arc<OutputSlot>, RenderError> {
+        output::acquire_slot(
+            &mut self.slots,
+            &self.shared,
+            self.ring,
+            self.mode,
+            width,
+            height,
+        )
+    }
+}
+
+impl Drop for Renderer {
+    fn drop(&mut self) {
+        // SAFETY: the device is live (we hold `shared`); waiting makes every submission complete before the
+        // imports and slots are destroyed.
+        unsafe {
+            let _ = self.shared.gpu.device.device_wait_idle();
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Recording and submitting one frame: the push constants for a frame ([`make_params`]), the input it reads
+//! ([`InputBinding`]), and [`submit`], which records the queue-family transfers, the dispatch and the host-read
+//! barrier, submits, and waits for the slot's fence.
+
+use std::sync::atomic::Ordering;
+
+use ash::vk;
+
+use super::output::OutputSlot;
+use super::pipeline::{Params, Shared};
+use super::util::color_range;
+use crate::conv::{colour_params, Colorimetry, SourceFormat};
+use crate::device::vkerr;
+use crate::spec::{Filter, ProcessSpec};
+use crate::RenderError;
+
+/// How long a frame may take on the GPU before we give up (lavapipe under TCG emulation is slow).
+const FENCE_TIMEOUT_NS: u64 = 60_000_000_000;
+
+/// The camera input a frame reads: its descriptor set and the handles its barriers name.
+pub(super) struct InputBinding {
+    pub(super) set: vk::DescriptorSet,
+    pub(super) buffers: Vec<vk::Buffer>,
+    pub(super) images: Vec<vk::Image>,
+    pub(super) first_use: bool,
+    pub(super) external: bool,
+}
+
+pub(super) fn make_params(
+    width: u32,
+    height: u32,
+    format: SourceFormat,
+    planes: &[(u32, u32)],
+    colour: Colorimetry,
+    spec: &ProcessSpec,
+    slot: &OutputSlot,
+) -> Result<Params, RenderError> {
+    let crop = spec.crop_rect(width, height)?;
+    let turns = spec.rotate.quarter_turns();
+    let (sw, sh) = if turns % 2 == 1 {
+        (slot.height, slot.width)
+    } else {
+        (slot.width, slot.height)
+    };
+    let transform = turns
+        | (spec.mirror_x as u32) << 2
+        | (spec.mirror_y as u32) << 3
+        | ((spec.filter == Filter::Bilinear) as u32) << 4;
+    let c = colour_params(colour);
+    let (off1, stride1) = planes.get(1).copied().unwrap_or(planes[0]);
+    Ok(Params {
+        u: [
+            format.shader_id(),
+            width,
+            height,
+            planes[0].0,
+            planes[0].1,
+            off1,
+            stride1,
+            slot.width,
+            slot.height,
+            slot.stride / 4,
+            crop.x,
+            crop.y,
+            crop.width,
+            crop.height,
+            transform,
+            format.is_yuv() as u32,
+        ],
+        f: [
+            c.y_off,
+            c.y_scale,
+            c.c_scale,
+            c.cr_r,
+            c.cb_g,
+            c.cr_g,
+            c.cb_b,
+            crop.width as f32 / sw as f32,
+            crop.height as f32 / sh as f32,
+        ],
+    })
+}
+
+/// Records the frame into the slot's command buffer, submits it and waits for the slot's fence.
+pub(super) fn submit(
+    sh: &Shared,
+    slot: &OutputSlot,
+    input: &InputBinding,
+    params: &Params,
+    seq: u64,
+) -> Result<(), RenderError> {
+    let d = &sh.gpu.device;
+    let ours = sh.gpu.family;
+    let foreign = sh.gpu.external_family();
+    let cmd = slot.cmd;
+    let begin =
+        vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+    let input_barriers = |acquire: bool| -> (
+        Vec<vk::BufferMemoryBarrier<'static>>,
+        Vec<vk::ImageMemoryBarrier<'static>>,
+    ) {
+        if !input.external {
+            return (vec![], vec![]);
+        }
+        let (src, dst) = if acquire {
+            (foreign, ours)
+        } else {
+            (ours, foreign)
+        };
+        let access = if acquire {
+            vk::AccessFlags::SHADER_READ
+        } else {
+            vk::AccessFlags::empty()
+        };
+        let (src_access, dst_access) = if acquire {
+            (vk::AccessFlags::empty(), access)
+        } else {
+            (vk::AccessFlags::SHADER_READ, vk::AccessFlags::empty())
+        };
+        let bufs = input
+            .buffers
+            .iter()
+            .map(|&b| {
+                vk::BufferMemoryBarrier::default()
+                    .buffer(b)
+                    .size(vk::WHOLE_SIZE)
+                    .src_queue_family_index(src)
+                    .dst_queue_family_index(dst)
+                    .src_access_mask(src_access)
+                    .dst_access_mask(dst_access)
+            })
+            .collect();
+        let old = if acquire && input.first_use {
+            vk::ImageLayout::UNDEFINED
+        } else {
+            vk::ImageLayout::GENERAL
+        };
+        let imgs = input
+            .images
+            .iter()
+            .map(|&i| {
+                vk::ImageMemoryBarrier::default()
+                    .image(i)
+                    .subresource_range(color_range())
+                    .old_layout(old)
+                    .new_layout(vk::ImageLayout::GENERAL)
+                    .src_queue_family_index(src)
+                    .dst_queue_family_index(dst)
+                    .src_access_mask(src_access)
+                    .dst_access_mask(dst_access)
+            })
+            .collect();
+        (bufs, imgs)
+    };
+    let exported = slot.dmabuf.is_some();
+    let first_out = !slot.used.swap(true, Ordering::AcqRel);
+    // SAFETY: the command buffer belongs to this slot, which this renderer holds exclusively (in_use), and
+    // its previous submission was waited for; every handle recorded is live until the fence is waited below.
+    unsafe {
+        d.reset_command_buffer(cmd, vk::CommandBufferResetFlags::empty())
+            .map_err(vkerr("vkResetCommandBuffer"))?;
+        d.begin_command_buffer(cmd, &begin)
+            .map_err(vkerr("vkBeginCommandBuffer"))?;
+        let (mut bufs, imgs) = input_barriers(true);
+        if exported && !first_out {
+            // Take the output back from its consumer.
+            bufs.push(
+                vk::BufferMemoryBarrier::default()
+                    .buffer(slot.buffer)
+                    .size(vk::WHOLE_SIZE)
+                    .src_queue_family_index(foreign)
+                    .dst_queue_family_index(ours)
+                    .dst_access_mask(vk::AccessFlags::SHADER_WRITE),
+            );
+        }
+        if !bufs.is_empty() || !imgs.is_empty() {
+            d.cmd_pipeline_barrier(
+                cmd,
+                vk::PipelineStageFlags::TOP_OF_PIPE,
+                vk::PipelineStageFlags::COMPUTE_SHADER,
+                vk::DependencyFlags::empty(),
+                &[],
+                &bufs,
+                &imgs,
+            );
+        }
+        d.cmd_bind_pipeline(cmd, vk::PipelineBindPoint::COMPUTE, sh.pipeline);
+        d.cmd_bind_descriptor_sets(
+            cmd,
+            vk::PipelineBindPoint::COMPUTE,
+            sh.pipeline_layout,
+            0,
+            &[input.set, slot.set],
+            &[],
+        );
+        d.cmd_push_constants(
+            cmd,
+            sh.pipeline_layout,
+            vk::ShaderStageFlags::COMPUTE,
+            0,
+            &params.bytes(),
+        );
+        d.cmd_dispatch(cmd, slot.width.div_ceil(8), slot.height.div_ceil(8), 1);
+        let (mut bufs, imgs) = input_barriers(false);
+        if exported {
+            // Hand the output to its consumer.
+            bufs.push(
+                vk::BufferMemoryBarrier::default()
+                    .buffer(slot.buffer)
+                    .size(vk::WHOLE_SIZE)
+                    .src_queue_family_index(ours)
+                    .dst_queue_family_index(foreign)
+                    .src_access_mask(vk::AccessFlags::SHADER_WRITE),
+            );
+        }
+        d.cmd_pipeline_barrier(
+            cmd,
+            vk::PipelineStageFlags::COMPUTE_SHADER,
+            vk::PipelineStageFlags::BOTTOM_OF_PIPE,
+            vk::DependencyFlags::empty(),
+            &[],
+            &bufs,
+            &imgs,
+        );
+        // Make the result visible to CPU reads through the Vulkan mapping too.
+        let host = [vk::MemoryBarrier::default()
+            .src_access_mask(vk::AccessFlags::SHADER_WRITE)
+            .dst_access_mask(vk::AccessFlags::HOST_READ)];
+        d.cmd_pipeline_barrier(
+            cmd,
+            vk::PipelineStageFlags::COMPUTE_SHADER,
+            vk::PipelineStageFlags::HOST,
+            vk::DependencyFlags::empty(),
+            &host,
+            &[],
+            &[],
+        );
+        d.end_command_buffer(cmd)
+            .map_err(vkerr("vkEndCommandBuffer"))?;
+        let cmds = [cmd];
+        let submit = [vk::SubmitInfo::default().command_buffers(&cmds)];
+        d.queue_submit(sh.gpu.queue, &submit, slot.fence)
+            .map_err(vkerr("vkQueueSubmit"))?;
+        let waited = d.wait_for_fences(&[slot.fence], true, FENCE_TIMEOUT_NS);
+        match waited {
+            Ok(()) => {}
+            Err(vk::Result::TIMEOUT) => {
+                return Err(RenderError::Timeout {
+                    seq,
+                    ms: FENCE_TIMEOUT_NS / 1_000_000,
+                });
+            }
+            Err(e) => {
+                return Err(RenderError::Vk {
+                    what: "vkWaitForFences",
+                    source: e,
+                })
+            }
+        }
+        d.reset_fences(&[slot.fence])
+            .map_err(vkerr("vkResetFences"))?;
+    }
+    Ok(())
+}
