@@ -1,0 +1,74 @@
+//! What an application hands the viewer: its [`ViewerOptions`] and [`BufferMode`], and each [`Frame`] to show.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dmacam_capture::{Dmabuf, Fourcc};
+
+use crate::trace::FrameTrace;
+
+/// How the viewer hands frames to the compositor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BufferMode {
+    /// zwp_linux_dmabuf_v1 wl_buffers over the frames' own dma-bufs.
+    Dmabuf,
+    /// wl_shm buffers filled by one CPU copy per frame.
+    Shm,
+}
+
+/// Options of a viewer window.
+#[derive(Debug, Clone)]
+pub struct ViewerOptions {
+    /// The Wayland display (socket name or absolute path); `None` uses `WAYLAND_DISPLAY`.
+    pub display: Option<String>,
+    /// Window title.
+    pub title: String,
+    /// The window's size before the first frame (the frame size, normally).
+    pub initial_size: (u32, u32),
+    /// Start fullscreen.
+    pub fullscreen: bool,
+    /// Initial buffer mode; [`Viewer::set_mode`](super::Viewer::set_mode) changes it.
+    pub mode: BufferMode,
+    /// In dma-buf mode, fall back to shm (with a warning) if the compositor fails to import a buffer.
+    pub allow_shm_fallback: bool,
+    /// Test aid: announce this modifier for every dma-buf of this format instead of its own (the import
+    /// then fails).
+    pub modifier_override: Option<(Fourcc, u64)>,
+}
+
+impl Default for ViewerOptions {
+    fn default() -> Self {
+        ViewerOptions {
+            display: None,
+            title: "dmacam".into(),
+            initial_size: (640, 480),
+            fullscreen: false,
+            mode: BufferMode::Dmabuf,
+            allow_shm_fallback: true,
+            modifier_override: None,
+        }
+    }
+}
+
+/// One frame to show. `holder` keeps the producer's buffer busy: the viewer drops it when the compositor
+/// releases the wl_buffer (dma-buf mode) or right after the copy (shm mode), which returns it to its producer.
+pub struct Frame {
+    pub dmabuf: Dmabuf,
+    pub sequence: u32,
+    /// Capture time on CLOCK_MONOTONIC, for the latency measurement.
+    pub timestamp: Option<Duration>,
+    pub holder: Option<Box<dyn Any + Send>>,
+    /// The frame's display record for `--trace`, filled in by the viewer (see [`crate::trace`]).
+    pub trace: Option<Arc<FrameTrace>>,
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frame")
+            .field("dmabuf", &self.dmabuf)
+            .field("sequence", &self.sequence)
+            .field("timestamp", &self.timestamp)
+            .finish_non_exhaustive()
+    }
+}
