@@ -183,8 +183,9 @@ fn mjpeg_in_the_viewer_under_weston_counts_the_decode() {
             ])
             // As for the pattern's own viewer test: until llvmpipe Weston (and, on the gpu path, the render
             // stage's first frame) has presented a frame under TCG.
-            .args(["--fps", "5", "--path", path, "--stats-json"])
+            .args(["--fps", "5", "--path", path])
             .args(until_shown(1))
+            .arg("--stats-json")
             .arg(&json)
             .arg("--trace")
             .arg(&trace));
