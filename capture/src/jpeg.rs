@@ -15,8 +15,7 @@ use thiserror::Error;
 use zune_core::colorspace::ColorSpace;
 use zune_core::options::DecoderOptions;
 
-use crate::dmabuf::MapError;
-use crate::{Dmabuf, DmabufPlane, Fourcc, Mapping, DRM_FORMAT_MOD_LINEAR};
+use crate::dmabuf::{Dmabuf, DmabufPlane, Fourcc, MapError, Mapping, DRM_FORMAT_MOD_LINEAR};
 
 /// The V4L2 fourcc of Motion-JPEG.
 pub const MJPG: Fourcc = Fourcc::new(b"MJPG");

@@ -20,6 +20,7 @@ pub mod controls;
 pub mod decode;
 pub mod device;
 pub mod dmabuf;
+mod error;
 pub mod format;
 pub mod jpeg;
 pub mod pattern;

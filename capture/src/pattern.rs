@@ -43,10 +43,9 @@ use crate::format::{fourcc_name, Format, Layout, PixelFormat, PlaneFormat, SUPPO
 use crate::raw::b;
 use crate::ring::Ring;
 use crate::stream::{
-    FrameMeta, FramePool, IoMode, StreamError, StreamOptions, BUF_FLAG_TIMESTAMP_MONOTONIC,
+    Frame, FrameMeta, FramePool, IoMode, StreamError, StreamOptions, BUF_FLAG_TIMESTAMP_MONOTONIC,
 };
 use crate::timer::Timer;
-use crate::Frame;
 
 /// Which picture the pattern source draws.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

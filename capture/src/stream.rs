@@ -18,19 +18,20 @@
 //! brackets the access with `DMA_BUF_IOCTL_SYNC`; V4L2's own `mmap` of the node is never used.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use thiserror::Error;
 
-use crate::alloc::{AllocError, Allocator};
+use crate::alloc::Allocator;
 use crate::device::Device;
-use crate::dmabuf::{Dmabuf, DmabufPlane, MapError, Mapping, DRM_FORMAT_MOD_LINEAR};
+use crate::dmabuf::{Dmabuf, DmabufPlane, Mapping, DRM_FORMAT_MOD_LINEAR};
 use crate::format::{fourcc_name, supported_names, Format, PixelFormat};
 use crate::raw::{self, b, BufferArg};
+
+pub use crate::error::StreamError;
 
 /// Where the buffer memory comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,66 +57,6 @@ impl IoMode {
             IoMode::Memfd => "memfd",
         }
     }
-}
-
-/// Why streaming could not be set up or continue.
-#[derive(Debug, Error)]
-pub enum StreamError {
-    #[error("{path}: {format} cannot be streamed by dmacam; supported: {supported}")]
-    Unsupported {
-        path: PathBuf,
-        format: String,
-        supported: String,
-    },
-    #[error("{path} is busy: another process is streaming from it (close that program or pick another device)")]
-    Busy { path: PathBuf },
-    #[error("{path} does not support {mode} streaming I/O")]
-    NoIo { path: PathBuf, mode: &'static str },
-    #[error("{what} on {path} failed: {source}")]
-    Ioctl {
-        path: PathBuf,
-        what: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Alloc {
-        path: PathBuf,
-        #[source]
-        source: AllocError,
-    },
-    #[error("{path} delivered no frame within {timeout:?} (is the device producing frames?)")]
-    Timeout { path: PathBuf, timeout: Duration },
-    #[error(
-        "{path} stopped streaming with an error (the driver reported a fatal streaming error)"
-    )]
-    Failed { path: PathBuf },
-    #[error("{path} was disconnected mid-stream (the device went away: unplugged, or its driver unbound)")]
-    Disconnected { path: PathBuf },
-    #[error(
-        "{path}: all {count} buffers are held by consumers; drop frames before asking for more"
-    )]
-    Starved { path: PathBuf, count: usize },
-    #[error("{path}: the stream is not started")]
-    NotStarted { path: PathBuf },
-    #[error("{source}")]
-    Remote {
-        path: PathBuf,
-        #[source]
-        source: crate::share::ShareError,
-    },
-    #[error("{path}: mapping the frame's dma-buf: {source}")]
-    Map {
-        path: PathBuf,
-        #[source]
-        source: MapError,
-    },
-    #[error("{path}: {source}")]
-    Jpeg {
-        path: PathBuf,
-        #[source]
-        source: crate::jpeg::JpegError,
-    },
 }
 
 /// Options for [`Stream::new`].

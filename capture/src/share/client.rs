@@ -11,13 +11,12 @@ use std::time::{Duration, Instant};
 
 use super::sock::{self, Received};
 use super::wire::{self, EndCode, Memory, Message, StreamDesc};
-use super::ShareError;
-use crate::dmabuf::{size_of, Dmabuf, Mapping};
+use crate::dmabuf::{size_of, Dmabuf, Fourcc, Mapping};
+use crate::error::ShareError;
 use crate::format::{Format, PixelFormat, PlaneFormat};
 use crate::stream::{
     buffer_dmabuf, with_data_offsets, Frame, FrameMeta, FramePool, IoMode, StreamError,
 };
-use crate::Fourcc;
 
 /// How long the handshake may take before the server is declared unresponsive.
 const HANDSHAKE: Duration = Duration::from_secs(5);

@@ -38,57 +38,12 @@
 //! memfd-backed buffers (the pattern source's fallback) are sealed against shrinking, so a peer cannot truncate
 //! them under the server.
 
-mod client;
+pub(crate) mod client;
 mod server;
 mod sock;
 pub mod wire;
 
-use std::path::PathBuf;
-
-use thiserror::Error;
-
+pub use crate::error::ShareError;
 pub use client::{RemoteInput, RemoteSource};
 pub use server::{ServeOptions, ServeStats, Server};
 pub use wire::EndCode;
-
-use crate::stream::StreamError;
-
-/// Why sharing failed, on either side.
-#[derive(Debug, Error)]
-pub enum ShareError {
-    #[error("cannot connect to {path}: {source} (is `dmacam serve --socket {path}` running?)")]
-    Connect {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot listen at {path}: {source}")]
-    Listen {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path} is in use by another server; stop it or give another --socket")]
-    InUse { path: PathBuf },
-    #[error("{what} on {path} failed: {source}")]
-    Io {
-        path: PathBuf,
-        what: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: the server sent {what}; disconnected")]
-    Protocol { path: PathBuf, what: String },
-    #[error("{path}: the server did not answer within 5 s")]
-    Unresponsive { path: PathBuf },
-    #[error("{path}: the server closed the connection")]
-    Closed { path: PathBuf },
-    #[error("{path}: {}: {reason}", code.describe())]
-    Ended {
-        path: PathBuf,
-        code: EndCode,
-        reason: String,
-    },
-    #[error(transparent)]
-    Camera(Box<StreamError>),
-}

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::sock::{self, Received};
 use super::wire::{self, EndCode, Memory, Message, StreamDesc};
-use super::ShareError;
 use crate::dmabuf::{size_of, DRM_FORMAT_MOD_LINEAR};
+use crate::error::ShareError;
 use crate::source::Source;
 use crate::stream::{Frame, IoMode, StreamError};
 

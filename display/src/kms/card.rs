@@ -11,6 +11,7 @@ use drm::control::Device as _;
 use drm::{ClientCapability, Device as _, DriverCapability};
 
 use super::error::KmsError;
+use super::props::Props;
 
 /// What the driver offers, read once at open.
 #[derive(Debug, Clone)]
@@ -157,12 +158,12 @@ impl Card {
     pub(crate) fn properties<T: drm::control::ResourceHandle>(
         &self,
         object: T,
-    ) -> Result<super::commit::Props, KmsError> {
+    ) -> Result<Props, KmsError> {
         let set = self
             .get_properties(object)
             .map_err(|e| KmsError::ioctl(&self.path, "DRM_IOCTL_MODE_OBJ_GETPROPERTIES", e))?;
         let (ids, values) = set.as_props_and_values();
-        let mut props = super::commit::Props::default();
+        let mut props = Props::default();
         for (&id, &value) in ids.iter().zip(values) {
             let info = self
                 .get_property(id)

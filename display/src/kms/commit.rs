@@ -1,11 +1,10 @@
 //! Commits: the atomic requests the scanout makes (modeset, flip, restore), their legacy equivalents, and the
 //! snapshot of the configuration found at start that is put back at the end.
 
-use std::collections::HashMap;
 use std::io;
 
 use drm::control::atomic::AtomicModeReq;
-use drm::control::property::{self, Value};
+use drm::control::property::Value;
 use drm::control::{
     connector, crtc, framebuffer, plane, AtomicCommitFlags, Device as _, Mode, PageFlipFlags,
     ResourceHandle,
@@ -14,43 +13,7 @@ use drm::control::{
 use super::card::Card;
 use super::error::KmsError;
 use super::output::{Output, Placement};
-
-/// The properties of one KMS object by name: handle, value at read time and description.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Props {
-    map: HashMap<String, (property::Handle, u64, property::Info)>,
-}
-
-impl Props {
-    pub(crate) fn insert(
-        &mut self,
-        name: String,
-        handle: property::Handle,
-        value: u64,
-        info: property::Info,
-    ) {
-        self.map.insert(name, (handle, value, info));
-    }
-
-    pub(crate) fn handle(&self, name: &str) -> Option<property::Handle> {
-        self.map.get(name).map(|e| e.0)
-    }
-
-    pub(crate) fn value(&self, name: &str) -> Option<u64> {
-        self.map.get(name).map(|e| e.1)
-    }
-
-    /// The name of an enum property's current value (e.g. a plane's `type`).
-    pub(crate) fn enum_name(&self, name: &str) -> Option<String> {
-        let (_, value, info) = self.map.get(name)?;
-        match info.value_type() {
-            property::ValueType::Enum(values) => values
-                .get_value_from_raw_value(*value)
-                .map(|e| e.name().to_string_lossy().into_owned()),
-            _ => None,
-        }
-    }
-}
+use super::props::Props;
 
 /// An atomic request under construction; property names are resolved through [`Props`].
 pub(crate) struct Request<'a> {

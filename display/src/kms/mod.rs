@@ -18,6 +18,8 @@ mod error;
 mod format;
 mod import;
 mod output;
+mod poll;
+mod props;
 mod scanout;
 mod stats;
 mod writeback;

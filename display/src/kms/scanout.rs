@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use dmacam_capture::{Dmabuf, Fourcc};
 use drm::control::{AtomicCommitFlags, Device as _, Event};
-use nix::poll::{PollFd, PollFlags};
 
 use super::card::Card;
 use super::commit::{self, OutputProps, Request, Saved};
@@ -34,6 +33,7 @@ use super::error::KmsError;
 use super::format::drm_format_for;
 use super::import::{Framebuffer, ImportCache, ImportCounts};
 use super::output::{mode_name, Output, OutputRequest, Placement};
+use super::poll::wait_readable;
 use super::stats::{KmsStats, KmsSummary};
 use super::writeback::{self, WritebackImage};
 use crate::trace::FrameTrace;
@@ -673,24 +673,5 @@ impl<F: ScanoutFrame> Drop for Scanout<F> {
                 tracing::warn!("{e}");
             }
         }
-    }
-}
-
-/// Polls `fd` for input up to `timeout`; true if readable. EINTR counts as not readable (the caller loops and
-/// checks its stop flag).
-pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> Result<bool, KmsError> {
-    let ms = timeout.as_millis().clamp(1, u128::from(u16::MAX)) as u16;
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-    match nix::poll::poll(&mut fds, ms) {
-        Ok(0) => Ok(false),
-        Ok(_) => Ok(fds[0]
-            .revents()
-            .is_some_and(|r| r.contains(PollFlags::POLLIN))),
-        Err(nix::errno::Errno::EINTR) => Ok(false),
-        Err(e) => Err(KmsError::Ioctl {
-            path: std::path::PathBuf::from("(poll)"),
-            what: "poll",
-            source: e.into(),
-        }),
     }
 }

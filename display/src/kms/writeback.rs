@@ -15,7 +15,8 @@ use super::card::Card;
 use super::commit::{OutputProps, Request};
 use super::error::KmsError;
 use super::output::{Output, Placement};
-use super::scanout::wait_readable;
+use super::poll::wait_readable;
+use super::props::Props;
 
 /// An XRGB8888 image read back from a writeback connector.
 #[derive(Debug, Clone)]
@@ -70,10 +71,7 @@ impl Drop for Target {
 }
 
 /// Finds the writeback connector that can serve `out`'s CRTC and its properties.
-fn find_connector(
-    card: &Card,
-    out: &Output,
-) -> Result<(connector::Handle, super::commit::Props), KmsError> {
+fn find_connector(card: &Card, out: &Output) -> Result<(connector::Handle, Props), KmsError> {
     let err = |why: String| KmsError::Writeback {
         path: card.path().to_path_buf(),
         why,

@@ -1,0 +1,42 @@
+//! The properties of a KMS object by name, as read from the card and used to build commits.
+
+use std::collections::HashMap;
+
+use drm::control::property;
+
+/// The properties of one KMS object by name: handle, value at read time and description.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Props {
+    map: HashMap<String, (property::Handle, u64, property::Info)>,
+}
+
+impl Props {
+    pub(crate) fn insert(
+        &mut self,
+        name: String,
+        handle: property::Handle,
+        value: u64,
+        info: property::Info,
+    ) {
+        self.map.insert(name, (handle, value, info));
+    }
+
+    pub(crate) fn handle(&self, name: &str) -> Option<property::Handle> {
+        self.map.get(name).map(|e| e.0)
+    }
+
+    pub(crate) fn value(&self, name: &str) -> Option<u64> {
+        self.map.get(name).map(|e| e.1)
+    }
+
+    /// The name of an enum property's current value (e.g. a plane's `type`).
+    pub(crate) fn enum_name(&self, name: &str) -> Option<String> {
+        let (_, value, info) = self.map.get(name)?;
+        match info.value_type() {
+            property::ValueType::Enum(values) => values
+                .get_value_from_raw_value(*value)
+                .map(|e| e.name().to_string_lossy().into_owned()),
+            _ => None,
+        }
+    }
+}
