@@ -2,6 +2,7 @@
 
 mod cmd;
 mod decoding;
+mod error_line;
 mod gpu;
 mod health;
 mod pixels;
@@ -66,27 +67,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             // One line: the chain of causes joined, never a backtrace.
-            eprintln!("dmacam: {}", one_line(&err));
+            eprintln!("dmacam: {}", error_line::one_line(&err));
             ExitCode::FAILURE
         }
     }
-}
-
-/// An error and its causes on one line, `a: b: c`, leaving out a cause whose text the line already holds
-/// (library errors often show their source in their own message too).
-pub fn one_line(err: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line.replace('\n', " ")
 }
 
 fn init_logging(verbose: u8) {

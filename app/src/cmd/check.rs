@@ -161,7 +161,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
         }
         Err(e) => {
-            let msg = crate::one_line(&e);
+            let msg = crate::error_line::one_line(&e);
             eprintln!("dmacam: {msg}");
             results.push(CaseResult {
                 name: "open".to_owned(),
@@ -287,7 +287,7 @@ fn check_format(args: &Args, fourcc: Fourcc, expect: Expect) -> CaseResult {
     }
     if let Err(e) = stream_and_check(args, fourcc, expect, &mut r) {
         r.status = Status::Fail;
-        r.messages.push(crate::one_line(&e));
+        r.messages.push(crate::error_line::one_line(&e));
     }
     if r.status == Status::Pass && !r.messages.iter().any(|m| m.starts_with("pixels")) {
         r.messages.insert(
