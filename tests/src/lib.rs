@@ -74,9 +74,83 @@ pub fn kernel_stacks(pid: u32) -> String {
     out
 }
 
+/// Writes the evidence of a hang to `results/hangs/LABEL-N.txt` and returns its path: every task's state,
+/// wchan and kernel stack, the kernel's blocked-task report (sysrq w) with its last messages, and gdb's
+/// user-space stacks of every dmacam thread (as tests/vm/guest/each-test does when a whole test overruns).
+/// Every command it runs is bounded; outside the VM it writes what it can read.
+pub fn hang_evidence(label: &str) -> PathBuf {
+    use std::fmt::Write as _;
+    let dir = results_dir().join("hangs");
+    let _ = std::fs::create_dir_all(&dir);
+    let safe: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(60)
+        .collect();
+    let path = (0..)
+        .map(|n| dir.join(format!("{safe}-{n}.txt")))
+        .find(|p| !p.exists())
+        .expect("a free file name");
+    let mut out = format!("== {label}\n== kernel stacks of every task\n");
+    let mut dmacams = Vec::new();
+    for proc_entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = proc_entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "dmacam" {
+            dmacams.push(pid);
+        }
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(") ")
+                    .map(|(_, r)| r.chars().next().unwrap_or('?'))
+            })
+            .unwrap_or('?');
+        let _ = writeln!(out, "-- process {pid} ({}) state {state}", comm.trim());
+        out += &kernel_stacks(pid);
+    }
+    let bounded = |cmd: &mut Command| {
+        run_with_deadline_quiet(cmd, Duration::from_secs(60))
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout).into_owned()
+                    + &String::from_utf8_lossy(&o.stderr)
+            })
+            .unwrap_or_else(|e| e)
+    };
+    let _ = std::fs::write("/proc/sysrq-trigger", "w");
+    out += "== the kernel's blocked tasks (sysrq w) and its last messages\n";
+    let dmesg = bounded(&mut Command::new("dmesg"));
+    let lines: Vec<&str> = dmesg.lines().collect();
+    out += &lines[lines.len().saturating_sub(300)..].join("\n");
+    for pid in dmacams {
+        let _ = writeln!(out, "\n== user-space stacks of dmacam {pid}");
+        out += &bounded(Command::new("gdb").args([
+            "-q",
+            "-batch",
+            "-p",
+            &pid.to_string(),
+            "-ex",
+            "thread apply all bt 30",
+        ]));
+    }
+    let _ = std::fs::write(&path, out);
+    path
+}
+
+/// [`run_with_deadline`] without collecting hang evidence (for the evidence's own commands).
+fn run_with_deadline_quiet(cmd: &mut Command, limit: Duration) -> Result<Output, String> {
+    run_bounded(cmd, limit, false)
+}
+
 /// Runs a command to completion within `limit`, capturing its output. On overrun the command is killed and
 /// the error describes where it was stuck.
 pub fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Result<Output, String> {
+    run_bounded(cmd, limit, true)
+}
+
+fn run_bounded(cmd: &mut Command, limit: Duration, evidence: bool) -> Result<Output, String> {
     use std::io::Read;
     let mut child = cmd
         .stdin(Stdio::null())
@@ -100,6 +174,14 @@ pub fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Result<Output, S
         }
         if Instant::now() >= deadline {
             let stacks = kernel_stacks(child.id());
+            let all = if evidence {
+                format!(
+                    "every task's stacks: {}\n",
+                    hang_evidence(&format!("{:?}", cmd.get_program())).display()
+                )
+            } else {
+                String::new()
+            };
             // A process stuck in the kernel may not die: its pipes would then never close, so its output is
             // read only if it did.
             let stderr = if kill_and_reap(&mut child).is_some() {
@@ -108,7 +190,7 @@ pub fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Result<Output, S
                 "(not read: the process did not die within 10 s of SIGKILL)".to_owned()
             };
             return Err(format!(
-                "{cmd:?} did not finish within {limit:?}; it was stuck in:\n{stacks}stderr:\n{stderr}"
+                "{cmd:?} did not finish within {limit:?}; {all}it was stuck in:\n{stacks}stderr:\n{stderr}"
             ));
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -291,8 +373,12 @@ pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::E
         }
         if Instant::now() >= deadline {
             let stacks = kernel_stacks(child.id());
+            let all = hang_evidence("child");
             kill_and_reap(child);
-            panic!("child did not finish within {limit:?}; it was stuck in:\n{stacks}");
+            panic!(
+                "child did not finish within {limit:?}; every task's stacks: {}\nit was stuck in:\n{stacks}",
+                all.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -662,5 +748,32 @@ pub mod picture {
             .and_then(|s| s.rsplit(' ').next())
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("no corrupt-frame count in: {text}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A command past its deadline is killed and fails with where it was stuck and every task's stacks.
+    #[test]
+    fn a_command_past_its_deadline_leaves_the_evidence() {
+        let start = Instant::now();
+        let err = run_with_deadline(Command::new("sleep").arg("30"), Duration::from_millis(500))
+            .expect_err("sleep 30 cannot finish in 0.5 s");
+        assert!(start.elapsed() < Duration::from_secs(25), "{err}");
+        assert!(err.contains("did not finish within"), "{err}");
+        let path = err
+            .split("every task's stacks: ")
+            .nth(1)
+            .and_then(|r| r.lines().next())
+            .unwrap_or_else(|| panic!("no evidence file named: {err}"));
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.contains("== kernel stacks of every task"), "{text}");
+        assert!(
+            text.contains("(sleep)"),
+            "the sleeping command is listed: {text}"
+        );
+        let _ = std::fs::remove_file(path);
     }
 }
