@@ -6,6 +6,7 @@ mod error_line;
 mod gpu;
 mod health;
 mod pixels;
+mod progress;
 mod reconnect;
 mod signals;
 mod sink;

@@ -5,10 +5,9 @@
 //! node or the pattern source (`pattern`, `pattern:bars`, `pattern:gradient`, `pattern:noise`); `--from`
 //! names a `dmacam serve` socket instead.
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use dmacam_capture::format::PlaneFormat;
@@ -394,7 +393,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     tracing::info!(device = %path.display(), format = %stream.format(), io = stream.io().as_str(), "dumping");
     crate::decoding::announce("dump", &stream);
     stream.start()?;
-    let mut progress = std::io::stderr().is_terminal().then(Progress::default);
+    let progress = crate::progress::Bar::frames(u64::from(args.frames));
     let timeout = Duration::from_secs(args.capture.timeout.max(1));
     let mut health = args
         .health
@@ -481,10 +480,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if let (Some(t), Some(r)) = (&trace, &record) {
             t.write(r);
         }
-        if let Some(p) = &mut progress {
-            p.draw(written, args.frames);
-        }
+        progress.set(u64::from(written));
     }
+    progress.finish();
     if let Some(g) = &gpu {
         let st = g.renderer.stats();
         tracing::info!(
@@ -495,9 +493,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     stream.stop()?;
-    if progress.is_some() {
-        eprintln!();
-    }
     crate::decoding::report("dump", &stream);
     if errored > 0 {
         eprintln!(
@@ -529,36 +524,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
         tracing::info!("wrote {} frames to {}", args.frames, files[0].display());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The progress bar on a terminal, redrawn at most ten times a second (and for the last frame): a redraw per
-/// frame at 60 fps floods a slow terminal or a serial console.
-#[derive(Default)]
-struct Progress {
-    drawn: Option<Instant>,
-}
-
-impl Progress {
-    fn draw(&mut self, done: u32, total: u32) {
-        if done < total
-            && self
-                .drawn
-                .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
-        {
-            return;
-        }
-        self.drawn = Some(Instant::now());
-        let width = 30;
-        let filled = (done as usize * width) / total.max(1) as usize;
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r[{}{}] {done}/{total} frames",
-            "#".repeat(filled),
-            ".".repeat(width - filled)
-        );
-        let _ = err.flush();
-    }
 }
 
 #[cfg(test)]
