@@ -115,14 +115,14 @@ fn step_control(stream: &Source, key: char) {
     let Some(&(_, name, dir)) = CONTROL_KEYS.iter().find(|(k, ..)| *k == key) else {
         return;
     };
-    let Source::V4l2(s) = stream else {
+    // The camera's own device, behind the MJPEG decoder too.
+    let Some(dev) = stream.device() else {
         eprintln!(
             "dmacam view: {} has no {name} control",
             stream.path().display()
         );
         return;
     };
-    let dev = s.device();
     let stepped = || -> Result<i64, dmacam_capture::ControlError> {
         let c = dev.control(name)?;
         let now = i64::from(dev.get_control(&c)?);
