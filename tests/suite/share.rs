@@ -65,6 +65,22 @@ fn dump(tag: &str, frames: u32) -> Child {
         .expect("spawn dmacam dump --from")
 }
 
+/// The camera drops `serve` reported in its final line.
+fn served_camera_drops(log: &str) -> u64 {
+    let line = log
+        .lines()
+        .find(|l| l.contains("frames dropped by the camera"))
+        .unwrap_or_else(|| panic!("no final report in serve's log:\n{log}"));
+    let before = line.split("frames dropped by the camera").next().unwrap();
+    before
+        .rsplit(';')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
 fn finished_ok(mut child: Child, what: &str, limit: Duration) {
     let status = wait_with_deadline(&mut child, limit);
     let mut err = String::new();
@@ -100,6 +116,8 @@ fn share_vivid_with_a_viewer_and_two_dumps() {
             "3",
             "--max-hold",
             "30",
+            "--buffers",
+            "16",
             "--timeout",
             "120",
         ])
@@ -200,9 +218,13 @@ fn share_vivid_with_a_viewer_and_two_dumps() {
     assert_eq!(ta, tb, "the dumps saw different buffers");
     let seqs: Vec<u64> = ta.keys().copied().collect();
     assert_eq!(seqs.len(), 20);
+    // Consecutive, unless the camera itself dropped frames (consumers held all 16 buffers, e.g. on a loaded
+    // host): the server counts those, so a gap the server did not report is a frame it lost.
+    let gaps: u64 = seqs.windows(2).map(|w| w[1] - w[0] - 1).sum();
+    let camera_dropped = served_camera_drops(&log);
     assert!(
-        seqs.windows(2).all(|w| w[1] == w[0] + 1),
-        "frames missed: {seqs:?}"
+        gaps <= camera_dropped,
+        "frames missed that the camera did not drop ({camera_dropped} dropped): {seqs:?}\n{log}"
     );
     // Every plane is vivid's own export (no copy in between), and the viewer got the same dma-bufs.
     let inodes: std::collections::BTreeSet<u64> = ta.values().flatten().map(|(i, _)| *i).collect();

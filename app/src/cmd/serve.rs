@@ -115,13 +115,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let stats = server.run(&mut source, args.frames, &stop)?;
     crate::decoding::report("serve", &source);
     eprintln!(
-        "dmacam serve: {} frames served ({} with no consumer); {} consumers, {} refused, {} dropped as too slow, {} for protocol errors",
+        "dmacam serve: {} frames served ({} with no consumer); {} consumers, {} refused, {} dropped as too slow, {} for protocol errors; {} frames dropped by the camera (no free buffer)",
         stats.frames,
         stats.unwatched,
         stats.clients,
         stats.refused,
         stats.dropped_slow,
-        stats.dropped_protocol
+        stats.dropped_protocol,
+        stats.camera_dropped
     );
     Ok(ExitCode::SUCCESS)
 }

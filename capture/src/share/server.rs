@@ -39,6 +39,9 @@ pub struct ServeStats {
     pub refused: u64,
     pub dropped_slow: u64,
     pub dropped_protocol: u64,
+    /// Frames the camera dropped (gaps in its sequence numbers): it had no free buffer, typically because
+    /// consumers held every one. Zero-copy sharing means a slow consumer can starve the camera; this counts it.
+    pub camera_dropped: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -82,6 +85,8 @@ pub struct Server {
     uid: u32,
     gid: u32,
     stats: ServeStats,
+    /// The sequence number of the last frame taken, to count the camera's drops.
+    last_sequence: Option<u32>,
 }
 
 /// Whether something listens at `path` (a stale socket file from a killed server does not).
@@ -167,6 +172,7 @@ impl Server {
             uid: nix::unistd::geteuid().as_raw(),
             gid: nix::unistd::getegid().as_raw(),
             stats: ServeStats::default(),
+            last_sequence: None,
         })
     }
 
@@ -487,6 +493,20 @@ impl Server {
             Err(e) => return Err(ShareError::Camera(Box::new(e))),
         };
         self.stats.frames += 1;
+        if let Some(last) = self.last_sequence {
+            let missed = frame.sequence().wrapping_sub(last).wrapping_sub(1);
+            if missed > 0 && missed < u32::MAX / 2 {
+                self.stats.camera_dropped += u64::from(missed);
+                tracing::warn!(
+                    socket = %self.opts.socket.display(),
+                    "the camera dropped {missed} frame(s) before {} ({} of {} buffers held by consumers)",
+                    frame.sequence(),
+                    self.inflight.len(),
+                    self.buffers.len()
+                );
+            }
+        }
+        self.last_sequence = Some(frame.sequence());
         let msg = Message::Ready {
             index: frame.index() as u32,
             sequence: frame.sequence(),
