@@ -1,40 +1,74 @@
-//! SIGINT/SIGTERM as a request to stop: the streaming loops of `view` and `kms-view` check
-//! [`stop_requested`], finish cleanly (stats printed, display restored, camera stopped) and exit 0, as
-//! `gst-launch-1.0 -e` and `cam` do on Ctrl-C.
+//! SIGINT/SIGTERM as a request to stop, on `signal-hook`: every streaming mode checks [`stop_requested`]
+//! between frames and finishes cleanly (the frame in hand completed, files and traces complete, display
+//! restored, camera stopped), as `gst-launch-1.0 -e` and `cam` do on Ctrl-C. A second signal while stopping
+//! ends the process at once (exit 128 + signal number), for a stop that does not come.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
+use dmacam_capture::{Frame, Source, StreamError};
 
-/// Set by SIGINT/SIGTERM.
-static STOP: AtomicBool = AtomicBool::new(false);
+/// The signal that asked to stop (0: none yet).
+static STOP: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
 
-extern "C" fn on_signal(_sig: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
+/// How often a wait for a frame looks at the stop flag.
+const SLICE: Duration = Duration::from_millis(100);
 
-/// Installs the SIGINT/SIGTERM handler (without SA_RESTART, so a blocked poll returns EINTR).
+/// Installs the SIGINT/SIGTERM handlers (idempotent).
 pub fn install() -> Result<()> {
+    if STOP.get().is_some() {
+        return Ok(());
+    }
+    let stop = STOP.get_or_init(|| Arc::new(AtomicUsize::new(0)));
+    let asked = Arc::new(AtomicBool::new(false));
     for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler only stores to an
-        // atomic, which is async-signal-safe.
-        let r = unsafe {
-            let mut act: libc::sigaction = std::mem::zeroed();
-            act.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            libc::sigemptyset(&mut act.sa_mask);
-            libc::sigaction(sig, &act, std::ptr::null_mut())
-        };
-        if r != 0 {
-            bail!(
-                "cannot install a signal handler: {}",
-                std::io::Error::last_os_error()
-            );
-        }
+        // Handlers run in the order registered: the shutdown looks at `asked` before this signal sets it.
+        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, asked.clone())
+            .and_then(|_| signal_hook::flag::register(sig, asked.clone()))
+            .and_then(|_| signal_hook::flag::register_usize(sig, stop.clone(), sig as usize))
+            .context("cannot install a SIGINT/SIGTERM handler")?;
     }
     Ok(())
 }
 
 /// Whether SIGINT or SIGTERM arrived since [`install`].
 pub fn stop_requested() -> bool {
-    STOP.load(Ordering::SeqCst)
+    stop_signal().is_some()
+}
+
+/// The signal that asked to stop, if one did.
+pub fn stop_signal() -> Option<i32> {
+    match STOP.get()?.load(Ordering::SeqCst) {
+        0 => None,
+        sig => Some(sig as i32),
+    }
+}
+
+/// The signal's name, for messages.
+pub fn name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
+
+/// Waits up to `timeout` for `source`'s next frame, or until a stop is requested (`Ok(None)`).
+pub fn next_frame(source: &mut Source, timeout: Duration) -> Result<Option<Frame>, StreamError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if stop_requested() {
+            return Ok(None);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match source.next_frame(left.min(SLICE)) {
+            Err(StreamError::Timeout { .. }) if left > SLICE => continue,
+            Err(StreamError::Timeout { path, .. }) => {
+                return Err(StreamError::Timeout { path, timeout })
+            }
+            other => return other.map(Some),
+        }
+    }
 }

@@ -114,6 +114,24 @@ fn close(got: [u8; 3], want: [f64; 3], what: &str) {
     }
 }
 
+/// Ctrl-C (SIGINT) and SIGTERM in the middle of a dump: complete files, the trace agrees, nothing left over.
+#[test]
+fn a_signal_mid_dump_leaves_every_written_frame_in_a_complete_file() {
+    for (out, sig) in [("stop.y4m", libc::SIGINT), ("stop.raw", libc::SIGTERM)] {
+        let dir = scratch(&format!("signal-{sig}"));
+        let frames = dmacam_tests::stop::dump_stopped_by(
+            dmacam(),
+            &["-d", "pattern"],
+            &dir,
+            out,
+            640 * 360 * 2,
+            sig,
+            3,
+        );
+        assert!(frames < 100_000);
+    }
+}
+
 #[test]
 fn dump_of_the_pattern_is_a_valid_y4m_with_the_bars_and_a_moving_marker() {
     let dir = scratch("dump");
@@ -200,6 +218,42 @@ fn gradient_as_nv12_at_a_chosen_size() {
             &format!("gradient at ({x},{y})"),
         );
     }
+}
+
+/// Ctrl-C in the middle of `check`: the case cut short is not reported as a result, the report says how many
+/// formats were not tested, the JSON report is still written, and the exit status is 130.
+#[test]
+fn check_stopped_by_sigint_says_what_was_not_tested() {
+    let dir = scratch("check-sigint");
+    let json = dir.join("r.json");
+    let mut child = dmacam()
+        .args([
+            "check",
+            "-d",
+            "pattern",
+            "--frames",
+            "100000",
+            "--formats",
+            "YUYV,NV12,XR24",
+            "--json",
+        ])
+        .arg(&json)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    dmacam_tests::signal(child.id(), libc::SIGINT);
+    let status = dmacam_tests::wait_with_deadline(&mut child, std::time::Duration::from_secs(30));
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("stopped by SIGINT; 3 formats were not tested"),
+        "{err}"
+    );
+    let report = std::fs::read_to_string(&json).unwrap();
+    assert!(report.contains("\"passed\": 0"), "{report}");
 }
 
 #[test]

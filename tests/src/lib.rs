@@ -466,6 +466,8 @@ pub fn wait_for_line(child: &mut Child, log: &Path, needle: &str, limit: Duratio
 }
 
 /// Helpers for the host tests (`tests/host/*.rs`), which run the built `dmacam` on this machine, no VM.
+pub mod stop;
+
 pub mod host {
     use std::path::PathBuf;
     use std::process::Command;

@@ -284,6 +284,33 @@ fn capture_y4m_nv12m_multiplanar_each_io_mode() {
     }
 }
 
+/// Ctrl-C (SIGINT) and SIGTERM mid-dump on vivid: every written frame in a complete Y4M/raw file that agrees
+/// with the trace, exit 128 + signal, no temporary left; the frames are vivid's bars (not zeros).
+#[test]
+fn capture_dump_stopped_by_a_signal_keeps_complete_files() {
+    require_vm();
+    vivid_still(SP);
+    for (out, sig) in [("stop.y4m", libc::SIGINT), ("stop.raw", libc::SIGTERM)] {
+        let dir = fresh_dir(&format!("capture-signal-{sig}"));
+        let frames = dmacam_tests::stop::dump_stopped_by(
+            dmacam(),
+            &["-d", SP, "--format", "YUYV", "--size", "640x360"],
+            &dir,
+            out,
+            640 * 360 * 2,
+            sig,
+            5,
+        );
+        let data = std::fs::read(dir.join(out)).unwrap();
+        let last = &data[data.len() - 640 * 360 * 2..];
+        assert!(
+            last.iter().any(|&b| b != last[0]),
+            "{out}: the last frame is flat"
+        );
+        assert!(frames >= 5);
+    }
+}
+
 fn check_png_bars(path: &Path) {
     let dec = png::Decoder::new(std::fs::File::open(path).unwrap());
     let mut reader = dec.read_info().unwrap();

@@ -139,6 +139,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let started = Instant::now();
     let mut results = Vec::new();
+    let mut stopped = None;
+    let mut vanished = None;
     let mut device_name = args.capture.device.display().to_string();
     let mut driver = String::new();
     match prepare(&args) {
@@ -149,15 +151,29 @@ pub fn run(args: Args) -> Result<ExitCode> {
             };
             device_name = dev.path().display().to_string();
             drop(dev);
+            crate::signals::install()?;
+            let total = formats.len();
             for f in formats {
                 let r = check_format(&args, f, expect);
+                if crate::signals::stop_requested() {
+                    // The case cut short is not a result; the report says what was not tested.
+                    stopped = Some(total - results.len());
+                    break;
+                }
                 println!(
                     "{:<6} {:<4} {}",
                     r.name,
                     r.status.as_str(),
                     r.messages.join("; ")
                 );
+                let failed = r.status == Status::Fail;
                 results.push(r);
+                if failed && !matches!(expect, Expect::Pattern(_)) && !args.capture.device.exists()
+                {
+                    // The camera vanished: every format left would fail the same way.
+                    vanished = Some(total - results.len());
+                    break;
+                }
             }
         }
         Err(e) => {
@@ -179,11 +195,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let failed = results.iter().filter(|r| r.status == Status::Fail).count();
     let skipped = results.iter().filter(|r| r.status == Status::Skip).count();
     println!("{passed} passed, {failed} failed, {skipped} skipped (not supported by dmacam)");
+    if let Some(n) = vanished.filter(|&n| n > 0) {
+        eprintln!("dmacam: {device_name} is gone; {n} more formats were not tested");
+    }
     if let Some(path) = &args.json {
         write_json(path, &device_name, &driver, &results, started.elapsed())?;
     }
     if let Some(path) = &args.junit {
         write_junit(path, &device_name, &results, started.elapsed())?;
+    }
+    if let (Some(n), Some(sig)) = (stopped, crate::signals::stop_signal()) {
+        eprintln!(
+            "dmacam check: stopped by {}; {n} formats were not tested",
+            crate::signals::name(sig)
+        );
+        return Ok(ExitCode::from((128 + sig) as u8));
     }
     if failed > 0 || passed == 0 {
         if failed == 0 {
@@ -344,7 +370,9 @@ fn stream_and_check(args: &Args, fourcc: Fourcc, expect: Expect, r: &mut CaseRes
     let mut last: Option<(u32, Duration)> = None;
     let mut after_error = false;
     while r.frames < args.frames.max(1) {
-        let frame = stream.next_frame(timeout)?;
+        let Some(frame) = crate::signals::next_frame(&mut stream, timeout)? else {
+            break;
+        };
         let now = dmacam_capture::monotonic_now();
         let seq = frame.sequence();
         let ts = frame.timestamp();

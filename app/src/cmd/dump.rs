@@ -392,6 +392,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut sink = FileSink::create(&args.output, &sink_format, sink_pixel, interval)?;
     tracing::info!(device = %path.display(), format = %stream.format(), io = stream.io().as_str(), "dumping");
     crate::decoding::announce("dump", &stream);
+    crate::signals::install()?;
     stream.start()?;
     let progress = crate::progress::Bar::frames(u64::from(args.frames));
     let timeout = Duration::from_secs(args.capture.timeout.max(1));
@@ -405,8 +406,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut errored_in_a_row = 0u32;
     let mut disconnected = None;
     while written < args.frames {
-        let frame = match stream.next_frame(timeout) {
-            Ok(f) => f,
+        let frame = match crate::signals::next_frame(&mut stream, timeout) {
+            Ok(Some(f)) => f,
+            // Ctrl-C: the frames written so far are finished below, as at the end of a full run.
+            Ok(None) => break,
             Err(e @ StreamError::Disconnected { .. }) => {
                 disconnected = Some(e);
                 break;
@@ -500,8 +503,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
             path.display()
         );
     }
+    let stopped = crate::signals::stop_signal().filter(|_| written < args.frames);
+    if disconnected.is_some() || stopped.is_some() {
+        // The frames written so far stay a valid file (a Y4M stays playable), and so does the trace.
+        if let Some(t) = &trace {
+            t.finish()?;
+        }
+    }
     if let Some(e) = disconnected {
-        // The frames written so far stay a valid file (a Y4M stays playable); the run still failed.
+        // The run still failed.
         if written == 0 {
             bail!("{e}; no frame was written");
         }
@@ -514,6 +524,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "{e}; the {written} frames captured before (of {}) are in {place}",
             args.frames
         );
+    }
+    if let Some(sig) = stopped {
+        // A requested stop: what was asked for is not all there, so the exit status says why (128 + signal).
+        let place = if written == 0 {
+            drop(sink);
+            "nothing was written".to_owned()
+        } else {
+            let files = sink.finish()?;
+            match files.as_slice() {
+                [one] => format!("they are complete in {}", one.display()),
+                _ => format!("they are complete in {} files", files.len()),
+            }
+        };
+        eprintln!(
+            "dmacam dump: stopped by {} after {written} of {} frames; {place}",
+            crate::signals::name(sig),
+            args.frames
+        );
+        return Ok(ExitCode::from((128 + sig) as u8));
     }
     let files = sink.finish()?;
     if let (Some(t), Some(p)) = (&trace, &args.trace) {
