@@ -22,6 +22,7 @@ pub mod device;
 pub mod dmabuf;
 mod error;
 pub mod format;
+mod frame;
 pub mod jpeg;
 pub mod pattern;
 mod raw;

@@ -32,6 +32,10 @@ use crate::format::{fourcc_name, supported_names, Format, PixelFormat};
 use crate::raw::{self, b, BufferArg};
 
 pub use crate::error::StreamError;
+pub use crate::frame::{
+    Frame, BUF_FLAG_ERROR, BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC,
+};
+pub(crate) use crate::frame::{FrameMeta, FramePool};
 
 /// Where the buffer memory comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -413,21 +417,23 @@ impl Stream {
         // The payload of each memory plane starts `data_offset` bytes in (vivid uses this for NV16M/NV61M).
         let slot = &self.shared.slots[buf.index as usize];
         let dmabuf = with_data_offsets(&slot.dmabuf, &slot.memory, &data_offset);
-        Frame(Arc::new(FrameInner {
-            dmabuf,
-            pool: self.shared.clone(),
-            index: buf.index as usize,
-            sequence: buf.sequence,
-            timestamp: Duration::new(
-                buf.timestamp.tv_sec.max(0) as u64,
-                (buf.timestamp.tv_usec.max(0) as u32).saturating_mul(1000),
-            ),
-            flags: buf.flags,
-            field: buf.field,
-            bytesused,
-            data_offset,
-            cpu_bytes_copied: 0,
-        }))
+        Frame::from_pool(
+            self.shared.clone(),
+            FrameMeta {
+                index: buf.index as usize,
+                dmabuf,
+                sequence: buf.sequence,
+                timestamp: Duration::new(
+                    buf.timestamp.tv_sec.max(0) as u64,
+                    (buf.timestamp.tv_usec.max(0) as u32).saturating_mul(1000),
+                ),
+                flags: buf.flags,
+                field: buf.field,
+                bytesused,
+                data_offset,
+                cpu_bytes_copied: 0,
+            },
+        )
     }
 }
 
@@ -504,26 +510,6 @@ pub(crate) fn with_data_offsets(
     dmabuf
 }
 
-/// `V4L2_BUF_FLAG_ERROR`.
-pub const BUF_FLAG_ERROR: u32 = b::V4L2_BUF_FLAG_ERROR;
-/// `V4L2_BUF_FLAG_TIMESTAMP_MASK`.
-pub const BUF_FLAG_TIMESTAMP_MASK: u32 = b::V4L2_BUF_FLAG_TIMESTAMP_MASK;
-/// `V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC`.
-pub const BUF_FLAG_TIMESTAMP_MONOTONIC: u32 = b::V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC;
-
-/// Where a [`Frame`]'s buffer comes from, and where it goes back when the frame's last clone is dropped: a
-/// V4L2 queue ([`Stream`]) or the ring of the built-in pattern source.
-pub(crate) trait FramePool: std::fmt::Debug + Send + Sync {
-    /// The device path or source name, for error messages.
-    fn name(&self) -> &Path;
-    /// The memory planes (fds) of buffer `index`.
-    fn memory(&self, index: usize) -> &[Arc<OwnedFd>];
-    /// The read-only CPU mappings of buffer `index`, made on first use.
-    fn maps(&self, index: usize) -> &OnceLock<Vec<Mapping>>;
-    /// Buffer `index` is free again (every holder of its frame is done).
-    fn release(&self, index: usize);
-}
-
 impl FramePool for Shared {
     fn name(&self) -> &Path {
         self.device.path()
@@ -560,165 +546,5 @@ impl FramePool for Shared {
                 ),
             },
         }
-    }
-}
-
-#[derive(Debug)]
-struct FrameInner {
-    dmabuf: Dmabuf,
-    pool: Arc<dyn FramePool>,
-    index: usize,
-    sequence: u32,
-    timestamp: Duration,
-    flags: u32,
-    field: u32,
-    bytesused: Vec<u32>,
-    data_offset: Vec<u32>,
-    cpu_bytes_copied: u64,
-}
-
-impl Drop for FrameInner {
-    fn drop(&mut self) {
-        self.pool.release(self.index);
-    }
-}
-
-/// A dequeued frame. Clones share it; the buffer is queued again when the last clone is dropped.
-#[derive(Debug, Clone)]
-pub struct Frame(Arc<FrameInner>);
-
-/// What a producer other than a V4L2 queue says about a frame it hands out (see [`Frame::from_pool`]).
-pub(crate) struct FrameMeta {
-    pub index: usize,
-    pub dmabuf: Dmabuf,
-    pub sequence: u32,
-    pub timestamp: Duration,
-    pub flags: u32,
-    pub field: u32,
-    pub bytesused: Vec<u32>,
-    pub data_offset: Vec<u32>,
-    /// Bytes the CPU wrote to make this frame (the MJPEG decode); 0 for a frame straight from its producer.
-    pub cpu_bytes_copied: u64,
-}
-
-impl Frame {
-    /// A frame of buffer `meta.index` of `pool`; the pool gets it back when the last clone is dropped.
-    pub(crate) fn from_pool(pool: Arc<dyn FramePool>, meta: FrameMeta) -> Frame {
-        Frame(Arc::new(FrameInner {
-            dmabuf: meta.dmabuf,
-            pool,
-            index: meta.index,
-            sequence: meta.sequence,
-            timestamp: meta.timestamp,
-            flags: meta.flags,
-            field: meta.field,
-            bytesused: meta.bytesused,
-            data_offset: meta.data_offset,
-            cpu_bytes_copied: meta.cpu_bytes_copied,
-        }))
-    }
-
-    /// The frame's memory as dma-bufs (fds shared with the stream; dup them to hand ownership away). Plane
-    /// offsets include the driver's `data_offset` for this frame.
-    pub fn dmabuf(&self) -> &Dmabuf {
-        &self.0.dmabuf
-    }
-
-    /// The driver's sequence number (gaps mean dropped frames).
-    pub fn sequence(&self) -> u32 {
-        self.0.sequence
-    }
-
-    /// The buffer timestamp (CLOCK_MONOTONIC if [`Frame::flags`] has `BUF_FLAG_TIMESTAMP_MONOTONIC`).
-    pub fn timestamp(&self) -> Duration {
-        self.0.timestamp
-    }
-
-    /// When the frame was captured, on CLOCK_MONOTONIC (the clock every stage measures latency against);
-    /// `None` if the driver stamps buffers on another clock.
-    pub fn capture_time(&self) -> Option<Duration> {
-        (self.0.flags & BUF_FLAG_TIMESTAMP_MASK == BUF_FLAG_TIMESTAMP_MONOTONIC)
-            .then_some(self.0.timestamp)
-    }
-
-    /// Whether the timestamp is on CLOCK_MONOTONIC (see [`Frame::capture_time`]).
-    pub fn is_monotonic(&self) -> bool {
-        self.capture_time().is_some()
-    }
-
-    /// The V4L2 buffer flags.
-    pub fn flags(&self) -> u32 {
-        self.0.flags
-    }
-
-    /// The V4L2 field of the buffer.
-    pub fn field(&self) -> u32 {
-        self.0.field
-    }
-
-    /// Whether the driver marked the buffer as erroneous (`V4L2_BUF_FLAG_ERROR`).
-    pub fn is_error(&self) -> bool {
-        self.0.flags & BUF_FLAG_ERROR != 0
-    }
-
-    /// The buffer slot index.
-    pub fn index(&self) -> usize {
-        self.0.index
-    }
-
-    /// Bytes of payload in each memory plane.
-    pub fn bytesused(&self) -> &[u32] {
-        &self.0.bytesused
-    }
-
-    /// Offset of the payload in each memory plane.
-    pub fn data_offset(&self) -> &[u32] {
-        &self.0.data_offset
-    }
-
-    /// Bytes the CPU wrote to make this frame: the MJPEG decode into its buffer ([`crate::decode`]); 0 for
-    /// a frame as the camera, the pattern source or a served socket delivered it.
-    pub fn cpu_bytes_copied(&self) -> u64 {
-        self.0.cpu_bytes_copied
-    }
-
-    /// The exported dma-buf of each memory plane (what [`Frame::read`] maps).
-    pub fn memory(&self) -> &[Arc<OwnedFd>] {
-        self.0.pool.memory(self.0.index)
-    }
-
-    /// The CPU mappings of this buffer's dma-bufs (made once per buffer, on first use).
-    pub fn mappings(&self) -> Result<&[Mapping], StreamError> {
-        let cell = self.0.pool.maps(self.0.index);
-        if let Some(m) = cell.get() {
-            return Ok(m);
-        }
-        let maps = self
-            .memory()
-            .iter()
-            .map(|fd| Mapping::new(fd.clone(), false))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| StreamError::Map {
-                path: self.0.pool.name().to_path_buf(),
-                source,
-            })?;
-        let _ = cell.set(maps);
-        Ok(cell.get().expect("mappings were just set"))
-    }
-
-    /// Reads the frame on the CPU: calls `f` with each memory plane's whole bytes, between
-    /// `DMA_BUF_IOCTL_SYNC` start and end on the exported dma-bufs.
-    pub fn read<R>(&self, f: impl FnOnce(&[&[u8]]) -> R) -> Result<R, StreamError> {
-        let maps = self.mappings()?;
-        let guards = maps
-            .iter()
-            .map(|m| m.read())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| StreamError::Map {
-                path: self.0.pool.name().to_path_buf(),
-                source,
-            })?;
-        let slices: Vec<&[u8]> = guards.iter().map(|g| &g[..]).collect();
-        Ok(f(&slices))
     }
 }
