@@ -465,6 +465,34 @@ pub fn wait_for_line(child: &mut Child, log: &Path, needle: &str, limit: Duratio
     }
 }
 
+/// Checks the `pixel (X, Y): RGBA [R, G, B, A]` lines the render example (`convert_frame`) prints for a
+/// frame of the pattern source `width` pixels wide: one per colour bar, each within 8 levels of its bar.
+pub fn assert_example_bars(stdout: &str, width: u32, what: &str) {
+    let mut bars = 0;
+    for line in stdout.lines() {
+        let Some(rest) = line.strip_prefix("pixel (") else {
+            continue;
+        };
+        let x: u32 = rest.split(',').next().unwrap().parse().unwrap();
+        let rgba = rest
+            .split_once("RGBA [")
+            .unwrap()
+            .1
+            .split(']')
+            .next()
+            .unwrap();
+        let rgb: Vec<u8> = rgba.split(", ").map(|c| c.parse().unwrap()).collect();
+        let want = dmacam_capture::colour::bar_rgb(x, width);
+        let off = (0..3).map(|c| rgb[c].abs_diff(want[c])).max().unwrap();
+        assert!(
+            off <= 8,
+            "{what}: x {x}: {rgb:?}, the bar is {want:?}:\n{stdout}"
+        );
+        bars += 1;
+    }
+    assert_eq!(bars, 8, "{what}: one pixel per bar:\n{stdout}");
+}
+
 /// Helpers for the host tests (`tests/host/*.rs`), which run the built `dmacam` on this machine, no VM.
 pub mod stop;
 
@@ -477,29 +505,39 @@ pub mod host {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
     }
 
+    /// Runs `cargo build --quiet KIND NAME` (`--bin dmacam`, `--example capture_frames`) in the work tree and
+    /// returns the target directory's `debug/` folder.
+    fn cargo_build(kind: &str, name: &str) -> PathBuf {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target"));
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", kind, name])
+            .current_dir(root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build {kind} {name} failed");
+        target.join("debug")
+    }
+
     /// The `dmacam` binary, built (or found up to date) once per test process in this target directory.
     pub fn binary() -> PathBuf {
         static BUILT: OnceLock<PathBuf> = OnceLock::new();
         BUILT
-            .get_or_init(|| {
-                let target = std::env::var_os("CARGO_TARGET_DIR")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| root().join("target"));
-                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-                let status = Command::new(cargo)
-                    .args(["build", "--quiet", "--bin", "dmacam"])
-                    .current_dir(root())
-                    .status()
-                    .expect("run cargo build");
-                assert!(status.success(), "cargo build --bin dmacam failed");
-                target.join("debug/dmacam")
-            })
+            .get_or_init(|| cargo_build("--bin", "dmacam").join("dmacam"))
             .clone()
     }
 
     /// A `dmacam` command.
     pub fn dmacam() -> Command {
         Command::new(binary())
+    }
+
+    /// A command for the library crates' example `name` (`capture_frames`, `convert_frame`, ...), built (or
+    /// found up to date) in this target directory.
+    pub fn example(name: &str) -> Command {
+        Command::new(cargo_build("--example", name).join("examples").join(name))
     }
 
     /// A fresh, empty scratch directory for test `name` of `suite`, removed when the test passes (kept for a
