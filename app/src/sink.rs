@@ -122,8 +122,9 @@ fn temp_name(path: &Path, tag: &str) -> PathBuf {
     path.with_file_name(format!(".{name}.{tag}-{}.partial", std::process::id()))
 }
 
-fn create(path: &Path) -> Result<BufWriter<File>> {
-    let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+/// Creates `tmp`, the hidden temporary of `dest`; errors name `dest`, the file the user asked for.
+fn create(tmp: &Path, dest: &Path) -> Result<BufWriter<File>> {
+    let f = File::create(tmp).with_context(|| format!("cannot create {}", dest.display()))?;
     Ok(BufWriter::with_capacity(1 << 20, f))
 }
 
@@ -140,7 +141,7 @@ impl FileSink {
         match kind {
             Kind::Raw => {
                 let tmp = temp_name(path, "raw");
-                stream = Some((create(&tmp)?, tmp));
+                stream = Some((create(&tmp, path)?, tmp));
             }
             Kind::Y4m => {
                 let chroma = y4m_chroma(pixel).ok_or_else(|| {
@@ -150,7 +151,7 @@ impl FileSink {
                     )
                 })?;
                 let tmp = temp_name(path, "y4m");
-                let mut w = create(&tmp)?;
+                let mut w = create(&tmp, path)?;
                 let (num, den) = if interval.numerator == 0 {
                     (1, 30)
                 } else {
@@ -161,7 +162,7 @@ impl FileSink {
                     "YUV4MPEG2 W{} H{} F{den}:{num} Ip A1:1 {chroma}",
                     format.width, format.height
                 )
-                .with_context(|| format!("writing {}", tmp.display()))?;
+                .with_context(|| format!("writing {}", path.display()))?;
                 stream = Some((w, tmp));
             }
             Kind::Png | Kind::Ppm => {
@@ -194,7 +195,8 @@ impl FileSink {
         let pixel = self.pixel;
         match self.kind {
             Kind::Raw => {
-                let (w, tmp) = self.stream.as_mut().expect("raw sink has a file");
+                let (w, _) = self.stream.as_mut().expect("raw sink has a file");
+                let dest = &self.path;
                 let used = frame.bytesused();
                 let offs = frame.data_offset();
                 frame.read(|mem| -> Result<()> {
@@ -206,20 +208,21 @@ impl FileSink {
                         // pin the source pages (9p, FUSE).
                         for chunk in bytes[start..end].chunks(CHUNK) {
                             w.write_all(chunk)
-                                .with_context(|| format!("writing {}", tmp.display()))?;
+                                .with_context(|| format!("writing {}", dest.display()))?;
                         }
                     }
                     Ok(())
                 })??;
             }
             Kind::Y4m => {
-                let (w, tmp) = self.stream.as_mut().expect("y4m sink has a file");
+                let (w, _) = self.stream.as_mut().expect("y4m sink has a file");
+                let dest = &self.path;
                 frame.read(|mem| -> Result<()> {
                     let view = View::new(format, pixel, mem, &frame.data_offset())?;
                     let data = y4m_frame(&view);
                     w.write_all(b"FRAME\n")
                         .and_then(|_| w.write_all(&data))
-                        .with_context(|| format!("writing {}", tmp.display()))
+                        .with_context(|| format!("writing {}", dest.display()))
                 })??;
             }
             Kind::Png | Kind::Ppm => {
@@ -240,13 +243,11 @@ impl FileSink {
                     .replace('#', &format!("{:06}", frame.sequence()));
                 let dest = PathBuf::from(name);
                 let tmp = temp_name(&dest, "frame");
-                let res = write_image(self.kind, &tmp, format.width, format.height, &rgb).and_then(
-                    |_| {
-                        std::fs::rename(&tmp, &dest).with_context(|| {
-                            format!("cannot rename {} to {}", tmp.display(), dest.display())
-                        })
-                    },
-                );
+                let res = write_image(self.kind, &tmp, &dest, format.width, format.height, &rgb)
+                    .and_then(|_| {
+                        std::fs::rename(&tmp, &dest)
+                            .with_context(|| format!("cannot complete {}", dest.display()))
+                    });
                 if let Err(e) = res {
                     let _ = std::fs::remove_file(&tmp);
                     return Err(e);
@@ -338,12 +339,14 @@ fn y4m_frame(view: &View<'_>) -> Vec<u8> {
     out
 }
 
-fn write_image(kind: Kind, path: &Path, w: u32, h: u32, rgb: &[u8]) -> Result<()> {
-    let mut out = create(path)?;
+/// Writes one image to `tmp`, the temporary of `path` (which errors name).
+fn write_image(kind: Kind, tmp: &Path, path: &Path, w: u32, h: u32, rgb: &[u8]) -> Result<()> {
+    let mut out = create(tmp, path)?;
     match kind {
         Kind::Ppm => {
-            write!(out, "P6\n{w} {h}\n255\n")?;
-            out.write_all(rgb)?;
+            write!(out, "P6\n{w} {h}\n255\n")
+                .and_then(|_| out.write_all(rgb))
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         _ => {
             let mut enc = png::Encoder::new(&mut out, w, h);

@@ -72,6 +72,22 @@ pub enum StreamError {
     },
 }
 
+impl StreamError {
+    /// Whether the source is gone rather than broken: the camera was unplugged (ENODEV), or the `serve`
+    /// server ended the stream, dropped this consumer or closed the connection. The frames taken before are
+    /// good; a writer keeps them.
+    pub fn is_source_gone(&self) -> bool {
+        matches!(
+            self,
+            StreamError::Disconnected { .. }
+                | StreamError::Remote {
+                    source: ShareError::Ended { .. } | ShareError::Closed { .. },
+                    ..
+                }
+        )
+    }
+}
+
 /// Why sharing failed, on either side.
 #[derive(Debug, Error)]
 pub enum ShareError {

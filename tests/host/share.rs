@@ -171,6 +171,32 @@ fn dump_from(socket: &Path, frames: u32, out: &Path) -> std::process::Output {
         .expect("run dmacam dump")
 }
 
+/// A consumer whose server ends the stream (here after 10 frames, as when it is stopped or drops the
+/// consumer) keeps the frames it wrote, says how many, and exits non-zero: like a camera unplugged.
+#[test]
+fn a_dump_whose_server_ends_keeps_its_frames() {
+    let dir = scratch("share", "ended");
+    let serve = Serve::start(&dir, &["--wait-clients", "1", "--frames", "10"]);
+    let out = dir.join("kept.raw");
+    let o = dump_from(&serve.socket, 50, &out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    let n: u64 = err
+        .split("the ")
+        .last()
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no frame count in: {err}"));
+    assert!(
+        (1..=10).contains(&n) && err.contains("(of 50) are in"),
+        "{err}"
+    );
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), n * FRAME, "{err}");
+    let (status, log) = serve.stop();
+    assert!(status.success(), "{log}");
+}
+
 #[test]
 fn consumers_of_one_server_get_the_same_frames() {
     let dir = scratch("share", "same");

@@ -15,12 +15,15 @@ use dmacam_capture::format::{fourcc_name, parse_fourcc, Fraction};
 use dmacam_capture::pattern::{parse_source_name, PatternKind};
 use dmacam_capture::{
     Device, Format, FormatRequest, Fourcc, Input, IoMode, Mapping, PixelFormat, Source,
-    StreamError, StreamOptions,
+    StreamOptions,
 };
 use dmacam_display::PathRequest;
 use dmacam_render::{output_stride, Colorimetry, ProcessSpec, Renderer, OUTPUT_FOURCC};
 
 use crate::sink::{FileSink, Kind, MappedFrame};
+
+/// The largest width or height `--size` takes (V4L2 drivers and Vulkan images stop well before).
+const MAX_SIDE: u32 = 16384;
 
 /// `--size WxH`.
 pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -29,8 +32,13 @@ pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let (w, h) = s.split_once(['x', 'X']).ok_or_else(err)?;
     let w: u32 = w.trim().parse().map_err(|_| err())?;
     let h: u32 = h.trim().parse().map_err(|_| err())?;
-    if w == 0 || h == 0 || w > 16384 || h > 16384 {
+    if w == 0 || h == 0 {
         return Err(err());
+    }
+    if w > MAX_SIDE || h > MAX_SIDE {
+        return Err(format!(
+            "'{s}' is too large a frame size; give at most {MAX_SIDE}x{MAX_SIDE}"
+        ));
     }
     Ok((w, h))
 }
@@ -172,11 +180,22 @@ pub fn negotiate(
     fourcc: Option<Fourcc>,
     opts: &CaptureOpts,
 ) -> Result<(Format, Fraction)> {
+    let size = opts.size()?;
     let format = input.negotiate(&FormatRequest {
         fourcc,
-        size: opts.size()?,
+        size,
         fps: opts.fps()?,
     })?;
+    if let Some((w, h)) = size.filter(|&s| s != (format.width, format.height)) {
+        // As VIDIOC_S_FMT adjusts a size it cannot give: said, never silent.
+        tracing::warn!(
+            "{}: {w}x{h} adjusted to {}x{} (the nearest size the source gives for {})",
+            input.path().display(),
+            format.width,
+            format.height,
+            fourcc_name(format.fourcc)
+        );
+    }
     let interval = input.frame_interval().unwrap_or(Fraction {
         numerator: 1,
         denominator: 30,
@@ -410,7 +429,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Ok(Some(f)) => f,
             // Ctrl-C: the frames written so far are finished below, as at the end of a full run.
             Ok(None) => break,
-            Err(e @ StreamError::Disconnected { .. }) => {
+            Err(e) if e.is_source_gone() => {
                 disconnected = Some(e);
                 break;
             }
