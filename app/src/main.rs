@@ -1,5 +1,7 @@
 //! `dmacam`: camera frames from V4L2 to the screen or to disk without a CPU copy.
 
+#[cfg(test)]
+mod catalogue_tests;
 mod cmd;
 mod decoding;
 mod error_line;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use dmacam_capture::format::{fourcc_name, Fraction};
-use dmacam_capture::{Format, Frame, Layout, Mapping, PixelFormat};
+use dmacam_capture::{Format, Frame, Mapping, PixelFormat};
 
 use crate::pixels::{Csc, View};
 
@@ -144,7 +144,7 @@ impl FileSink {
                 stream = Some((create(&tmp, path)?, tmp));
             }
             Kind::Y4m => {
-                let chroma = y4m_chroma(pixel).ok_or_else(|| {
+                let chroma = pixel.y4m.ok_or_else(|| {
                     anyhow::anyhow!(
                         "{} is not a YUV format, so it cannot go into a .y4m file; use .raw, .png or .ppm, or a YUV --format (YUYV, NV12, ...)",
                         fourcc_name(format.fourcc)
@@ -296,17 +296,6 @@ impl Drop for FileSink {
     }
 }
 
-/// The Y4M colour tag for a format: the chroma subsampling and siting V4L2 uses for it.
-fn y4m_chroma(pixel: PixelFormat) -> Option<&'static str> {
-    match pixel.layout {
-        Layout::Packed422 { .. } | Layout::SemiPlanar { vsub: 1, .. } => Some("C422"),
-        // V4L2's 4:2:0 formats site chroma as MPEG-2 does (co-sited left, centred vertically).
-        Layout::SemiPlanar { .. } | Layout::Planar420 { .. } => Some("C420mpeg2"),
-        Layout::Grey => Some("Cmono"),
-        Layout::Rgb { .. } | Layout::Jpeg => None,
-    }
-}
-
 /// One frame as planar Y, Cb, Cr in the format's own subsampling (no resampling).
 fn y4m_frame(view: &View<'_>) -> Vec<u8> {
     use crate::pixels::Sample;
@@ -320,12 +309,12 @@ fn y4m_frame(view: &View<'_>) -> Vec<u8> {
             });
         }
     }
-    let vsub = match view.pixel.layout {
-        Layout::Packed422 { .. } => 1,
-        Layout::SemiPlanar { vsub, .. } => vsub as usize,
-        Layout::Planar420 { .. } => 2,
-        _ => return out,
-    };
+    // Luma-only formats have no chroma planes; the catalogue gives no other format a Y4M tag.
+    let (hsub, vsub) = view.pixel.chroma_sub();
+    if hsub == 1 {
+        return out;
+    }
+    let vsub = vsub as usize;
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(vsub));
     for plane in 0..2 {
         for cy in 0..ch {

@@ -2,6 +2,8 @@
 //! frame's own format) or a conversion to XRGB8888 (BT.601 limited range, as V4L2 webcams and vivid encode).
 //! Nothing else in dmacam touches pixels on the CPU.
 
+use dmacam_capture::Layout;
+
 use crate::formats::FormatInfo;
 
 /// One source plane: its bytes from the first row on, and the distance between rows.
@@ -27,7 +29,7 @@ pub enum ConvertError {
 }
 
 fn check(info: &FormatInfo, w: u32, h: u32, src: &[PlaneRef<'_>]) -> Result<(), ConvertError> {
-    if src.len() < usize::from(info.planes) {
+    if src.len() < info.planes() {
         return Err(ConvertError::Short {
             plane: src.len(),
             have: 0,
@@ -36,7 +38,7 @@ fn check(info: &FormatInfo, w: u32, h: u32, src: &[PlaneRef<'_>]) -> Result<(), 
             h,
         });
     }
-    for (i, p) in src.iter().take(usize::from(info.planes)).enumerate() {
+    for (i, p) in src.iter().take(info.planes()).enumerate() {
         let rows = info.rows(i, h) as usize;
         let row = info.min_stride(i, w) as usize;
         let need = if rows == 0 {
@@ -78,7 +80,7 @@ pub fn copy_packed(
         });
     }
     let mut at = 0;
-    for (i, p) in src.iter().take(usize::from(info.planes)).enumerate() {
+    for (i, p) in src.iter().take(info.planes()).enumerate() {
         let row = info.min_stride(i, w) as usize;
         for r in 0..info.rows(i, h) as usize {
             dst[at..at + row].copy_from_slice(&p.data[r * p.stride..r * p.stride + row]);
@@ -126,19 +128,11 @@ pub fn to_xrgb8888(
             h,
         });
     }
-    let code = info.drm.bytes();
     let put = |row: &mut [u8], x: usize, rgb: [u8; 3]| {
         row[x * 4..x * 4 + 4].copy_from_slice(&[rgb[2], rgb[1], rgb[0], 0xff]);
     };
-    match &code {
-        b"YUYV" | b"YVYU" | b"UYVY" | b"VYUY" => {
-            // Byte positions of Y0, U, Y1, V within each 4-byte pair.
-            let (y0, u, y1, v) = match &code {
-                b"YUYV" => (0, 1, 2, 3),
-                b"YVYU" => (0, 3, 2, 1),
-                b"UYVY" => (1, 0, 3, 2),
-                _ => (1, 2, 3, 0),
-            };
+    match info.pixel.layout {
+        Layout::Packed422 { y0, u, y1, v } => {
             for r in 0..hu {
                 let s = &src[0].data[r * src[0].stride..];
                 let d = &mut dst[r * dst_stride..];
@@ -151,24 +145,23 @@ pub fn to_xrgb8888(
                 }
             }
         }
-        b"NV12" | b"NV21" | b"NV16" | b"NV61" => {
-            let swap = matches!(&code, b"NV21" | b"NV61");
-            let vsub = usize::from(info.sub.1);
+        Layout::SemiPlanar { vsub, cr_first } => {
+            let vsub = vsub as usize;
             for r in 0..hu {
                 let ys = &src[0].data[r * src[0].stride..];
                 let cs = &src[1].data[(r / vsub) * src[1].stride..];
                 let d = &mut dst[r * dst_stride..];
                 for x in 0..wu {
                     let (mut u, mut v) = (cs[(x / 2) * 2], cs[(x / 2) * 2 + 1]);
-                    if swap {
+                    if cr_first {
                         std::mem::swap(&mut u, &mut v);
                     }
                     put(d, x, yuv_to_rgb(ys[x], u, v));
                 }
             }
         }
-        b"YU12" | b"YV12" => {
-            let (ui, vi) = if &code == b"YU12" { (1, 2) } else { (2, 1) };
+        Layout::Planar420 { cr_first } => {
+            let (ui, vi) = if cr_first { (2, 1) } else { (1, 2) };
             for r in 0..hu {
                 let ys = &src[0].data[r * src[0].stride..];
                 let us = &src[ui].data[(r / 2) * src[ui].stride..];
@@ -179,15 +172,12 @@ pub fn to_xrgb8888(
                 }
             }
         }
-        b"XR24" | b"AR24" | b"XB24" | b"AB24" | b"BX24" | b"BG24" | b"RG24" => {
-            // Byte positions of R, G, B and the pixel size.
-            let (ri, gi, bi, n) = match &code {
-                b"XR24" | b"AR24" => (2, 1, 0, 4),
-                b"XB24" | b"AB24" => (0, 1, 2, 4),
-                b"BX24" => (1, 2, 3, 4),
-                b"BG24" => (0, 1, 2, 3),
-                _ => (2, 1, 0, 3),
-            };
+        Layout::Rgb {
+            bpp: n,
+            r: ri,
+            g: gi,
+            b: bi,
+        } => {
             for r in 0..hu {
                 let s = &src[0].data[r * src[0].stride..];
                 let d = &mut dst[r * dst_stride..];
@@ -197,7 +187,9 @@ pub fn to_xrgb8888(
                 }
             }
         }
-        _ => return Err(ConvertError::Unsupported(info.v4l2.to_string())),
+        Layout::Grey | Layout::Jpeg => {
+            return Err(ConvertError::Unsupported(info.v4l2.to_string()))
+        }
     }
     Ok(info.frame_bytes(w, h))
 }
@@ -273,5 +265,27 @@ mod tests {
             },
         ];
         assert!(to_xrgb8888(&info, 2, 2, &src, &mut out, 8).is_err());
+    }
+
+    #[test]
+    fn every_format_with_a_drm_twin_converts() {
+        let (w, h) = (4u32, 2u32);
+        for v4l2 in crate::formats::known_v4l2() {
+            let info = lookup(v4l2).unwrap();
+            let planes: Vec<Vec<u8>> = (0..info.planes())
+                .map(|i| vec![0x80; (info.min_stride(i, w) * info.rows(i, h)) as usize])
+                .collect();
+            let src: Vec<PlaneRef<'_>> = planes
+                .iter()
+                .enumerate()
+                .map(|(i, data)| PlaneRef {
+                    data,
+                    stride: info.min_stride(i, w) as usize,
+                })
+                .collect();
+            let mut out = vec![0u8; (w * h * 4) as usize];
+            let read = to_xrgb8888(&info, w, h, &src, &mut out, (w * 4) as usize);
+            assert_eq!(read, Ok(info.frame_bytes(w, h)), "{v4l2}");
+        }
     }
 }

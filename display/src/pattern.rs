@@ -44,7 +44,7 @@ pub fn bars_dmabuf(
     let info = lookup(fourcc).ok_or(PatternError::Unsupported(fourcc))?;
     let mut planes = Vec::new();
     let mut size = 0u32;
-    for i in 0..usize::from(info.planes) {
+    for i in 0..info.planes() {
         let stride = info.min_stride(i, w).next_multiple_of(64);
         planes.push((size, stride));
         size += stride * info.rows(i, h);
@@ -81,12 +81,7 @@ pub fn bars_dmabuf(
 /// Paints the colour bars into every plane of `dmabuf` through CPU mappings of its fds.
 pub fn paint_bars(dmabuf: &Dmabuf) -> Result<(), PatternError> {
     let info = lookup(dmabuf.fourcc).ok_or(PatternError::Unsupported(dmabuf.fourcc))?;
-    for (i, plane) in dmabuf
-        .planes
-        .iter()
-        .enumerate()
-        .take(usize::from(info.planes))
-    {
+    for (i, plane) in dmabuf.planes.iter().enumerate().take(info.planes()) {
         let mut map = Mapping::new(plane.fd.clone(), true)?;
         let mut bytes = map.write()?;
         let data = &mut bytes[plane.offset as usize..];
@@ -165,7 +160,7 @@ mod tests {
             let info = lookup(Fourcc::new(code)).unwrap();
             let (w, h) = (64u32, 4u32);
             let mut bufs: Vec<Vec<u8>> = Vec::new();
-            for i in 0..usize::from(info.planes) {
+            for i in 0..info.planes() {
                 let stride = info.min_stride(i, w) as usize;
                 let mut b = vec![0u8; stride * info.rows(i, h) as usize];
                 paint_plane(&info, i, w, h, &mut b, stride).unwrap();

@@ -1,5 +1,6 @@
 //! Every translation between camera formats, colorimetry and what the shaders read lives here.
 
+use dmacam_capture::format::{supported, Layout, PixelFormat};
 use dmacam_capture::Fourcc;
 
 use crate::RenderError;
@@ -23,22 +24,61 @@ pub enum SourceFormat {
     Bgr3,
 }
 
-/// The V4L2 fourccs the converter reads, for messages and for callers choosing a capture format.
-pub const SUPPORTED_FOURCCS: &[&str] = &[
-    "YUYV", "UYVY", "NV12", "NM12", "GREY", "XR24", "AR24", "RGB3", "BGR3",
-];
+/// The V4L2 formats capture streams that the converter reads, for messages.
+pub fn readable_names() -> String {
+    supported()
+        .filter(|p| SourceFormat::from_pixel(*p).is_some())
+        .map(PixelFormat::name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl SourceFormat {
-    /// The converter's reading of a V4L2 fourcc; `None` for formats the shaders cannot read.
+    /// The converter's reading of a V4L2 fourcc, from its layout in capture's catalogue; `None` for formats
+    /// the shaders cannot read.
     pub fn from_fourcc(f: Fourcc) -> Option<Self> {
-        Some(match &f.bytes() {
-            b"YUYV" => Self::Yuyv,
-            b"UYVY" => Self::Uyvy,
-            b"NV12" | b"NM12" => Self::Nv12,
-            b"GREY" => Self::Grey,
-            b"XR24" | b"AR24" => Self::Bgrx,
-            b"RGB3" => Self::Rgb3,
-            b"BGR3" => Self::Bgr3,
+        Self::from_pixel(PixelFormat::find(f)?)
+    }
+
+    /// The converter's reading of a catalogue entry's layout.
+    pub fn from_pixel(p: PixelFormat) -> Option<Self> {
+        Some(match p.layout {
+            Layout::Packed422 {
+                y0: 0,
+                u: 1,
+                y1: 2,
+                v: 3,
+            } => Self::Yuyv,
+            Layout::Packed422 {
+                u: 0,
+                y0: 1,
+                v: 2,
+                y1: 3,
+            } => Self::Uyvy,
+            // One buffer or two (NV12M): the import takes either.
+            Layout::SemiPlanar {
+                vsub: 2,
+                cr_first: false,
+            } => Self::Nv12,
+            Layout::Grey => Self::Grey,
+            Layout::Rgb {
+                bpp: 4,
+                r: 2,
+                g: 1,
+                b: 0,
+            } => Self::Bgrx,
+            Layout::Rgb {
+                bpp: 3,
+                r: 0,
+                g: 1,
+                b: 2,
+            } => Self::Rgb3,
+            Layout::Rgb {
+                bpp: 3,
+                r: 2,
+                g: 1,
+                b: 0,
+            } => Self::Bgr3,
             _ => return None,
         })
     }
@@ -214,5 +254,33 @@ pub(crate) fn colour_params(c: Colorimetry) -> ColourParams {
         cb_g: -2.0 * kb * (1.0 - kb) / kg,
         cr_g: -2.0 * kr * (1.0 - kr) / kg,
         cb_b: 2.0 * (1.0 - kb),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shader_kind_follows_the_catalogue_layout() {
+        let kind = |c: &[u8; 4]| SourceFormat::from_fourcc(Fourcc::new(c));
+        assert_eq!(kind(b"YUYV"), Some(SourceFormat::Yuyv));
+        assert_eq!(kind(b"UYVY"), Some(SourceFormat::Uyvy));
+        assert_eq!(kind(b"NV12"), Some(SourceFormat::Nv12));
+        assert_eq!(kind(b"NM12"), Some(SourceFormat::Nv12));
+        assert_eq!(kind(b"GREY"), Some(SourceFormat::Grey));
+        assert_eq!(kind(b"XR24"), Some(SourceFormat::Bgrx));
+        assert_eq!(kind(b"AR24"), Some(SourceFormat::Bgrx));
+        assert_eq!(kind(b"RGB3"), Some(SourceFormat::Rgb3));
+        assert_eq!(kind(b"BGR3"), Some(SourceFormat::Bgr3));
+        for no in [
+            b"YVYU", b"NV21", b"NV16", b"YU12", b"BX24", b"XB24", b"MJPG", b"H264",
+        ] {
+            assert_eq!(kind(no), None, "{}", Fourcc::new(no));
+        }
+        assert_eq!(
+            readable_names(),
+            "YUYV, UYVY, NV12, NV12M, GREY, RGB3, BGR3, XR24, AR24"
+        );
     }
 }

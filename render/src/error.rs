@@ -33,7 +33,10 @@ pub enum RenderError {
         major: u32,
         minor: u32,
     },
-    #[error("the render stage cannot read {fourcc} frames; it reads {}", crate::conv::SUPPORTED_FOURCCS.join(", "))]
+    #[error(
+        "the render stage cannot read {fourcc} frames; it reads {}",
+        crate::conv::readable_names()
+    )]
     UnsupportedFormat { fourcc: Fourcc },
     #[error("unsupported colorimetry: {what}")]
     UnsupportedColorimetry { what: String },

@@ -19,7 +19,7 @@ pub mod probe;
 pub mod renderer;
 pub mod spec;
 
-pub use conv::{Colorimetry, Quantization, SourceFormat, YcbcrEnc, SUPPORTED_FOURCCS};
+pub use conv::{readable_names, Colorimetry, Quantization, SourceFormat, YcbcrEnc};
 pub use device::Caps;
 pub use error::RenderError;
 pub use probe::{probe, DeviceReport, ProbeError, OPTIONAL_EXTENSIONS, REQUIRED_EXTENSIONS};

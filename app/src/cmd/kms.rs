@@ -18,7 +18,7 @@ use dmacam_display::kms::{
     drm_format_for, Card, KmsError, KmsSummary, ModeRequest, OutputRequest, Scanout, ScanoutFrame,
 };
 use dmacam_display::{FrameTrace, Intake};
-use dmacam_render::{OutputFrame, ProcessSpec, OUTPUT_FOURCC, SUPPORTED_FOURCCS};
+use dmacam_render::{OutputFrame, ProcessSpec, SourceFormat, OUTPUT_FOURCC};
 
 use super::dump::CaptureOpts;
 use crate::gpu::{GpuStage, StageError};
@@ -445,7 +445,7 @@ fn negotiate(
         Some(f) => f,
         None => offered
             .iter()
-            .find(|d| d.supported && SUPPORTED_FOURCCS.contains(&d.fourcc.to_string().as_str()))
+            .find(|d| d.supported && SourceFormat::from_fourcc(d.fourcc).is_some())
             .map(|d| d.fourcc)
             .with_context(|| {
                 format!(

@@ -13,7 +13,7 @@ use dmacam_capture::{Input, DRM_FORMAT_MOD_LINEAR};
 use dmacam_display::{
     select_path, BufferMode, Capabilities, PathInputs, PathRequest, Viewer, ViewerOptions,
 };
-use dmacam_render::{Renderer, SUPPORTED_FOURCCS};
+use dmacam_render::{Renderer, SourceFormat};
 use serde_json::json;
 
 /// What `--pipeline` looks at.
@@ -83,10 +83,9 @@ fn report(inputs: &Inputs, card: String, formats: Vec<FormatDesc>) -> Result<()>
         // MJPEG is decoded on the CPU first: the paths are those of the decoded XR24 frames.
         let shown = frames_fourcc(f.fourcc);
         let decoded = shown != f.fourcc;
-        let code = shown.to_string();
         let gpu_for = match &gpu {
             Err(e) => Err(e.clone()),
-            Ok(_) if !SUPPORTED_FOURCCS.contains(&code.as_str()) => {
+            Ok(_) if SourceFormat::from_fourcc(shown).is_none() => {
                 Err(format!("the shaders cannot read {name}"))
             }
             Ok(_) => Ok(()),

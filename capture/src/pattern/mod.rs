@@ -18,8 +18,9 @@
 //! # Encoding
 //! Y'CbCr formats are BT.601, limited range (Y' 16-235, C 16-240), as the [`Format`] states (colorspace
 //! SMPTE 170M, ycbcr_enc 601, quantization limited); subsampled chroma takes the colour of the top-left pixel
-//! of its block (co-sited, no filtering). RGB formats are full range. Every single-buffer format of
-//! [`crate::format::SUPPORTED`] except GREY is offered (YUYV, UYVY, NV12, NV21, NV16, YU12, XR24, RGB3, ...);
+//! of its block (co-sited, no filtering). RGB formats are full range. Every single-buffer format capture
+//! supports ([`crate::format::supported`]) except GREY and JPEG is offered (YUYV, UYVY, NV12, NV21, NV16, YU12,
+//! XR24, RGB3, ...);
 //! sizes are rounded to even numbers and clamped to 16x16 .. 7680x4320.
 //!
 //! # Buffers

@@ -2,16 +2,14 @@
 
 use crate::colour::rgb_to_yuv;
 use crate::dmabuf::Fourcc;
-use crate::format::{fourcc_name, Format, Layout, PixelFormat, PlaneFormat, SUPPORTED};
+use crate::format::{fourcc_name, supported, Format, Layout, PixelFormat, PlaneFormat};
 use crate::raw::b;
 
 use super::picture::Picture;
 
 /// The pixel formats the pattern source offers, in order of preference (YUYV first).
 pub fn formats() -> Vec<PixelFormat> {
-    SUPPORTED
-        .iter()
-        .copied()
+    supported()
         .filter(|p| !p.multi_buffer && p.layout != Layout::Grey && p.fourcc != crate::jpeg::JPEG)
         .collect()
 }

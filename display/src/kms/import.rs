@@ -14,7 +14,7 @@ use drm::control::{framebuffer, Device as _, FbCmd2Flags};
 
 use super::card::Card;
 use super::error::KmsError;
-use super::format::drm_format_for;
+use crate::formats::drm_format_for;
 
 /// A GEM handle of the card, from a PRIME import; closed when dropped.
 ///

@@ -15,7 +15,6 @@
 mod card;
 mod commit;
 mod error;
-mod format;
 mod import;
 mod output;
 mod poll;
@@ -24,9 +23,9 @@ mod scanout;
 mod stats;
 mod writeback;
 
+pub use crate::formats::drm_format_for;
 pub use card::{Card, CardInfo};
 pub use error::KmsError;
-pub use format::drm_format_for;
 pub use import::{Framebuffer, GemHandle, ImportCache};
 pub use output::{ModeRequest, Output, OutputRequest, Placement, PlaneKind};
 pub use scanout::{Scanout, ScanoutFrame, ScanoutState};

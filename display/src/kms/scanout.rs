@@ -30,12 +30,12 @@ use drm::control::{AtomicCommitFlags, Device as _, Event};
 use super::card::Card;
 use super::commit::{self, OutputProps, Request, Saved};
 use super::error::KmsError;
-use super::format::drm_format_for;
 use super::import::{Framebuffer, ImportCache, ImportCounts};
 use super::output::{mode_name, Output, OutputRequest, Placement};
 use super::poll::wait_readable;
 use super::stats::{KmsStats, KmsSummary};
 use super::writeback::{self, WritebackImage};
+use crate::formats::drm_format_for;
 use crate::trace::FrameTrace;
 use dmacam_capture::{monotonic_now, monotonic_ns};
 
@@ -135,7 +135,7 @@ impl<F: ScanoutFrame> std::fmt::Debug for Scanout<F> {
 }
 
 impl<F: ScanoutFrame> Scanout<F> {
-    /// Chooses the output on `card` for frames of `format` (V4L2 or DRM fourcc) and snapshots the current
+    /// Chooses the output on `card` for frames of V4L2 format `format` and snapshots the current
     /// configuration. Nothing changes on screen until the first [`Scanout::submit`].
     pub fn new(card: Arc<Card>, req: &OutputRequest, format: Fourcc) -> Result<Self, KmsError> {
         let drm = drm_format_for(format).ok_or_else(|| KmsError::UnknownFormat {

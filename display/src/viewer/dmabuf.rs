@@ -28,7 +28,7 @@ pub(super) fn effective_planes(
     d: &Dmabuf,
     info: &FormatInfo,
 ) -> Result<Vec<(Arc<OwnedFd>, u32, u32)>, String> {
-    let n = usize::from(info.planes);
+    let n = info.planes();
     let first = d.planes.first().ok_or("the frame has no planes")?;
     let mut out: Vec<(Arc<OwnedFd>, u32, u32)> = d
         .planes
@@ -43,7 +43,7 @@ pub(super) fn effective_planes(
         let next_stride = if i == 0 || n == 2 {
             first.stride
         } else {
-            first.stride / u32::from(info.sub.0)
+            first.stride / info.pixel.chroma_sub().0
         };
         out.push((first.fd.clone(), off + stride * rows, next_stride));
     }
