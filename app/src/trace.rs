@@ -104,6 +104,10 @@ pub struct DisplayPart {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FrameRecord {
     pub sequence: u32,
+    /// What wrote the frame's pixels: `camera-export`, `camera-import`, `pattern`, `mjpeg-decode`, `served`
+    /// ([`dmacam_capture::Origin`]).
+    #[serde(default)]
+    pub origin: String,
     pub v4l2_index: usize,
     pub camera: Vec<BufId>,
     pub t_dequeue_ns: u64,
@@ -128,6 +132,7 @@ impl FrameRecord {
     pub fn dequeued(frame: &dmacam_capture::Frame) -> FrameRecord {
         FrameRecord {
             sequence: frame.sequence(),
+            origin: frame.origin().as_str().to_owned(),
             v4l2_index: frame.index(),
             camera: identities(frame.dmabuf()),
             t_dequeue_ns: monotonic_ns(),

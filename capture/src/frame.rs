@@ -19,6 +19,44 @@ pub const BUF_FLAG_TIMESTAMP_MASK: u32 = b::V4L2_BUF_FLAG_TIMESTAMP_MASK;
 /// `V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC`.
 pub const BUF_FLAG_TIMESTAMP_MONOTONIC: u32 = b::V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC;
 
+/// What wrote a frame's pixels into its buffer: the first link of the zero-copy proof. Only the two camera
+/// origins are zero-copy from the sensor on; the others name the one CPU write that made the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The V4L2 driver, into its own buffer exported with VIDIOC_EXPBUF (MMAP memory).
+    CameraExport,
+    /// The V4L2 driver, into a dma-buf dmacam allocated and queued (DMABUF memory: `--io dma-heap|udmabuf`).
+    CameraImport,
+    /// The CPU, once per frame: the built-in pattern source painted it.
+    Pattern,
+    /// The CPU, once per frame: the MJPEG decoder decoded the camera's JPEG into it.
+    Decode,
+    /// `dmacam serve` handed it over from another process (what wrote it is the server's to say).
+    Served,
+}
+
+impl Origin {
+    /// The name in traces and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::CameraExport => "camera-export",
+            Origin::CameraImport => "camera-import",
+            Origin::Pattern => "pattern",
+            Origin::Decode => "mjpeg-decode",
+            Origin::Served => "served",
+        }
+    }
+
+    /// The CPU write that made each frame, if one did.
+    pub fn cpu_write(self) -> Option<&'static str> {
+        match self {
+            Origin::Pattern => Some("the pattern"),
+            Origin::Decode => Some("MJPEG decode"),
+            _ => None,
+        }
+    }
+}
+
 /// Where a [`Frame`]'s buffer comes from, and where it goes back when the frame's last clone is dropped: a
 /// V4L2 queue ([`Stream`]) or the ring of the built-in pattern source.
 pub(crate) trait FramePool: std::fmt::Debug + Send + Sync {
@@ -30,6 +68,8 @@ pub(crate) trait FramePool: std::fmt::Debug + Send + Sync {
     fn maps(&self, index: usize) -> &OnceLock<Vec<Mapping>>;
     /// Buffer `index` is free again (every holder of its frame is done).
     fn release(&self, index: usize);
+    /// What writes this pool's frames.
+    fn origin(&self) -> Origin;
 }
 
 #[derive(Debug)]
@@ -149,6 +189,11 @@ impl Frame {
     /// a frame as the camera, the pattern source or a served socket delivered it.
     pub fn cpu_bytes_copied(&self) -> u64 {
         self.0.cpu_bytes_copied
+    }
+
+    /// What wrote this frame's pixels (the camera, or which CPU write).
+    pub fn origin(&self) -> Origin {
+        self.0.pool.origin()
     }
 
     /// The exported dma-buf of each memory plane (what [`Frame::read`] maps).

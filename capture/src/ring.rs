@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use crate::alloc::{page_align, sealed_memfd, AllocError, Allocator, SYSTEM_HEAP, UDMABUF};
 use crate::dmabuf::{Dmabuf, Mapping, DRM_FORMAT_MOD_LINEAR};
 use crate::format::{Format, PixelFormat};
-use crate::stream::{buffer_dmabuf, FramePool, IoMode, StreamError};
+use crate::stream::{buffer_dmabuf, FramePool, IoMode, Origin, StreamError};
 
 /// One buffer of the ring.
 #[derive(Debug)]
@@ -47,20 +47,23 @@ pub(crate) struct Ring {
     not_dmabuf: Option<String>,
     /// Where the search for a free buffer starts: the one after the last taken (round robin).
     next: AtomicUsize,
+    /// The CPU writer of this ring's frames.
+    origin: Origin,
 }
 
 impl Ring {
     /// Allocates `count` buffers of `format`'s `sizeimage` for source `name`. `io`: [`IoMode::Mmap`] takes
-    /// udmabuf, else the DMA-BUF heap, else memfd; any other mode insists on that allocator. `what` says in
-    /// the log what the buffers are for.
+    /// udmabuf, else the DMA-BUF heap, else memfd; any other mode insists on that allocator. `origin` is
+    /// the CPU writer the frames are for (in the log, and in each frame's [`Frame::origin`](crate::Frame::origin)).
     pub fn allocate(
         name: PathBuf,
         format: &Format,
         pixel: PixelFormat,
         count: usize,
         io: IoMode,
-        what: &str,
+        origin: Origin,
     ) -> Result<Ring, StreamError> {
+        let what = origin.cpu_write().unwrap_or("frames");
         let size = u64::from(format.planes[0].sizeimage);
         let order: &[IoMode] = match io {
             IoMode::Mmap => &[IoMode::Udmabuf, IoMode::DmaHeap, IoMode::Memfd],
@@ -132,6 +135,7 @@ impl Ring {
             io,
             not_dmabuf,
             next: AtomicUsize::new(0),
+            origin,
         })
     }
 
@@ -216,6 +220,10 @@ impl FramePool for Ring {
 
     fn release(&self, index: usize) {
         self.slots[index].held.store(false, Ordering::SeqCst);
+    }
+
+    fn origin(&self) -> Origin {
+        self.origin
     }
 }
 

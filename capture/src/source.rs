@@ -21,7 +21,9 @@ use crate::jpeg::{JpegDecoder, JpegError, JpegStats, DECODED};
 use crate::pattern::{self, PatternKind, PatternSource};
 use crate::ring::Ring;
 use crate::share::client::{RemoteInput, RemoteSource};
-use crate::stream::{Frame, FrameMeta, FramePool, IoMode, Stream, StreamError, StreamOptions};
+use crate::stream::{
+    Frame, FrameMeta, FramePool, IoMode, Origin, Stream, StreamError, StreamOptions,
+};
 
 /// The pattern source before streaming: its kind and the format negotiated so far.
 #[derive(Debug)]
@@ -409,7 +411,7 @@ impl Decoded {
             pixel,
             ring_size(&inner),
             opts.io,
-            "decoded XR24",
+            Origin::Decode,
         )?;
         let decoder = JpegDecoder::new(
             inner.path().display().to_string(),

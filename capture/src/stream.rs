@@ -33,7 +33,7 @@ use crate::raw::{self, b, BufferArg};
 
 pub use crate::error::StreamError;
 pub use crate::frame::{
-    Frame, BUF_FLAG_ERROR, BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC,
+    Frame, Origin, BUF_FLAG_ERROR, BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC,
 };
 pub(crate) use crate::frame::{FrameMeta, FramePool};
 
@@ -521,6 +521,14 @@ impl FramePool for Shared {
 
     fn maps(&self, index: usize) -> &OnceLock<Vec<Mapping>> {
         &self.slots[index].maps
+    }
+
+    fn origin(&self) -> Origin {
+        if self.memory_type == MEMORY_DMABUF {
+            Origin::CameraImport
+        } else {
+            Origin::CameraExport
+        }
     }
 
     fn release(&self, index: usize) {

@@ -808,6 +808,34 @@ fn view_list_pipeline_explains_each_format() {
             .contains("render stage converts RGB3"),
         "{rgb3}"
     );
+
+    // The first link: buffers dmacam allocated and the driver wrote into (V4L2 DMABUF memory) pass as the
+    // camera's; the pattern, drawn by the CPU into real dma-bufs, is not passed off as a camera export.
+    let (code, out, _) = zero_copy_of(
+        &weston,
+        &["-d", VIVID, "--io", "udmabuf"],
+        "YUYV",
+        "passthrough",
+        "import",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("camera writes into an imported dma-buf (udmabuf)"),
+        "{out}"
+    );
+    let (code, out, trace) = zero_copy_of(
+        &weston,
+        &["-d", "pattern"],
+        "YUYV",
+        "passthrough",
+        "pattern",
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("zero-copy: FAIL") && out.contains("1 CPU write per frame (the pattern)"),
+        "{out}"
+    );
+    assert!(trace.iter().all(|r| r["origin"] == "pattern"), "{trace:?}");
     drop(weston);
 
     let pixman = Weston::start("wayland-9", &["--renderer=pixman"]);
@@ -897,12 +925,25 @@ fn zero_copy(
     path: &str,
     tag: &str,
 ) -> (Option<i32>, String, Vec<serde_json::Value>) {
+    zero_copy_of(weston, &["-d", VIVID], fourcc, path, tag)
+}
+
+/// [`zero_copy`] of the source that `source` (capture options) names.
+fn zero_copy_of(
+    weston: &Weston,
+    source: &[&str],
+    fourcc: &str,
+    path: &str,
+    tag: &str,
+) -> (Option<i32>, String, Vec<serde_json::Value>) {
     let trace = results_dir().join(format!("zero-copy-{tag}.jsonl"));
     let _ = std::fs::remove_file(&trace);
     let mut cmd = dmacam();
     weston.env(&mut cmd);
     let out = dmacam_tests::run(
-        cmd.args(["check", "--zero-copy", "-d", VIVID, "--formats", fourcc])
+        cmd.args(["check", "--zero-copy"])
+            .args(source)
+            .args(["--formats", fourcc])
             .args([
                 "--size", "640x360", "--fps", "15", "--frames", "8", "--path", path,
             ])
@@ -928,7 +969,7 @@ fn view_check_zero_copy_passes_on_dmabuf_paths_and_fails_on_shm() {
     let (code, out, trace) = zero_copy(&weston, "YUYV", "passthrough", "passthrough");
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains("zero-copy: PASS") && out.contains("camera export"),
+        out.contains("zero-copy: PASS") && out.contains("camera export (videobuf2_vmalloc)"),
         "{out}"
     );
     let shown: Vec<_> = trace
@@ -937,6 +978,7 @@ fn view_check_zero_copy_passes_on_dmabuf_paths_and_fails_on_shm() {
         .collect();
     assert!(!shown.is_empty(), "{trace:?}");
     for r in &shown {
+        assert_eq!(r["origin"], "camera-export", "{r}");
         assert_eq!(r["display"]["inodes"][0], r["camera"][0]["inode"], "{r}");
         assert_eq!(r["cpu_bytes_copied"], 0, "{r}");
         assert!(

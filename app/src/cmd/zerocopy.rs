@@ -37,6 +37,46 @@ fn set(v: impl IntoIterator<Item = u64>) -> BTreeSet<u64> {
     v.into_iter().collect()
 }
 
+/// The first link as the report names it.
+fn source_link(r: &FrameRecord) -> String {
+    let exp = &r.camera[0].exp_name;
+    match r.origin.as_str() {
+        "camera-import" => format!("camera writes into an imported dma-buf ({exp})"),
+        _ => format!("camera export ({exp})"),
+    }
+}
+
+/// Why the frame's first link is not a camera's own write, if it is not: a V4L2 driver must have written
+/// the buffer, and an exported (MMAP) buffer must have been exported by a videobuf2 allocator (the
+/// exporter's name is its kernel module: videobuf2_vmalloc, videobuf2_dma_contig, videobuf2_dma_sg).
+fn first_link(r: &FrameRecord) -> Option<String> {
+    match r.origin.as_str() {
+        "camera-export" => r
+            .camera
+            .iter()
+            .find(|b| !b.exp_name.starts_with("videobuf2"))
+            .map(|b| {
+                format!(
+                    "the camera's buffer was exported by {}, not by a V4L2 driver (videobuf2)",
+                    b.exp_name
+                )
+            }),
+        "camera-import" => None,
+        "pattern" | "mjpeg-decode" => Some(format!(
+            "1 CPU write per frame ({}), then zero-copy: not a camera's zero-copy frame",
+            if r.origin == "pattern" {
+                "the pattern"
+            } else {
+                "MJPEG decode"
+            }
+        )),
+        "" => Some("the trace does not say what wrote the frame (no origin)".into()),
+        other => Some(format!(
+            "written by {other}, not by the camera (run check --zero-copy on the camera itself)"
+        )),
+    }
+}
+
 /// Checks each displayed frame's chain.
 pub fn judge(records: &[FrameRecord]) -> Verdict {
     let mut v = Verdict {
@@ -67,13 +107,12 @@ pub fn judge(records: &[FrameRecord]) -> Verdict {
             Some(fail(
                 "the camera's buffer is not an identified dma-buf".into(),
             ))
+        } else if let Some(why) = first_link(r) {
+            Some(fail(why))
         } else {
             match &r.gpu {
                 None => {
-                    v.chain = format!(
-                        "camera export ({}) → compositor (wl_buffer)",
-                        r.camera[0].exp_name
-                    );
+                    v.chain = format!("{} → compositor (wl_buffer)", source_link(r));
                     (set(d.inodes.iter().copied()) != camera).then(|| {
                         fail(format!(
                             "the compositor got dma-buf inodes {:?}, the camera exported {:?}",
@@ -84,8 +123,8 @@ pub fn judge(records: &[FrameRecord]) -> Verdict {
                 Some(g) => {
                     let out = g.output.as_ref();
                     v.chain = format!(
-                        "camera export ({}) → Vulkan import ({}) → Vulkan export ({}) → compositor (wl_buffer)",
-                        r.camera[0].exp_name,
+                        "{} → Vulkan import ({}) → Vulkan export ({}) → compositor (wl_buffer)",
+                        source_link(r),
                         g.import_path,
                         out.map(|o| o.exp_name.as_str()).unwrap_or("?")
                     );
@@ -207,9 +246,10 @@ mod tests {
     ) -> FrameRecord {
         FrameRecord {
             sequence: seq,
+            origin: "camera-export".into(),
             camera: vec![BufId {
                 inode: camera,
-                exp_name: "vb2".into(),
+                exp_name: "videobuf2_vmalloc".into(),
             }],
             gpu: gpu.map(|(import, out)| GpuRecord {
                 import_path: "image-drm-modifier".into(),
@@ -262,6 +302,29 @@ mod tests {
             "{:?}",
             bad.broken
         );
+        // The first link: a V4L2 driver wrote the buffer, and an exported one is videobuf2's.
+        let mut imported = shown(8, 10, None, 10, 0);
+        imported.origin = "camera-import".into();
+        imported.camera[0].exp_name = "udmabuf".into();
+        let v = judge(&[imported.clone()]);
+        assert_eq!(v.unbroken, 1, "{:?}", v.broken);
+        assert!(v
+            .chain
+            .starts_with("camera writes into an imported dma-buf (udmabuf)"));
+        let mut not_vb2 = imported.clone();
+        not_vb2.origin = "camera-export".into();
+        let mut pattern = imported.clone();
+        pattern.origin = "pattern".into();
+        let mut decoded = imported.clone();
+        decoded.origin = "mjpeg-decode".into();
+        let mut unknown = imported;
+        unknown.origin = String::new();
+        let bad = judge(&[not_vb2, pattern, decoded, unknown]);
+        assert_eq!(bad.unbroken, 0);
+        assert!(bad.broken[0].contains("exported by udmabuf, not by a V4L2 driver"));
+        assert!(bad.broken[1].contains("1 CPU write per frame (the pattern)"));
+        assert!(bad.broken[2].contains("1 CPU write per frame (MJPEG decode)"));
+        assert!(bad.broken[3].contains("no origin"));
         // Frames that never reached the screen are not judged.
         let mut hidden = shown(7, 10, None, 12, 0);
         hidden.display.as_mut().unwrap().presented = false;

@@ -45,7 +45,8 @@ use crate::format::{fourcc_name, Format, PixelFormat};
 use crate::raw::b;
 use crate::ring::Ring;
 use crate::stream::{
-    Frame, FrameMeta, FramePool, IoMode, StreamError, StreamOptions, BUF_FLAG_TIMESTAMP_MONOTONIC,
+    Frame, FrameMeta, FramePool, IoMode, Origin, StreamError, StreamOptions,
+    BUF_FLAG_TIMESTAMP_MONOTONIC,
 };
 use crate::timer::Timer;
 
@@ -96,7 +97,14 @@ impl PatternSource {
                 supported: format_names(),
             })?;
         let count = opts.buffers.max(2) as usize;
-        let ring = Ring::allocate(name.clone(), &format, pixel, count, opts.io, "pattern")?;
+        let ring = Ring::allocate(
+            name.clone(),
+            &format,
+            pixel,
+            count,
+            opts.io,
+            Origin::Pattern,
+        )?;
         let timer = Timer::new().map_err(|source| StreamError::Ioctl {
             path: name.clone(),
             what: "timerfd_create",

@@ -15,7 +15,7 @@ use crate::dmabuf::{size_of, Dmabuf, Fourcc, Mapping};
 use crate::error::ShareError;
 use crate::format::{Format, PixelFormat, PlaneFormat};
 use crate::stream::{
-    buffer_dmabuf, with_data_offsets, Frame, FrameMeta, FramePool, IoMode, StreamError,
+    buffer_dmabuf, with_data_offsets, Frame, FrameMeta, FramePool, IoMode, Origin, StreamError,
 };
 
 /// How long the handshake may take before the server is declared unresponsive.
@@ -62,6 +62,10 @@ impl FramePool for Pool {
             // The server is gone or dropped us; the next read says so.
             tracing::debug!(socket = %self.path.display(), "release of buffer {index}: {e}");
         }
+    }
+
+    fn origin(&self) -> Origin {
+        Origin::Served
     }
 }
 
