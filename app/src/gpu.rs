@@ -1,4 +1,4 @@
-//! The render stage as the display commands run it (`view`, `view --output kms`): the Vulkan renderer for one
+//! The render stage as the streaming loop (`crate::pipeline`) runs it for `view`: the Vulkan renderer for one
 //! camera format, its colorimetry and processing spec, and a count of the camera frames skipped because every
 //! output buffer was still on (or on its way to) the screen.
 
@@ -132,7 +132,7 @@ impl GpuStage {
         }
     }
 
-    /// The display loops' step: processes `frame` from `dev`, hands the camera buffer back to its producer
+    /// The streaming loop's step: processes `frame` from `dev`, hands the camera buffer back to its producer
     /// as soon as the GPU is done with it, and fills in the GPU part of the frame's trace `record`. Returns
     /// the output and its dma-buf, or `None` when the frame was skipped (counted as passed over in `intake`;
     /// its record is written as it is).

@@ -7,6 +7,7 @@ mod decoding;
 mod error_line;
 mod gpu;
 mod health;
+mod pipeline;
 mod pixels;
 mod progress;
 mod reconnect;

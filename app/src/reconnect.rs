@@ -1,6 +1,6 @@
 //! `--reconnect` (the viewers' default): when the camera goes away mid-stream (unplugged, its driver unbound,
 //! vivid's Disconnect control), wait for its node to come back and stream again with the same format and
-//! `--set` settings. Shared by the Wayland and the KMS output.
+//! `--set` settings. Run by the streaming loop (`crate::pipeline::run`) for every display-like output.
 
 use std::path::Path;
 use std::time::Duration;

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail};
 use dmacam_capture::{format::parse_fourcc, Device, FormatRequest, Input, Source, StreamError};
 use dmacam_capture::{Dmabuf, StreamOptions, DRM_FORMAT_MOD_LINEAR};
-use dmacam_display::{select_path, BufferMode, BufferPath, Frame, PathInputs, PathRequest};
-use dmacam_display::{Viewer, ViewerOptions};
+use dmacam_display::{select_path, BufferMode, BufferPath, PathInputs, PathRequest};
+use dmacam_display::{Picture, Viewer, ViewerOptions};
 use dmacam_render::{Colorimetry, Options, ProcessSpec, RenderError, Renderer};
 
 fn main() -> ExitCode {
@@ -129,7 +129,7 @@ fn run() -> anyhow::Result<()> {
             }
         };
         let holder = Some(holder);
-        viewer.submit(Frame {
+        viewer.submit(Picture {
             dmabuf,
             sequence,
             timestamp,

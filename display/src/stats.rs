@@ -37,7 +37,7 @@ pub struct Stats {
     next_sample: usize,
     first_present: Option<Duration>,
     last_present: Option<Duration>,
-    pub(crate) last_sequence: Option<u32>,
+    last_sequence: Option<u32>,
 }
 
 /// The CPU decode in front of the output (MJPEG input): what it decoded and the bytes it wrote, which are
@@ -181,7 +181,17 @@ impl Summary {
 }
 
 impl Stats {
-    pub(crate) fn record_presented(&mut self, when: Duration, latency: Option<Duration>) {
+    /// A picture of the producer's frame `sequence` was handed over (gaps since the last count as drops).
+    pub fn record_submitted(&mut self, sequence: u32) {
+        self.submitted += 1;
+        if let Some(last) = self.last_sequence {
+            self.sequence_gaps += frames_between(last, sequence);
+        }
+        self.last_sequence = Some(sequence);
+    }
+
+    /// A picture was presented at `when` (CLOCK_MONOTONIC), `latency` after its capture.
+    pub fn record_presented(&mut self, when: Duration, latency: Option<Duration>) {
         self.presented += 1;
         self.first_present.get_or_insert(when);
         self.last_present = Some(when);

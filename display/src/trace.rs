@@ -1,6 +1,6 @@
 //! The display stage's part of a per-frame trace (`dmacam view --trace`): which buffer a frame went to, when
 //! it was committed, presented or discarded, and what the CPU copied. The producer attaches a [`FrameTrace`]
-//! to a [`crate::Frame`]; the viewer fills it in as the frame travels. When the last reference goes — the
+//! to a [`crate::Picture`]; the viewer fills it in as the frame travels. When the last reference goes — the
 //! compositor released the buffer (the producer's holder is dropped) and the presentation feedback is in —
 //! the producer's `on_done` runs with the finished record.
 

@@ -13,7 +13,7 @@ use dmacam_capture::alloc::{Allocator, UDMABUF};
 use dmacam_capture::monotonic_now;
 use dmacam_capture::{Dmabuf, Fourcc};
 use dmacam_display::pattern::{bar_rgb, bars_dmabuf};
-use dmacam_display::{BufferMode, Frame, Stats, Viewer, ViewerOptions};
+use dmacam_display::{BufferMode, Picture, Stats, Viewer, ViewerOptions};
 use dmacam_tests::{dmacam, fd_count, require_vm, results_dir, Weston};
 
 /// The test-bed Weston's output size (kiosk shell: our toplevel is fullscreen on it).
@@ -176,7 +176,7 @@ fn show_bars(
         if !viewer.in_flight() {
             alive.fetch_add(1, Ordering::SeqCst);
             viewer
-                .submit(Frame {
+                .submit(Picture {
                     dmabuf: bufs[seq as usize % 2].clone(),
                     sequence: seq,
                     timestamp: Some(monotonic_now()),

@@ -1,27 +1,25 @@
 //! `dmacam view --output kms` (also `dmacam kms-view`): the camera on a bare DRM/KMS display, no compositor.
 //! Passthrough: each camera buffer is imported into the card once (PRIME) and scanned out directly. Gpu: the
 //! render stage converts (and scales to the mode, or as `--process` says) into XRGB8888 dma-bufs, which are
-//! imported the same way. Page-flip events pace the loop and a buffer goes back to its producer only after
-//! the flip that replaced it. On exit, Ctrl-C included, the CRTC configuration found at start is restored.
+//! imported the same way. Page-flip events pace the loop (`crate::pipeline`, the scanout as a sink in
+//! `pipeline/kms.rs`) and a buffer goes back to its producer only after the flip that replaced it. On exit, Ctrl-C included, the CRTC configuration found at start is restored.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use dmacam_capture::decode::{frames_format, frames_fourcc};
 use dmacam_capture::format::parse_fourcc;
-use dmacam_capture::stream::StreamError;
-use dmacam_capture::{Dmabuf, Format, FormatRequest, Fourcc, Frame, Input, Source, StreamOptions};
+use dmacam_capture::{Format, FormatRequest, Fourcc, Input, Source, StreamOptions};
 use dmacam_display::kms::{
-    drm_format_for, Card, KmsError, KmsSummary, ModeRequest, OutputRequest, Scanout, ScanoutFrame,
+    drm_format_for, Card, KmsError, KmsSummary, ModeRequest, OutputRequest, Scanout,
 };
-use dmacam_display::{FrameTrace, Intake};
-use dmacam_render::{OutputFrame, ProcessSpec, SourceFormat, OUTPUT_FOURCC};
+use dmacam_render::{ProcessSpec, SourceFormat, OUTPUT_FOURCC};
 
 use super::dump::CaptureOpts;
 use crate::gpu::{GpuStage, StageError};
+use crate::pipeline::{self, Picture};
 
 /// The KMS output's own options (shared with `view --output kms`).
 #[derive(clap::Args, Clone, Debug)]
@@ -108,50 +106,6 @@ enum KmsPath {
     Auto,
     Passthrough,
     Gpu,
-}
-
-/// A frame on its way to the plane, with its trace record (`--trace`). Fields drop in order: the buffer goes
-/// back to its producer, then the release is stamped and the trace line written.
-struct KmsFrame {
-    buf: KmsBuf,
-    trace: Option<Arc<FrameTrace>>,
-    _release: Option<Box<dyn std::any::Any + Send>>,
-}
-
-/// The camera's own buffer, or the render stage's output for it.
-enum KmsBuf {
-    Camera(Frame),
-    Gpu {
-        /// Keeps the output buffer from the render stage until the flip that replaced it completed.
-        _out: OutputFrame,
-        dmabuf: Dmabuf,
-        captured: Option<Duration>,
-        sequence: u32,
-    },
-}
-
-impl ScanoutFrame for KmsFrame {
-    fn dmabuf(&self) -> &Dmabuf {
-        match &self.buf {
-            KmsBuf::Camera(f) => f.dmabuf(),
-            KmsBuf::Gpu { dmabuf, .. } => dmabuf,
-        }
-    }
-    fn capture_time(&self) -> Option<Duration> {
-        match &self.buf {
-            KmsBuf::Camera(f) => f.capture_time(),
-            KmsBuf::Gpu { captured, .. } => *captured,
-        }
-    }
-    fn sequence(&self) -> Option<u32> {
-        match &self.buf {
-            KmsBuf::Camera(f) => ScanoutFrame::sequence(f),
-            KmsBuf::Gpu { sequence, .. } => Some(*sequence),
-        }
-    }
-    fn trace(&self) -> Option<&Arc<FrameTrace>> {
-        self.trace.as_ref()
-    }
 }
 
 /// `spec`, or when the frame is larger than the mode and no output size was asked for, `spec` with a scale
@@ -308,46 +262,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
     crate::decoding::announce("view --output kms", &stream);
     crate::signals::install()?;
     stream.start()?;
-    let start = Instant::now();
-    let mut intake = Intake::default();
-    let (result, stream) = loop {
-        let r = stream_loop(
-            &args,
-            start,
-            &mut intake,
-            &mut scanout,
-            &mut stream,
-            gpu.as_mut(),
-            trace.as_ref(),
-            &dev_path,
-        );
-        if !(crate::reconnect::is_disconnect(&r) && args.reconnect) {
-            break (r, Some(stream));
-        }
-        crate::reconnect::say_waiting("kms", &dev_path);
-        // Every frame of the old stream goes back; its last picture stays on the display.
-        scanout.release_frames(Duration::from_secs(2))?;
-        // Page-flip events keep being read while waiting.
-        let service = |wait: Duration| {
-            scanout.wait_events(wait)?;
-            Ok(true)
-        };
-        let reopened = crate::reconnect::reopen(
-            &args.capture,
-            &dev_path,
-            io,
-            KMS_BUFFERS,
-            stream,
-            &mut gpu,
-            service,
-        )?;
-        stream = match reopened {
-            Some(s) => s,
-            None => break (Ok(()), None),
-        };
-        intake.restart();
-        crate::reconnect::say_back("kms", &dev_path);
+    let mut progress = pipeline::Progress::new(None);
+    let cfg = pipeline::Loop {
+        who: "kms",
+        dev: &dev_path,
+        capture: &args.capture,
+        io,
+        buffers: KMS_BUFFERS,
+        reconnect: args.reconnect,
+        stop: pipeline::Stop {
+            taken: None,
+            shown: args.frames,
+            duration: args.duration,
+        },
+        trace: trace.as_ref(),
+        keys: None,
     };
+    let (result, stream) = pipeline::run(&mut scanout, stream, &mut gpu, &cfg, &mut progress)?;
     let writeback = match (&result, &args.kms.writeback) {
         (Ok(()), Some(p)) => Some(
             scanout
@@ -364,7 +295,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     result?;
     let mut summary = finished?;
-    summary.intake = Some(intake);
+    summary.intake = Some(progress.intake);
     if let Some(g) = &gpu {
         summary.path = "gpu (the render stage's XR24 dma-bufs, PRIME import, no copy)".into();
         summary.cpu_bytes_copied_total += g.finish_report();
@@ -398,7 +329,7 @@ fn negotiate(
     fps: Option<u32>,
     path: KmsPath,
     spec: Option<ProcessSpec>,
-) -> Result<(Format, Scanout<KmsFrame>, Option<GpuStage>)> {
+) -> Result<(Format, Scanout<Picture>, Option<GpuStage>)> {
     let offered = dev.formats()?;
     let mut last = None;
     if path != KmsPath::Gpu {
@@ -479,118 +410,6 @@ fn negotiate(
         tracing::info!("passthrough impossible ({e}); the render stage converts instead");
     }
     Ok((format, scanout, Some(gpu)))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn stream_loop(
-    args: &Args,
-    start: Instant,
-    intake: &mut Intake,
-    scanout: &mut Scanout<KmsFrame>,
-    stream: &mut Source,
-    mut gpu: Option<&mut GpuStage>,
-    trace: Option<&Arc<crate::trace::TraceFile>>,
-    dev: &Path,
-) -> Result<()> {
-    let stall = Duration::from_secs(args.capture.timeout.max(1));
-    let mut last_frame = Instant::now();
-    let buffers = stream.buffer_count();
-    loop {
-        if crate::signals::stop_requested() {
-            tracing::info!("signal received: stopping");
-            return Ok(());
-        }
-        let done = args.frames.is_some_and(|n| scanout.stats().shown >= n)
-            || args
-                .duration
-                .is_some_and(|d| start.elapsed().as_secs_f64() >= d);
-        if done {
-            return Ok(());
-        }
-        // Ask the camera only while it has a buffer queued: the display holds at most three.
-        let want_camera = scanout.held() < buffers;
-        let mut fds = vec![libc::pollfd {
-            fd: std::os::fd::AsRawFd::as_raw_fd(&scanout.fd()),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        if want_camera {
-            fds.push(libc::pollfd {
-                fd: std::os::fd::AsRawFd::as_raw_fd(&stream.fd()),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        // SAFETY: `fds` is a valid array of pollfds for the duration of the call.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            bail!("poll: {e}");
-        }
-        if fds[0].revents & libc::POLLIN != 0 {
-            scanout.dispatch()?;
-        }
-        let camera_ready = fds.get(1).is_some_and(|p| p.revents != 0);
-        if !camera_ready {
-            if last_frame.elapsed() > stall {
-                bail!(
-                    "{}: no frame in {} s (is the device streaming?)",
-                    dev.display(),
-                    stall.as_secs()
-                );
-            }
-            continue;
-        }
-        let frame = match stream.next_frame(Duration::ZERO) {
-            Ok(f) => f,
-            Err(StreamError::Timeout { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        last_frame = Instant::now();
-        intake.take(frame.sequence());
-        if frame.is_error() {
-            tracing::warn!(
-                "{}: frame {} has V4L2_BUF_FLAG_ERROR; not shown",
-                dev.display(),
-                frame.sequence()
-            );
-            continue;
-        }
-        let mut record = trace.map(|_| crate::trace::FrameRecord::dequeued(&frame));
-        let buf = match gpu.as_deref_mut() {
-            None => KmsBuf::Camera(frame),
-            Some(g) => {
-                let frame = g.newest(frame, stream, trace, &mut record, intake)?;
-                let sequence = frame.sequence();
-                let captured = frame.capture_time();
-                let Some((out, dmabuf)) = g.convert(frame, dev, trace, &mut record, intake)? else {
-                    // Every output buffer is still on (or on its way to) the screen: frame skipped.
-                    continue;
-                };
-                KmsBuf::Gpu {
-                    _out: out,
-                    dmabuf,
-                    captured,
-                    sequence,
-                }
-            }
-        };
-        let (trace, release) = match (trace, record) {
-            (Some(t), Some(r)) => {
-                let vt = crate::trace::ViewTrace::start(t, r);
-                (Some(vt.display.clone()), Some(vt.holder(Box::new(()))))
-            }
-            _ => (None, None),
-        };
-        scanout.submit(KmsFrame {
-            buf,
-            trace,
-            _release: release,
-        })?;
-    }
 }
 
 fn report(args: &Args, summary: &KmsSummary) -> Result<()> {

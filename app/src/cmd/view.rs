@@ -1,23 +1,19 @@
-//! `dmacam view`: the camera in a Wayland window. The path frames take (passthrough of the camera's own
-//! dma-bufs, the GPU stage's XRGB8888 dma-bufs, or wl_shm with one CPU copy) is chosen from what the
-//! compositor accepts and printed at start. One poll loop watches the Wayland fd and the V4L2 fd together.
+//! `dmacam view`: the camera in a Wayland window (or, `--output kms`, on a bare display). This file checks
+//! the options, opens the output and the camera and reports at the end; the path choice for the window is
+//! `crate::pipeline::wayland`, and the streaming loop that feeds every output is `crate::pipeline`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use dmacam_capture::format::parse_fourcc;
-use dmacam_capture::stream::StreamError;
-use dmacam_capture::{FormatRequest, Source, StreamOptions, DRM_FORMAT_MOD_LINEAR};
-use dmacam_display::{
-    select_path, BufferMode, BufferPath, DisplayError, Frame, Intake, PathInputs, PathRequest,
-    Viewer, ViewerOptions,
-};
+use dmacam_capture::{FormatRequest, Source, StreamOptions};
+use dmacam_display::{BufferMode, DisplayError, PathRequest, Viewer, ViewerOptions};
 use dmacam_render::ProcessSpec;
 
 use super::dump::CaptureOpts;
-use crate::gpu::GpuStage;
+use crate::pipeline::wayland::WaylandSink;
+use crate::pipeline::{self, Output, Start};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -97,46 +93,10 @@ fn parse_modifier(s: &str) -> Result<(dmacam_capture::Fourcc, u64), String> {
     Ok((fourcc.parse()?, m))
 }
 
-/// Keys that step a camera control in the window: lower case steps down, upper case up.
-pub const CONTROL_KEYS: [(char, &str, i64); 4] = [
-    ('b', "brightness", -1),
-    ('B', "brightness", 1),
-    ('c', "contrast", -1),
-    ('C', "contrast", 1),
-];
-
 /// What the key help of `view --help` says.
 pub const KEY_HELP: &str = "Keys in the window: q or Esc quit; f or F11 toggle fullscreen; b / B step the \
 camera's brightness down / up, c / C its contrast (one sixteenth of the control's range per press; the new \
 value is printed on stderr).";
-
-/// Steps the control `key` is bound to (see [`CONTROL_KEYS`]) by a sixteenth of its range, and says so.
-fn step_control(stream: &Source, key: char) {
-    let Some(&(_, name, dir)) = CONTROL_KEYS.iter().find(|(k, ..)| *k == key) else {
-        return;
-    };
-    // The camera's own device, behind the MJPEG decoder too.
-    let Some(dev) = stream.device() else {
-        eprintln!(
-            "dmacam view: {} has no {name} control",
-            stream.path().display()
-        );
-        return;
-    };
-    let stepped = || -> Result<i64, dmacam_capture::ControlError> {
-        let c = dev.control(name)?;
-        let now = i64::from(dev.get_control(&c)?);
-        let unit = (c.step as i64).max(1);
-        let step = ((c.maximum - c.minimum) / 16 / unit).max(1) * unit;
-        let value = (now + dir * step).clamp(c.minimum, c.maximum);
-        dev.set_control(&c, value as i32)?;
-        Ok(value)
-    };
-    match stepped() {
-        Ok(v) => eprintln!("dmacam view: {name} {v}"),
-        Err(e) => eprintln!("dmacam view: {e}"),
-    }
-}
 
 /// Camera buffers: the compositor holds up to two, one waits for the next frame callback: keep slack.
 const VIEW_BUFFERS: u32 = 6;
@@ -151,8 +111,9 @@ fn one_line_display_error(e: DisplayError) -> anyhow::Error {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    match args.output.as_str() {
-        "wayland" => {}
+    // The output is opened after the options are checked, before the camera.
+    let open: fn(&Args, PathRequest) -> Result<Box<dyn Output>> = match args.output.as_str() {
+        "wayland" => connect,
         "kms" => {
             if args.display.is_some() {
                 bail!("--display names a Wayland display; it does not go with --output kms (use --card)");
@@ -172,7 +133,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             });
         }
         o => bail!("--output: unknown output '{o}' (use wayland or kms)"),
-    }
+    };
     // Every option is checked before anything is opened; a bad one is one line.
     let size = args.capture.size()?;
     let fps_req = args.capture.fps()?;
@@ -227,22 +188,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .as_deref()
         .map(crate::trace::TraceFile::create)
         .transpose()?;
-    // wayland-backend and sctk report connection errors through the `log` crate; dmacam turns those errors
-    // into its own one-line message, so their copies are only shown with -v.
-    if !tracing::enabled!(tracing::Level::DEBUG) {
-        log::set_max_level(log::LevelFilter::Off);
-    }
     // The display first: without one there is nothing to do, and the camera is left alone.
-    let mut viewer = Viewer::connect(&ViewerOptions {
-        display: args.display.clone(),
-        title: "dmacam".into(),
-        initial_size: size.unwrap_or((640, 480)),
-        fullscreen: args.fullscreen,
-        mode: BufferMode::Dmabuf,
-        allow_shm_fallback: path_req == PathRequest::Auto,
-        modifier_override: args.test_dmabuf_modifier,
-    })
-    .map_err(one_line_display_error)?;
+    let mut out = open(&args, path_req)?;
 
     let dev = super::dump::open(&args.capture)?;
     let format = dev.negotiate(&FormatRequest {
@@ -260,48 +207,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             io,
         },
     )?;
-    let path_req = super::dump::path_for_source(&stream, path_req)?;
     let camera = stream.format().fourcc;
-    let decide = |gpu: Result<(), String>| {
-        select_path(
-            path_req,
-            viewer.capabilities(),
-            &PathInputs {
-                camera,
-                modifier: DRM_FORMAT_MOD_LINEAR,
-                gpu,
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("{}: {e}", dev_path.display()))
-    };
-    // The render stage (a Vulkan device) is only brought up when the path may need it: when the compositor
-    // takes the camera's dma-bufs, `auto` shows them as they are.
-    let mut decision = decide(Err("not needed".into()));
-    let mut gpu = None;
-    let wants_gpu = match (&decision, path_req) {
-        (_, PathRequest::Gpu) => true,
-        (Ok(d), PathRequest::Auto) => d.path != BufferPath::Passthrough,
-        (Err(_), PathRequest::Auto) => true,
-        _ => false,
-    };
-    if wants_gpu {
-        let stage = GpuStage::new(stream.format(), spec.unwrap_or_default());
-        decision = decide(stage.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-        gpu = stage.ok();
-    }
-    let decision = decision?;
-    eprintln!("dmacam view: path {}: {}", decision.path, decision.reason);
-    match decision.path {
-        BufferPath::Passthrough => {
-            viewer.set_mode(BufferMode::Dmabuf, path_req == PathRequest::Auto);
-            gpu = None;
-        }
-        BufferPath::Shm => {
-            viewer.set_mode(BufferMode::Shm, true);
-            gpu = None;
-        }
-        BufferPath::Gpu => viewer.set_mode(BufferMode::Dmabuf, false),
-    }
     let title = format!(
         "dmacam: {} {} {}x{}{}",
         dev_path.display(),
@@ -313,68 +219,42 @@ pub fn run(args: Args) -> Result<ExitCode> {
         stream.format().height,
         fps.map(|f| format!(" @ {f:.0} fps")).unwrap_or_default()
     );
-    tracing::info!("{title}");
-    viewer.set_title(&title);
+    let mut gpu = out.start(
+        &stream,
+        &Start {
+            path: path_req,
+            spec,
+            dev: dev_path.clone(),
+            title,
+        },
+    )?;
 
     crate::decoding::announce("view", &stream);
     crate::signals::install()?;
     stream.start()?;
-    let mut progress = Progress {
-        start: Instant::now(),
-        intake: Intake::default(),
-        health: args
-            .health
+    let mut progress = pipeline::Progress::new(
+        args.health
             .as_deref()
             .map(|p| crate::health::Health::create(p, args.health_every))
             .transpose()?,
-        gpu_fallback: path_req == PathRequest::Auto
-            && decision.path == BufferPath::Passthrough
-            && spec.is_none(),
-        fell_back_to_gpu: false,
+    );
+    let cfg = pipeline::Loop {
+        who: "view",
+        dev: &dev_path,
+        capture: &args.capture,
+        io,
+        buffers: VIEW_BUFFERS,
+        reconnect: args.reconnect,
+        stop: pipeline::Stop {
+            taken: args.frames,
+            shown: args.until_shown,
+            duration: args.duration,
+        },
+        trace: trace.as_ref(),
+        keys: args.keys.clone(),
     };
-    let (result, stream) = loop {
-        let r = stream_loop(
-            &args,
-            &mut viewer,
-            &mut stream,
-            &mut gpu,
-            trace.as_ref(),
-            &dev_path,
-            &mut progress,
-        );
-        if !(crate::reconnect::is_disconnect(&r) && args.reconnect) {
-            break (r, Some(stream));
-        }
-        crate::reconnect::say_waiting("view", &dev_path);
-        // Every frame of the old stream goes back; the compositor keeps showing the last one.
-        viewer.release_frames();
-        // Keeps the window responsive (and its last frame shown) while waiting.
-        let service = |wait| {
-            viewer.poll(&[], Some(wait))?;
-            Ok(!viewer.close_requested())
-        };
-        let reopened = crate::reconnect::reopen(
-            &args.capture,
-            &dev_path,
-            io,
-            VIEW_BUFFERS,
-            stream,
-            &mut gpu,
-            service,
-        )?;
-        stream = match reopened {
-            Some(s) => s,
-            None => break (Ok(()), None),
-        };
-        progress.intake.restart();
-        crate::reconnect::say_back("view", &dev_path);
-    };
-    let path_label = match (viewer.fallback_reason(), progress.fell_back_to_gpu) {
-        (Some(_), _) => "shm (fallback)".to_owned(),
-        (None, true) => "gpu (fallback)".to_owned(),
-        (None, false) => decision.path.to_string(),
-    };
-    let mut summary = viewer.stats().summary(&path_label);
+    let (result, stream) = pipeline::run(out.as_mut(), stream, &mut gpu, &cfg, &mut progress)?;
+    let mut summary = out.summary();
     summary.intake = Some(progress.intake.clone());
     if let Some(g) = &gpu {
         // The render stage reads the camera's dma-bufs in place: anything it copied would be counted here.
@@ -383,8 +263,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(d) = stream.as_ref().and_then(crate::decoding::summary) {
         summary.add_decode(d);
     }
-    // Hand every frame back (viewer first: it holds frames), then stop the camera.
-    drop(viewer);
+    // Hand every frame back (the output first: it holds frames), then stop the camera.
+    drop(out);
     if let Some(mut stream) = stream {
         stream.stop().ok();
     }
@@ -406,153 +286,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// How far the run has got, across reconnections.
-struct Progress {
-    start: Instant,
-    /// Frames taken from the camera, and whose drops the gaps are.
-    intake: Intake,
-    /// `--health`.
-    health: Option<crate::health::Health>,
-    /// `auto` chose passthrough: if the compositor refuses the camera's dma-bufs, try the gpu path next.
-    gpu_fallback: bool,
-    /// That happened.
-    fell_back_to_gpu: bool,
-}
-
-fn stream_loop(
-    args: &Args,
-    viewer: &mut Viewer,
-    stream: &mut Source,
-    gpu: &mut Option<GpuStage>,
-    trace: Option<&std::sync::Arc<crate::trace::TraceFile>>,
-    dev: &std::path::Path,
-    progress: &mut Progress,
-) -> Result<()> {
-    let start = progress.start;
-    let stall = Duration::from_secs(args.capture.timeout.max(1));
-    let mut last_frame = Instant::now();
-    let mut finishing: Option<Instant> = None;
-    let mut scripted_keys = args.keys.clone();
-    loop {
-        if viewer.close_requested() || crate::signals::stop_requested() {
-            return Ok(());
-        }
-        let done = args
-            .frames
-            .is_some_and(|n| progress.intake.frames_taken >= n)
-            || args
-                .until_shown
-                .is_some_and(|n| viewer.stats().presented >= n)
-            || args
-                .duration
-                .is_some_and(|d| start.elapsed().as_secs_f64() >= d);
-        if done {
-            // Let the last frames reach the screen (their presentation feedback), at most one second.
-            let t = *finishing.get_or_insert_with(Instant::now);
-            if !viewer.in_flight() || t.elapsed() > Duration::from_secs(1) {
-                return Ok(());
-            }
-            viewer.poll(&[], Some(Duration::from_millis(20)))?;
-            continue;
-        }
-        let ready = viewer.poll(&[stream.fd()], Some(Duration::from_millis(100)))?;
-        if !ready[0] {
-            if last_frame.elapsed() > stall {
-                bail!(
-                    "{}: no frame in {} s (is the device streaming?)",
-                    dev.display(),
-                    stall.as_secs()
-                );
-            }
-            continue;
-        }
-        let frame = match stream.next_frame(Duration::ZERO) {
-            Ok(f) => f,
-            Err(StreamError::Timeout { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        last_frame = Instant::now();
-        progress.intake.take(frame.sequence());
-        if let Some(h) = progress.health.as_mut() {
-            h.tick(
-                progress.intake.frames_taken,
-                gpu.as_ref().map(|g| &g.renderer),
-            );
-        }
-        if frame.is_error() {
-            tracing::warn!(
-                "{}: frame {} flagged corrupt by the driver; not shown",
-                dev.display(),
-                frame.sequence()
-            );
-            continue;
-        }
-        if progress.gpu_fallback && gpu.is_none() {
-            if let Some(why) = viewer.fallback_reason().map(str::to_owned) {
-                // `auto` chose passthrough and the compositor refused the camera's dma-bufs: the next path
-                // for this format is the render stage's, before wl_shm.
-                progress.gpu_fallback = false;
-                match GpuStage::new(stream.format(), ProcessSpec::default()) {
-                    Ok(g) => {
-                        eprintln!(
-                            "dmacam view: {why}; next path: gpu (the render stage's XR24 dma-bufs)"
-                        );
-                        viewer.resume_dmabuf();
-                        progress.fell_back_to_gpu = true;
-                        *gpu = Some(g);
-                    }
-                    Err(e) => eprintln!(
-                        "dmacam view: {why}; the gpu path is unavailable too ({e}): staying on wl_shm"
-                    ),
-                }
-            }
-        }
-        let mut record = trace.map(|_| crate::trace::FrameRecord::dequeued(&frame));
-        // The sequence and capture time shown with the picture are always those of the frame that picture
-        // comes from: on the gpu path a newer frame waiting may take this one's place.
-        let (dmabuf, sequence, timestamp, holder): (_, _, _, Box<dyn std::any::Any + Send>) =
-            match gpu.as_mut() {
-                None => (
-                    frame.dmabuf().clone(),
-                    frame.sequence(),
-                    frame.capture_time(),
-                    Box::new(frame),
-                ),
-                Some(g) => {
-                    let frame =
-                        g.newest(frame, stream, trace, &mut record, &mut progress.intake)?;
-                    let (sequence, timestamp) = (frame.sequence(), frame.capture_time());
-                    if let Some(h) = progress.health.as_mut() {
-                        h.tick(progress.intake.frames_taken, Some(&g.renderer));
-                    }
-                    let Some((out, dmabuf)) =
-                        g.convert(frame, dev, trace, &mut record, &mut progress.intake)?
-                    else {
-                        // The compositor still holds every output buffer: this camera frame is skipped.
-                        continue;
-                    };
-                    (dmabuf, sequence, timestamp, Box::new(out))
-                }
-            };
-        let (holder, display_trace) = match (trace, record) {
-            (Some(t), Some(r)) => {
-                let vt = crate::trace::ViewTrace::start(t, r);
-                (vt.holder(holder), Some(vt.display.clone()))
-            }
-            _ => (holder, None),
-        };
-        viewer.submit(Frame {
-            dmabuf,
-            sequence,
-            timestamp,
-            holder: Some(holder),
-            trace: display_trace,
-        })?;
-        for key in scripted_keys.take().unwrap_or_default().chars() {
-            step_control(stream, key);
-        }
-        for key in viewer.take_keys() {
-            step_control(stream, key);
-        }
+/// The Wayland window (`--output wayland`).
+fn connect(args: &Args, path_req: PathRequest) -> Result<Box<dyn Output>> {
+    // wayland-backend and sctk report connection errors through the `log` crate; dmacam turns those errors
+    // into its own one-line message, so their copies are only shown with -v.
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        log::set_max_level(log::LevelFilter::Off);
     }
+    let viewer = Viewer::connect(&ViewerOptions {
+        display: args.display.clone(),
+        title: "dmacam".into(),
+        initial_size: args.capture.size()?.unwrap_or((640, 480)),
+        fullscreen: args.fullscreen,
+        mode: BufferMode::Dmabuf,
+        allow_shm_fallback: path_req == PathRequest::Auto,
+        modifier_override: args.test_dmabuf_modifier,
+    })
+    .map_err(one_line_display_error)?;
+    Ok(Box::new(WaylandSink::new(viewer)))
 }

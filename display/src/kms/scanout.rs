@@ -56,17 +56,21 @@ pub trait ScanoutFrame {
     }
 }
 
-impl ScanoutFrame for dmacam_capture::Frame {
+impl ScanoutFrame for crate::Picture {
     fn dmabuf(&self) -> &Dmabuf {
-        dmacam_capture::Frame::dmabuf(self)
+        &self.dmabuf
     }
 
     fn capture_time(&self) -> Option<Duration> {
-        dmacam_capture::Frame::capture_time(self)
+        self.timestamp
     }
 
     fn sequence(&self) -> Option<u32> {
-        Some(dmacam_capture::Frame::sequence(self))
+        Some(self.sequence)
+    }
+
+    fn trace(&self) -> Option<&Arc<FrameTrace>> {
+        self.trace.as_ref()
     }
 }
 

@@ -15,7 +15,7 @@ use wayland_protocols::wp::linux_dmabuf::zv1::client::{
 };
 
 use super::error::DisplayError;
-use super::options::{BufferMode, Frame};
+use super::options::{BufferMode, Picture};
 use super::state::{BufferKey, DmabufEntry, ImportState, State};
 use crate::formats::FormatInfo;
 
@@ -60,7 +60,7 @@ impl State {
     /// pending, while the wl_buffer is being created.
     pub(super) fn attach_dmabuf(
         &mut self,
-        mut frame: Frame,
+        mut frame: Picture,
         info: &FormatInfo,
         qh: &QueueHandle<State>,
     ) -> bool {

@@ -32,7 +32,7 @@ use crate::stats::Stats;
 pub use capabilities::Capabilities;
 pub use error::DisplayError;
 pub use layout::fit_rect;
-pub use options::{BufferMode, Frame, ViewerOptions};
+pub use options::{BufferMode, Picture, ViewerOptions};
 
 use connection::{connect, disconnected, display_name, poll_fds};
 use state::{ImportState, State};
@@ -181,14 +181,10 @@ impl Viewer {
 
     /// Hands a frame to the viewer. If the compositor is not ready for it yet (frame callback not yet
     /// received), it waits; a frame still waiting is replaced (and counted as dropped).
-    pub fn submit(&mut self, frame: Frame) -> Result<(), DisplayError> {
+    pub fn submit(&mut self, frame: Picture) -> Result<(), DisplayError> {
         self.check()?;
         let st = &mut self.state;
-        st.stats.submitted += 1;
-        if let Some(last) = st.stats.last_sequence {
-            st.stats.sequence_gaps += crate::stats::frames_between(last, frame.sequence);
-        }
-        st.stats.last_sequence = Some(frame.sequence);
+        st.stats.record_submitted(frame.sequence);
         if let Some(old) = st.presentation.pending.replace(frame) {
             st.stats.replaced += 1;
             if let Some(t) = &old.trace {

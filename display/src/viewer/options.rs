@@ -1,4 +1,4 @@
-//! What an application hands the viewer: its [`ViewerOptions`] and [`BufferMode`], and each [`Frame`] to show.
+//! What an application hands the viewer: its [`ViewerOptions`] and [`BufferMode`], and each [`Picture`] to show.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -51,9 +51,11 @@ impl Default for ViewerOptions {
     }
 }
 
-/// One frame to show. `holder` keeps the producer's buffer busy: the viewer drops it when the compositor
-/// releases the wl_buffer (dma-buf mode) or right after the copy (shm mode), which returns it to its producer.
-pub struct Frame {
+/// One picture to show, on any output (the viewer, the KMS scanout): a dma-buf with the sequence and capture
+/// time of the very frame it comes from. `holder` keeps the producer's buffer busy: the output drops it when it
+/// lets the picture go (the viewer when the compositor releases the wl_buffer, or right after the copy in shm
+/// mode; the scanout after the flip that replaced it), which returns the buffer to its producer.
+pub struct Picture {
     pub dmabuf: Dmabuf,
     pub sequence: u32,
     /// Capture time on CLOCK_MONOTONIC, for the latency measurement.
@@ -63,9 +65,9 @@ pub struct Frame {
     pub trace: Option<Arc<FrameTrace>>,
 }
 
-impl std::fmt::Debug for Frame {
+impl std::fmt::Debug for Picture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Frame")
+        f.debug_struct("Picture")
             .field("dmabuf", &self.dmabuf)
             .field("sequence", &self.sequence)
             .field("timestamp", &self.timestamp)

@@ -10,7 +10,7 @@ use wayland_client::{Connection, Dispatch, Proxy, QueueHandle};
 
 use super::dmabuf::{effective_planes, inode, MAX_DMABUF_CACHE};
 use super::error::DisplayError;
-use super::options::Frame;
+use super::options::Picture;
 use super::state::{ShmSlot, State};
 use crate::convert::{copy_packed, to_xrgb8888, ConvertError, PlaneRef};
 use crate::formats::{shm_code, FormatInfo};
@@ -25,7 +25,7 @@ impl State {
     /// Copies the frame into a free wl_shm buffer (the one CPU copy), drops its holder, attaches the buffer.
     pub(super) fn attach_shm(
         &mut self,
-        mut frame: Frame,
+        mut frame: Picture,
         info: &FormatInfo,
         qh: &QueueHandle<State>,
     ) -> bool {

@@ -24,7 +24,7 @@ use wayland_protocols::wp::viewporter::client::wp_viewport;
 
 use super::capabilities::Capabilities;
 use super::error::DisplayError;
-use super::options::{BufferMode, Frame};
+use super::options::{BufferMode, Picture};
 use crate::stats::Stats;
 
 // Field order is drop order (after the `Drop` of `Viewer`): the registry's, shm's, dma-buf's and the seat's
@@ -82,7 +82,7 @@ pub(super) struct Input {
 /// due, and how many presentation feedbacks are outstanding.
 pub(super) struct PresentationState {
     pub(super) global: Option<wp_presentation::WpPresentation>,
-    pub(super) pending: Option<Frame>,
+    pub(super) pending: Option<Picture>,
     pub(super) frame_cb_pending: bool,
     pub(super) feedback_outstanding: usize,
 }

@@ -1,0 +1,289 @@
+//! The one streaming loop every display-like output runs (`view` on Wayland or KMS): poll the sink's
+//! fd together with the source's, take each frame (counted by the [`Intake`]), pass over frames the driver
+//! flagged corrupt, run the render stage when the path has one (newest frame wins, then convert), attach the
+//! trace record, hand the [`Picture`] to the [`Sink`], act on keys, and stop on `--frames`, `--until-shown`,
+//! `--duration`, a signal or the user's close; around it, [`run`] reconnects a camera that went away.
+//!
+//! A new output is a [`Sink`] (and, if `view` sets it up, an [`Output`]).
+
+pub mod kms;
+pub mod sink;
+pub mod wayland;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use dmacam_capture::stream::StreamError;
+use dmacam_capture::{IoMode, Source};
+use dmacam_display::Intake;
+use dmacam_render::ProcessSpec;
+
+use crate::cmd::dump::CaptureOpts;
+use crate::gpu::GpuStage;
+use crate::trace::{FrameRecord, TraceFile, ViewTrace};
+pub use sink::{Output, Picture, Sink, Start};
+
+/// How long the loop waits for the sink and the source at a time.
+const POLL: Duration = Duration::from_millis(100);
+
+/// At the end, how long pictures still on their way may take to be presented.
+const FINISHING: Duration = Duration::from_secs(1);
+
+/// When a run is done (whichever comes first); a signal or the user's close ends it too.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stop {
+    /// Frames taken from the source (`view --frames`).
+    pub taken: Option<u64>,
+    /// Pictures the sink presented (`view --until-shown`, `kms-view --frames`).
+    pub shown: Option<u64>,
+    /// Seconds since the start.
+    pub duration: Option<f64>,
+}
+
+/// What the loop runs with.
+pub struct Loop<'a> {
+    /// The command's name in the lines said on stderr (`view`, `kms`).
+    pub who: &'static str,
+    /// The source's node, for messages and to open it again.
+    pub dev: &'a Path,
+    /// `-d`, `--set`, `--timeout`: to reopen the source after a disconnect, and the stall timeout.
+    pub capture: &'a CaptureOpts,
+    pub io: IoMode,
+    /// Buffers of the source.
+    pub buffers: u32,
+    /// `--reconnect`.
+    pub reconnect: bool,
+    pub stop: Stop,
+    pub trace: Option<&'a Arc<TraceFile>>,
+    /// Keys acted on as if pressed once the first picture is submitted (`view --keys`).
+    pub keys: Option<String>,
+}
+
+/// How far the run has got, across reconnections.
+pub struct Progress {
+    pub start: Instant,
+    /// Frames taken from the source, and whose drops the gaps are.
+    pub intake: Intake,
+    /// `--health`.
+    pub health: Option<crate::health::Health>,
+}
+
+impl Progress {
+    pub fn new(health: Option<crate::health::Health>) -> Progress {
+        Progress {
+            start: Instant::now(),
+            intake: Intake::default(),
+            health,
+        }
+    }
+
+    fn tick(&mut self, gpu: Option<&GpuStage>) {
+        if let Some(h) = self.health.as_mut() {
+            h.tick(self.intake.frames_taken, gpu.map(|g| &g.renderer));
+        }
+    }
+}
+
+/// Streams `stream` into `sink` until a stop rule says so, reconnecting the source when it goes away (with
+/// `--reconnect`) while the sink keeps its last picture. Returns how the streaming ended and the source, if
+/// it is still there; an error in reconnecting is returned as such.
+pub fn run(
+    sink: &mut dyn Sink,
+    mut stream: Source,
+    gpu: &mut Option<GpuStage>,
+    cfg: &Loop<'_>,
+    progress: &mut Progress,
+) -> Result<(Result<()>, Option<Source>)> {
+    loop {
+        let r = stream_loop(sink, &mut stream, gpu, cfg, progress);
+        if !(crate::reconnect::is_disconnect(&r) && cfg.reconnect) {
+            return Ok((r, Some(stream)));
+        }
+        crate::reconnect::say_waiting(cfg.who, cfg.dev);
+        // Every frame of the old stream goes back; the sink keeps showing the last one.
+        sink.release_frames()?;
+        // Keeps the sink serviced (a window responsive, page flips read) while waiting.
+        let service = |wait| {
+            sink.wait(None, wait)?;
+            Ok(!sink.close_requested())
+        };
+        let reopened = crate::reconnect::reopen(
+            cfg.capture,
+            cfg.dev,
+            cfg.io,
+            cfg.buffers,
+            stream,
+            gpu,
+            service,
+        )?;
+        stream = match reopened {
+            Some(s) => s,
+            None => return Ok((Ok(()), None)),
+        };
+        progress.intake.restart();
+        crate::reconnect::say_back(cfg.who, cfg.dev);
+    }
+}
+
+/// Whether a stop rule is met.
+fn done(cfg: &Loop<'_>, progress: &Progress, sink: &dyn Sink) -> bool {
+    let s = &cfg.stop;
+    s.taken.is_some_and(|n| progress.intake.frames_taken >= n)
+        || s.shown.is_some_and(|n| sink.shown() >= n)
+        || s.duration
+            .is_some_and(|d| progress.start.elapsed().as_secs_f64() >= d)
+}
+
+fn stream_loop(
+    sink: &mut dyn Sink,
+    stream: &mut Source,
+    gpu: &mut Option<GpuStage>,
+    cfg: &Loop<'_>,
+    progress: &mut Progress,
+) -> Result<()> {
+    let dev = cfg.dev;
+    let trace = cfg.trace;
+    let stall = Duration::from_secs(cfg.capture.timeout.max(1));
+    let mut last_frame = Instant::now();
+    let mut finishing: Option<Instant> = None;
+    let mut scripted_keys = cfg.keys.clone();
+    let buffers = stream.buffer_count();
+    loop {
+        if crate::signals::stop_requested() {
+            tracing::info!("signal received: stopping");
+            return Ok(());
+        }
+        if sink.close_requested() {
+            return Ok(());
+        }
+        if done(cfg, progress, sink) {
+            // Let the last pictures reach the screen (their presentation feedback), for a moment at most.
+            let t = *finishing.get_or_insert_with(Instant::now);
+            if !sink.in_flight() || t.elapsed() > FINISHING {
+                return Ok(());
+            }
+            sink.wait(None, Duration::from_millis(20))?;
+            continue;
+        }
+        // Ask the source only while it has a buffer the sink does not hold.
+        let want_source = sink.held() < buffers;
+        if !sink.wait(want_source.then(|| stream.fd()), POLL)? {
+            if last_frame.elapsed() > stall {
+                bail!(
+                    "{}: no frame in {} s (is the device streaming?)",
+                    dev.display(),
+                    stall.as_secs()
+                );
+            }
+            continue;
+        }
+        let frame = match stream.next_frame(Duration::ZERO) {
+            Ok(f) => f,
+            Err(StreamError::Timeout { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        last_frame = Instant::now();
+        progress.intake.take(frame.sequence());
+        progress.tick(gpu.as_ref());
+        if frame.is_error() {
+            tracing::warn!(
+                "{}: frame {} flagged corrupt by the driver; not shown",
+                dev.display(),
+                frame.sequence()
+            );
+            continue;
+        }
+        if gpu.is_none() {
+            if let Some(why) = sink.refused() {
+                // The sink refused the camera's dma-bufs: the next path is the render stage's.
+                let stage = GpuStage::new(stream.format(), ProcessSpec::default());
+                sink.fell_back(&why, stage.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+                *gpu = stage.ok();
+            }
+        }
+        let mut record = trace.map(|_| FrameRecord::dequeued(&frame));
+        // The sequence and capture time shown with the picture are always those of the frame that picture
+        // comes from: on the gpu path a newer frame waiting may take this one's place.
+        let (dmabuf, sequence, timestamp, holder): (_, _, _, Box<dyn std::any::Any + Send>) =
+            match gpu.as_mut() {
+                None => (
+                    frame.dmabuf().clone(),
+                    frame.sequence(),
+                    frame.capture_time(),
+                    Box::new(frame),
+                ),
+                Some(g) => {
+                    let frame =
+                        g.newest(frame, stream, trace, &mut record, &mut progress.intake)?;
+                    let (sequence, timestamp) = (frame.sequence(), frame.capture_time());
+                    progress.tick(Some(g));
+                    let Some((out, dmabuf)) =
+                        g.convert(frame, dev, trace, &mut record, &mut progress.intake)?
+                    else {
+                        // The sink still holds every output buffer: this camera frame is skipped.
+                        continue;
+                    };
+                    (dmabuf, sequence, timestamp, Box::new(out))
+                }
+            };
+        let (holder, trace) = match (trace, record) {
+            (Some(t), Some(r)) => {
+                let vt = ViewTrace::start(t, r);
+                (vt.holder(holder), Some(vt.display.clone()))
+            }
+            _ => (holder, None),
+        };
+        let picture = Picture {
+            dmabuf,
+            sequence,
+            timestamp,
+            holder: Some(holder),
+            trace,
+        };
+        sink.submit(picture)?;
+        for key in scripted_keys.take().unwrap_or_default().chars() {
+            step_control(stream, key);
+        }
+        for key in sink.take_keys() {
+            step_control(stream, key);
+        }
+    }
+}
+
+/// Keys that step a camera control: lower case steps down, upper case up.
+pub const CONTROL_KEYS: [(char, &str, i64); 4] = [
+    ('b', "brightness", -1),
+    ('B', "brightness", 1),
+    ('c', "contrast", -1),
+    ('C', "contrast", 1),
+];
+
+/// Steps the control `key` is bound to (see [`CONTROL_KEYS`]) by a sixteenth of its range, and says so.
+fn step_control(stream: &Source, key: char) {
+    let Some(&(_, name, dir)) = CONTROL_KEYS.iter().find(|(k, ..)| *k == key) else {
+        return;
+    };
+    // The camera's own device, behind the MJPEG decoder too.
+    let Some(dev) = stream.device() else {
+        eprintln!(
+            "dmacam view: {} has no {name} control",
+            stream.path().display()
+        );
+        return;
+    };
+    let stepped = || -> Result<i64, dmacam_capture::ControlError> {
+        let c = dev.control(name)?;
+        let now = i64::from(dev.get_control(&c)?);
+        let unit = (c.step as i64).max(1);
+        let step = ((c.maximum - c.minimum) / 16 / unit).max(1) * unit;
+        let value = (now + dir * step).clamp(c.minimum, c.maximum);
+        dev.set_control(&c, value as i32)?;
+        Ok(value)
+    };
+    match stepped() {
+        Ok(v) => eprintln!("dmacam view: {name} {v}"),
+        Err(e) => eprintln!("dmacam view: {e}"),
+    }
+}

@@ -1,0 +1,104 @@
+//! The sink seam: what the streaming loop ([`super::run`]) needs of an output that shows pictures (a
+//! Wayland window, a KMS plane, nothing at all). Each takes a [`Picture`] (a dma-buf, the sequence and capture
+//! time of the very frame it comes from, the holder that keeps the producer's buffer, the trace record) and
+//! drops its holder when it lets the picture go.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use dmacam_capture::Source;
+use dmacam_display::{PathRequest, Summary};
+use dmacam_render::ProcessSpec;
+
+use crate::gpu::GpuStage;
+
+pub use dmacam_display::Picture;
+
+/// An output the streaming loop feeds.
+pub trait Sink {
+    /// Waits up to `timeout` for the sink's own events together with `source` (the camera's fd; `None`: the
+    /// sink's alone, e.g. while the camera is away), handles the sink's, and returns whether `source` is
+    /// readable (or in error, so that the next `next_frame` reports it).
+    fn wait(&mut self, source: Option<BorrowedFd<'_>>, timeout: Duration) -> Result<bool>;
+    /// Shows `picture` (or queues it, replacing an older one still waiting); its holder is dropped when the
+    /// sink lets it go.
+    fn submit(&mut self, picture: Picture) -> Result<()>;
+    /// Pictures presented so far.
+    fn shown(&self) -> u64;
+    /// Pictures the sink holds now: the loop asks the source for more only while it has more buffers.
+    fn held(&self) -> usize {
+        0
+    }
+    /// Whether pictures are still on their way (presentation feedback due): the loop gives them a moment
+    /// at the end.
+    fn in_flight(&self) -> bool {
+        false
+    }
+    /// The user asked to quit (a window's close button, q or Esc).
+    fn close_requested(&self) -> bool {
+        false
+    }
+    /// Keys pressed for the loop to act on (camera controls).
+    fn take_keys(&mut self) -> Vec<char> {
+        Vec::new()
+    }
+    /// Hands every picture back (the source is going away), keeping the last one shown if the sink can.
+    fn release_frames(&mut self) -> Result<()>;
+    /// The sink refused the camera's own dma-bufs and would take the render stage's (`view --path auto` on a
+    /// compositor that cannot import them): why. Asked while the loop runs without the render stage; the
+    /// answer is acted on once, through [`Sink::fell_back`].
+    fn refused(&self) -> Option<String> {
+        None
+    }
+    /// After [`Sink::refused`]: the render stage was brought up (`Ok`, it converts from now on) or cannot
+    /// be (`Err`, why).
+    fn fell_back(&mut self, _why: &str, _gpu: Result<(), String>) {}
+}
+
+/// For sinks whose events come on an fd: polls `fds` for reading for up to `timeout` and returns each one's
+/// `revents` (all 0 when the poll was interrupted by a signal: the loop then looks at its stop rules).
+pub fn poll_fds(fds: &[BorrowedFd<'_>], timeout: Duration) -> Result<Vec<libc::c_short>> {
+    let mut pollfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: `pollfds` is a valid array of pollfds for the duration of the call, and its fds are open
+    // (borrowed for it).
+    let r = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, ms) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            bail!("poll: {e}");
+        }
+        return Ok(vec![0; fds.len()]);
+    }
+    Ok(pollfds.iter().map(|p| p.revents).collect())
+}
+
+/// A sink `view` sets up around a source it opened itself (the Wayland window, the null sink; the KMS output
+/// chooses the camera's format with its plane, in `cmd/kms.rs`).
+pub trait Output: Sink {
+    /// Chooses the buffer path for `stream`'s frames as asked (`--path`, `--process`), says it on stderr and
+    /// returns the render stage if the path has one.
+    fn start(&mut self, stream: &Source, ask: &Start) -> Result<Option<GpuStage>>;
+    /// The statistics of the run so far (the caller adds the intake, the render stage and the decode).
+    fn summary(&self) -> Summary;
+}
+
+/// What [`Output::start`] is asked.
+pub struct Start {
+    /// `--path`, made `gpu` by `--process`.
+    pub path: PathRequest,
+    pub spec: Option<ProcessSpec>,
+    /// The source's node, for messages.
+    pub dev: PathBuf,
+    /// What is shown: source, format, size, rate (a window's title).
+    pub title: String,
+}
