@@ -351,3 +351,46 @@ fn mjpeg_pattern_is_decoded_within_tolerance_and_truncated_frames_are_skipped() 
     assert!(err.contains("no end-of-image marker (truncated)"), "{err}");
     assert_eq!(std::fs::metadata(&raw).unwrap().len(), 9 * 64 * 48 * 4);
 }
+
+/// `view --output null`: the pipeline without a display. Every frame taken is handed to the sink and let go
+/// at once (shown), nothing is copied, and the trace says where each frame went (kind null).
+#[test]
+fn view_to_the_null_output_shows_every_frame_without_a_copy() {
+    let dir = scratch("view-null");
+    let (stats, trace) = (dir.join("f.json"), dir.join("t.jsonl"));
+    let out = run(dmacam()
+        .args([
+            "view", "-d", "pattern", "--output", "null", "--frames", "30",
+        ])
+        .arg("--stats-json")
+        .arg(&stats)
+        .arg("--trace")
+        .arg(&trace));
+    assert_ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("dmacam view: path passthrough"), "{err}");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
+    assert_eq!(s["path"], "null", "{s}");
+    assert_eq!(s["intake"]["frames_taken"], 30, "{s}");
+    assert_eq!(s["frames_shown"], 30, "{s}");
+    assert_eq!(s["intake"]["passed_over_by_dmacam"], 0, "{s}");
+    assert_eq!(s["cpu_bytes_copied_total"], 0, "{s}");
+    let lines = std::fs::read_to_string(&trace).unwrap();
+    let kinds: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["display"]["kind"].clone())
+        .collect();
+    assert_eq!(kinds.len(), 30);
+    assert!(kinds.iter().all(|k| k == "null"), "{kinds:?}");
+
+    // No display to copy into: the shm path is refused in one line.
+    let out = run(dmacam().args([
+        "view", "-d", "pattern", "--output", "null", "--path", "shm", "--frames", "1",
+    ]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--path shm: the null output copies nothing"),
+        "{err}"
+    );
+}

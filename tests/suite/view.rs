@@ -918,6 +918,60 @@ fn view_gpu_latency_is_the_shown_frames_own() {
     assert!(checked >= 1, "no shown frame had a latency: {s}");
 }
 
+/// `view --output null`: the pipeline without a display (no compositor). On the gpu path every frame the
+/// render stage converts is handed to the null sink and let go at once: frames shown = frames converted, the
+/// rest were passed over, nothing is copied, and the trace follows each converted frame to the sink (kind null).
+#[test]
+fn view_null_output_shows_every_converted_frame() {
+    require_vm();
+    let trace = results_dir().join("view-null-gpu.jsonl");
+    let json = results_dir().join("view-null-gpu.json");
+    let _ = std::fs::remove_file(&trace);
+    let out = dmacam_tests::run(
+        dmacam()
+            .args(["view", "-d", VIVID, "--format", "YUYV", "--size", "640x360"])
+            .args([
+                "--fps",
+                "15",
+                "--output",
+                "null",
+                "--process",
+                "scale=320x180,mirror",
+            ])
+            .args(["--frames", "20", "--stats", "--stats-json"])
+            .arg(&json)
+            .arg("--trace")
+            .arg(&trace),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("path gpu"), "{err}");
+    let s = read_summary(&json);
+    assert_eq!(s["path"], "null (gpu)", "{s}");
+    assert_eq!(s["cpu_bytes_copied_total"], 0, "{s}");
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or_else(|| panic!("{s}"));
+    let (taken, passed, shown) = (
+        n(&s["intake"]["frames_taken"]),
+        n(&s["intake"]["passed_over_by_dmacam"]),
+        n(&s["frames_shown"]),
+    );
+    assert!(taken >= 20 && shown >= 1, "{s}");
+    assert_eq!(shown + passed, taken, "{s}");
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
+        .expect("trace")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("trace line is JSON"))
+        .collect();
+    let converted: Vec<&serde_json::Value> =
+        records.iter().filter(|r| !r["gpu"].is_null()).collect();
+    assert_eq!(converted.len() as u64, shown, "{s}");
+    for r in &converted {
+        assert_eq!(r["display"]["kind"], "null", "{r}");
+        assert_eq!(r["display"]["presented"], true, "{r}");
+    }
+    assert_eq!(records.len() as u64, taken, "{s}");
+}
+
 /// Runs `dmacam check --zero-copy` under `weston`; returns (exit code, stdout, the trace's lines).
 fn zero_copy(
     weston: &Weston,

@@ -56,8 +56,8 @@ pub struct Args {
     /// import, GPU export, wl_buffer), timestamps and CPU bytes copied (see `dmacam check --zero-copy`).
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
-    /// Where to show frames: wayland (a window) or kms (a bare DRM/KMS display, no compositor; same as
-    /// `dmacam kms-view`).
+    /// Where to show frames: wayland (a window), kms (a bare DRM/KMS display, no compositor; same as
+    /// `dmacam kms-view`) or null (nowhere: each picture is let go at once; measures the pipeline).
     #[arg(long, default_value = "wayland", value_name = "OUTPUT")]
     pub output: String,
     #[command(flatten, next_help_heading = "KMS output (--output kms)")]
@@ -114,6 +114,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     // The output is opened after the options are checked, before the camera.
     let open: fn(&Args, PathRequest) -> Result<Box<dyn Output>> = match args.output.as_str() {
         "wayland" => connect,
+        "null" => |_, _| Ok(Box::<crate::pipeline::null::NullSink>::default()),
         "kms" => {
             if args.display.is_some() {
                 bail!("--display names a Wayland display; it does not go with --output kms (use --card)");
@@ -132,7 +133,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 kms: args.kms,
             });
         }
-        o => bail!("--output: unknown output '{o}' (use wayland or kms)"),
+        o => bail!("--output: unknown output '{o}' (use wayland, kms or null)"),
     };
     // Every option is checked before anything is opened; a bad one is one line.
     let size = args.capture.size()?;

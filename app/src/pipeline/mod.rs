@@ -1,12 +1,13 @@
-//! The one streaming loop every display-like output runs (`view` on Wayland or KMS): poll the sink's
+//! The one streaming loop every display-like output runs (`view` on Wayland, KMS or null): poll the sink's
 //! fd together with the source's, take each frame (counted by the [`Intake`]), pass over frames the driver
 //! flagged corrupt, run the render stage when the path has one (newest frame wins, then convert), attach the
 //! trace record, hand the [`Picture`] to the [`Sink`], act on keys, and stop on `--frames`, `--until-shown`,
 //! `--duration`, a signal or the user's close; around it, [`run`] reconnects a camera that went away.
 //!
-//! A new output is a [`Sink`] (and, if `view` sets it up, an [`Output`]).
+//! A new output is a [`Sink`] (and, if `view` sets it up, an [`Output`]): see `null.rs`, the smallest.
 
 pub mod kms;
+pub mod null;
 pub mod sink;
 pub mod wayland;
 
