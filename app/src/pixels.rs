@@ -5,6 +5,7 @@
 //! never panics on a short buffer.
 
 use anyhow::{bail, Result};
+use dmacam_capture::colour::{Colorimetry, Encoding, Range};
 use dmacam_capture::{Format, Layout, PixelFormat};
 
 /// One pixel in the format's own encoding.
@@ -128,20 +129,15 @@ pub struct Csc {
     pub full_range: bool,
 }
 
-/// `V4L2_YCBCR_ENC_709`.
-const YCBCR_ENC_709: u32 = 2;
-/// `V4L2_QUANTIZATION_FULL_RANGE`.
-const QUANTIZATION_FULL_RANGE: u32 = 1;
-/// `V4L2_COLORSPACE_REC709`.
-const COLORSPACE_REC709: u32 = 3;
-
 impl Csc {
-    /// The encoding a V4L2 format declares (defaults as the V4L2 spec derives them from the colorspace).
+    /// The encoding a V4L2 format declares, `DEFAULT`s resolved by capture's one reading of the V4L2
+    /// specification (the GPU conversion and the Y4M header take it from the same place). Encodings beyond
+    /// BT.601/BT.709 are read as BT.601, as the GPU path refuses them.
     pub fn for_format(f: &Format) -> Csc {
+        let c = Colorimetry::of(f);
         Csc {
-            bt709: f.ycbcr_enc == YCBCR_ENC_709
-                || (f.ycbcr_enc == 0 && f.colorspace == COLORSPACE_REC709),
-            full_range: f.quantization == QUANTIZATION_FULL_RANGE,
+            bt709: c.encoding == Encoding::Bt709,
+            full_range: c.range == Range::Full,
         }
     }
 

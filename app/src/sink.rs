@@ -9,6 +9,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use dmacam_capture::colour::{Colorimetry, Range};
 use dmacam_capture::format::{fourcc_name, Fraction};
 use dmacam_capture::{Format, Frame, Mapping, PixelFormat};
 
@@ -157,9 +158,14 @@ impl FileSink {
                 } else {
                     (interval.numerator, interval.denominator)
                 };
+                // The range as ffmpeg reads it from a Y4M header; the format has no tag for the matrix.
+                let range = match Colorimetry::of(format).range {
+                    Range::Full => "FULL",
+                    Range::Limited => "LIMITED",
+                };
                 writeln!(
                     w,
-                    "YUV4MPEG2 W{} H{} F{den}:{num} Ip A1:1 {chroma}",
+                    "YUV4MPEG2 W{} H{} F{den}:{num} Ip A1:1 {chroma} XCOLORRANGE={range}",
                     format.width, format.height
                 )
                 .with_context(|| format!("writing {}", path.display()))?;

@@ -149,25 +149,6 @@ pub struct Colorimetry {
     pub quantization: Quantization,
 }
 
-/// `V4L2_COLORSPACE_*`, `V4L2_YCBCR_ENC_*`, `V4L2_QUANTIZATION_*` values used by [`Colorimetry::from_v4l2`].
-pub mod v4l2 {
-    pub const COLORSPACE_DEFAULT: u32 = 0;
-    pub const COLORSPACE_SMPTE170M: u32 = 1;
-    pub const COLORSPACE_REC709: u32 = 3;
-    pub const COLORSPACE_JPEG: u32 = 7;
-    pub const COLORSPACE_SRGB: u32 = 8;
-    pub const COLORSPACE_BT2020: u32 = 10;
-    pub const YCBCR_ENC_DEFAULT: u32 = 0;
-    pub const YCBCR_ENC_601: u32 = 1;
-    pub const YCBCR_ENC_709: u32 = 2;
-    pub const YCBCR_ENC_XV601: u32 = 3;
-    pub const YCBCR_ENC_XV709: u32 = 4;
-    pub const YCBCR_ENC_SYCC: u32 = 5;
-    pub const QUANTIZATION_DEFAULT: u32 = 0;
-    pub const QUANTIZATION_FULL_RANGE: u32 = 1;
-    pub const QUANTIZATION_LIM_RANGE: u32 = 2;
-}
-
 impl Colorimetry {
     /// BT.601 limited range: what SDTV-sized YUV cameras send when they say nothing.
     pub const BT601_LIMITED: Self = Self {
@@ -175,46 +156,45 @@ impl Colorimetry {
         quantization: Quantization::Limited,
     };
 
-    /// From the colorimetry fields of a V4L2 format, resolving `DEFAULT`s the way the V4L2 specification does
-    /// (`V4L2_MAP_YCBCR_ENC_DEFAULT`, `V4L2_MAP_QUANTIZATION_DEFAULT`). Encodings the shaders do not implement
-    /// (BT.2020, SMPTE 240M, …) are an error naming them.
+    /// From the colorimetry fields of a V4L2 format, `DEFAULT`s resolved by capture's one reading of the
+    /// V4L2 specification ([`dmacam_capture::colour::Colorimetry`]), which the CPU reference and the Y4M
+    /// writer share. Encodings the shaders do not implement (BT.2020, SMPTE 240M, …) are an error naming
+    /// them.
     pub fn from_v4l2(
         fourcc: Fourcc,
         colorspace: u32,
         ycbcr_enc: u32,
         quantization: u32,
     ) -> Result<Self, RenderError> {
-        use v4l2::*;
+        use dmacam_capture::colour::{Colorimetry as Declared, Encoding, Range};
         let format = SourceFormat::require(fourcc)?;
-        let enc = match ycbcr_enc {
-            YCBCR_ENC_DEFAULT => match colorspace {
-                COLORSPACE_REC709 => YcbcrEnc::Bt709,
-                COLORSPACE_BT2020 => {
-                    return Err(RenderError::UnsupportedColorimetry {
-                        what: "BT.2020 Y'CbCr encoding (colorspace BT2020)".into(),
-                    })
-                }
-                _ => YcbcrEnc::Bt601,
-            },
-            YCBCR_ENC_601 | YCBCR_ENC_XV601 | YCBCR_ENC_SYCC => YcbcrEnc::Bt601,
-            YCBCR_ENC_709 | YCBCR_ENC_XV709 => YcbcrEnc::Bt709,
-            other => {
-                return Err(RenderError::UnsupportedColorimetry {
-                    what: format!(
-                        "V4L2 ycbcr_enc {other} (only BT.601 and BT.709 are implemented)"
-                    ),
-                })
+        let declared = Declared::from_v4l2(format.is_yuv(), colorspace, ycbcr_enc, quantization);
+        let unsupported = |what: String| RenderError::UnsupportedColorimetry { what };
+        let ycbcr_enc = match declared.encoding {
+            Encoding::Bt601 => YcbcrEnc::Bt601,
+            Encoding::Bt709 => YcbcrEnc::Bt709,
+            Encoding::Bt2020 => {
+                return Err(unsupported(format!(
+                    "BT.2020 Y'CbCr encoding (colorspace {colorspace}, ycbcr_enc {ycbcr_enc})"
+                )))
+            }
+            Encoding::Smpte240m => {
+                return Err(unsupported(format!(
+                    "SMPTE 240M Y'CbCr encoding (colorspace {colorspace}, ycbcr_enc {ycbcr_enc})"
+                )))
+            }
+            Encoding::Other(n) => {
+                return Err(unsupported(format!(
+                    "V4L2 ycbcr_enc {n} (only BT.601 and BT.709 are implemented)"
+                )))
             }
         };
-        let quantization = match quantization {
-            QUANTIZATION_FULL_RANGE => Quantization::Full,
-            QUANTIZATION_LIM_RANGE => Quantization::Limited,
-            _ if !format.is_yuv() => Quantization::Full,
-            _ if colorspace == COLORSPACE_JPEG => Quantization::Full,
-            _ => Quantization::Limited,
+        let quantization = match declared.range {
+            Range::Full => Quantization::Full,
+            Range::Limited => Quantization::Limited,
         };
         Ok(Self {
-            ycbcr_enc: enc,
+            ycbcr_enc,
             quantization,
         })
     }

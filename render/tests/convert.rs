@@ -190,6 +190,16 @@ fn unsupported_formats_and_bad_frames_give_clear_errors() {
             quantization: dmacam_render::Quantization::Limited
         }
     );
+    // SMPTE 240M (colorspace 2) is refused like BT.2020; a JPEG-colorspace YUV camera is full range, and
+    // the CPU reference reads it the same way (app's Csc::for_format shares capture's resolution).
+    let e = Colorimetry::from_v4l2(Fourcc::new(b"YUYV"), 2, 0, 0).unwrap_err();
+    assert!(e.to_string().contains("SMPTE 240M"), "{e}");
+    assert_eq!(
+        Colorimetry::from_v4l2(Fourcc::new(b"YUYV"), 7, 0, 0)
+            .unwrap()
+            .quantization,
+        dmacam_render::Quantization::Full
+    );
     assert_eq!(
         Colorimetry::from_v4l2(Fourcc::new(b"RGB3"), 8, 0, 0)
             .unwrap()

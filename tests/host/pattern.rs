@@ -44,16 +44,22 @@ fn parse_y4m(path: &Path) -> Y4m {
     let header = std::str::from_utf8(&data[..nl]).unwrap();
     let mut words = header.split(' ');
     assert_eq!(words.next(), Some("YUV4MPEG2"), "{header}");
-    let (mut w, mut h, mut chroma) = (0, 0, String::from("420jpeg"));
+    let (mut w, mut h, mut chroma, mut range) = (0, 0, String::from("420jpeg"), false);
     for word in words {
         match word.split_at(1) {
             ("W", v) => w = v.parse().unwrap(),
             ("H", v) => h = v.parse().unwrap(),
             ("C", v) => chroma = v.to_owned(),
             ("F", v) => assert_eq!(v, "30:1", "frame rate in {header}"),
+            // The pattern is drawn in BT.601 limited range, and the header must say so.
+            ("X", v) if v.starts_with("COLORRANGE=") => {
+                assert_eq!(v, "COLORRANGE=LIMITED", "range in {header}");
+                range = true;
+            }
             _ => {}
         }
     }
+    assert!(range, "no XCOLORRANGE in {header}");
     let (cw, ch) = match chroma.as_str() {
         "422" => (w / 2, h),
         "420mpeg2" | "420jpeg" | "420" => (w / 2, h / 2),
