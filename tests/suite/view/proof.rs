@@ -1,0 +1,331 @@
+//! What `view` claims about itself, checked: `list --pipeline`'s choices and reasons, latency figures of the
+//! frame shown, the null output, and `check --zero-copy`.
+
+use super::*;
+
+/// Runs `dmacam list --pipeline --json` against `weston` and returns the JSON.
+fn list_pipeline(weston: &Weston) -> serde_json::Value {
+    let mut cmd = dmacam();
+    weston.env(&mut cmd);
+    let out = dmacam_tests::run_ok(cmd.args(["list", "--pipeline", "-d", VIVID, "--json"]));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("list --pipeline --json: {e}: {out}"))
+}
+
+fn format_row<'a>(v: &'a serde_json::Value, fourcc: &str) -> &'a serde_json::Value {
+    v["formats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["format"] == fourcc)
+        .unwrap_or_else(|| panic!("no {fourcc} row: {v}"))
+}
+
+/// `list --pipeline` tells, per vivid format, the path `view` would take and why: under the GL Weston
+/// (linux-dmabuf v3) YUYV passes through, RGB3 (no DRM format Weston takes) goes through the GPU; under
+/// the pixman Weston (no linux-dmabuf) everything falls back to shm, and the reasons say so.
+#[test]
+fn view_list_pipeline_explains_each_format() {
+    require_vm();
+    let weston = Weston::start("wayland-5", &[]);
+    let v = list_pipeline(&weston);
+    assert_eq!(v["wayland"]["linux_dmabuf_version"], 3, "{v}");
+    assert!(v["vulkan"]["device"].as_str().is_some(), "{v}");
+    let yuyv = format_row(&v, "YUYV");
+    assert_eq!(yuyv["auto"]["path"], "passthrough", "{yuyv}");
+    assert_eq!(yuyv["paths"]["gpu"]["possible"], true, "{yuyv}");
+    let rgb3 = format_row(&v, "RGB3");
+    assert_eq!(rgb3["auto"]["path"], "gpu", "{rgb3}");
+    assert_eq!(rgb3["paths"]["passthrough"]["possible"], false, "{rgb3}");
+    assert!(
+        rgb3["auto"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("render stage converts RGB3"),
+        "{rgb3}"
+    );
+
+    // The first link: buffers dmacam allocated and the driver wrote into (V4L2 DMABUF memory) pass as the
+    // camera's; the pattern, drawn by the CPU into real dma-bufs, is not passed off as a camera export.
+    let (code, out, _) = zero_copy_of(
+        &weston,
+        &["-d", VIVID, "--io", "udmabuf"],
+        "YUYV",
+        "passthrough",
+        "import",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("camera writes into an imported dma-buf (udmabuf)"),
+        "{out}"
+    );
+    let (code, out, trace) = zero_copy_of(
+        &weston,
+        &["-d", "pattern"],
+        "YUYV",
+        "passthrough",
+        "pattern",
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("zero-copy: FAIL") && out.contains("1 CPU write per frame (the pattern)"),
+        "{out}"
+    );
+    assert!(trace.iter().all(|r| r["origin"] == "pattern"), "{trace:?}");
+    drop(weston);
+
+    let pixman = Weston::start("wayland-9", &["--renderer=pixman"]);
+    let v = list_pipeline(&pixman);
+    assert!(v["wayland"]["linux_dmabuf_version"].is_null(), "{v}");
+    let yuyv = format_row(&v, "YUYV");
+    assert_eq!(yuyv["auto"]["path"], "shm", "{yuyv}");
+    assert!(
+        yuyv["paths"]["passthrough"]["why_not"]
+            .as_str()
+            .unwrap()
+            .contains("no zwp_linux_dmabuf_v1"),
+        "{yuyv}"
+    );
+    drop(pixman);
+
+    // Text output, and a bad node: one line, exit status 1.
+    let out = dmacam_tests::run(dmacam().args(["list", "--pipeline", "-d", "/dev/video9"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("/dev/video9") && err.contains("dmacam list"),
+        "{err}"
+    );
+}
+
+/// The gpu path shows the newest frame waiting, not the one it took first (a conversion under TCG is slower
+/// than the camera): the latency it counts for a shown frame must be that frame's own, presentation minus its
+/// own capture time. Frames passed over are in the trace too, without a display part.
+#[test]
+fn view_gpu_latency_is_the_shown_frames_own() {
+    require_vm();
+    let weston = Weston::start("wayland-5", &[]);
+    let trace = results_dir().join("view-gpu-latency.jsonl");
+    let json = results_dir().join("view-gpu-latency.json");
+    let _ = std::fs::remove_file(&trace);
+    let mut cmd = dmacam();
+    weston.env(&mut cmd);
+    let out = dmacam_tests::run(
+        cmd.args(["view", "-d", VIVID, "--format", "YUYV", "--size", "640x360"])
+            .args(["--fps", "30", "--path", "gpu", "--stats-json"])
+            .arg(&json)
+            .arg("--trace")
+            .arg(&trace)
+            .args(dmacam_tests::until_shown(4)),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let s = read_summary(&json);
+    weston.assert_shown(&s, 4, "view --path gpu");
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
+        .expect("trace")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("trace line is JSON"))
+        .collect();
+    let passed_over = records.iter().filter(|r| r["display"].is_null()).count();
+    assert!(
+        passed_over > 0,
+        "no frame was passed over at 30 fps under TCG: this run proves nothing ({} records)",
+        records.len()
+    );
+    let mut checked = 0;
+    for r in records.iter().filter(|r| r["display"]["presented"] == true) {
+        let Some(latency) = r["display"]["latency_ns"].as_u64() else {
+            continue;
+        };
+        let own = r["display"]["t_present_ns"].as_u64().unwrap() as i128
+            - r["t_capture_ns"]
+                .as_u64()
+                .expect("vivid stamps CLOCK_MONOTONIC") as i128;
+        assert!(
+            (latency as i128 - own).abs() < 5_000_000,
+            "frame {}: the latency counted, {latency} ns, is not its own presentation minus its own capture \
+             time, {own} ns: {r}",
+            r["sequence"]
+        );
+        checked += 1;
+    }
+    assert!(checked >= 1, "no shown frame had a latency: {s}");
+}
+
+/// `view --output null`: the pipeline without a display (no compositor). On the gpu path every frame the
+/// render stage converts is handed to the null sink and let go at once: frames shown = frames converted, the
+/// rest were passed over, nothing is copied, and the trace follows each converted frame to the sink (kind null).
+#[test]
+fn view_null_output_shows_every_converted_frame() {
+    require_vm();
+    let trace = results_dir().join("view-null-gpu.jsonl");
+    let json = results_dir().join("view-null-gpu.json");
+    let _ = std::fs::remove_file(&trace);
+    let out = dmacam_tests::run(
+        dmacam()
+            .args(["view", "-d", VIVID, "--format", "YUYV", "--size", "640x360"])
+            .args([
+                "--fps",
+                "15",
+                "--output",
+                "null",
+                "--process",
+                "scale=320x180,mirror",
+            ])
+            .args(["--frames", "20", "--stats", "--stats-json"])
+            .arg(&json)
+            .arg("--trace")
+            .arg(&trace),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("path gpu"), "{err}");
+    let s = read_summary(&json);
+    assert_eq!(s["path"], "null (gpu)", "{s}");
+    assert_eq!(s["cpu_bytes_copied_total"], 0, "{s}");
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or_else(|| panic!("{s}"));
+    let (taken, passed, shown) = (
+        n(&s["intake"]["frames_taken"]),
+        n(&s["intake"]["passed_over_by_dmacam"]),
+        n(&s["frames_shown"]),
+    );
+    assert!(taken >= 20 && shown >= 1, "{s}");
+    assert_eq!(shown + passed, taken, "{s}");
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
+        .expect("trace")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("trace line is JSON"))
+        .collect();
+    let converted: Vec<&serde_json::Value> =
+        records.iter().filter(|r| !r["gpu"].is_null()).collect();
+    assert_eq!(converted.len() as u64, shown, "{s}");
+    for r in &converted {
+        assert_eq!(r["display"]["kind"], "null", "{r}");
+        assert_eq!(r["display"]["presented"], true, "{r}");
+    }
+    assert_eq!(records.len() as u64, taken, "{s}");
+}
+
+/// Runs `dmacam check --zero-copy` under `weston`; returns (exit code, stdout, the trace's lines).
+fn zero_copy(
+    weston: &Weston,
+    fourcc: &str,
+    path: &str,
+    tag: &str,
+) -> (Option<i32>, String, Vec<serde_json::Value>) {
+    zero_copy_of(weston, &["-d", VIVID], fourcc, path, tag)
+}
+
+/// [`zero_copy`] of the source that `source` (capture options) names.
+fn zero_copy_of(
+    weston: &Weston,
+    source: &[&str],
+    fourcc: &str,
+    path: &str,
+    tag: &str,
+) -> (Option<i32>, String, Vec<serde_json::Value>) {
+    let trace = results_dir().join(format!("zero-copy-{tag}.jsonl"));
+    let _ = std::fs::remove_file(&trace);
+    let mut cmd = dmacam();
+    weston.env(&mut cmd);
+    let out = dmacam_tests::run(
+        cmd.args(["check", "--zero-copy"])
+            .args(source)
+            .args(["--formats", fourcc])
+            .args([
+                "--size", "640x360", "--fps", "15", "--frames", "8", "--path", path,
+            ])
+            .arg("--trace")
+            .arg(&trace),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
+        .unwrap_or_else(|e| panic!("{tag}: no trace ({e}): {stdout}{stderr}"))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("trace line is JSON"))
+        .collect();
+    (out.status.code(), stdout, lines)
+}
+
+/// `check --zero-copy` proves the chain of dma-buf identities frame by frame from the trace: it passes on
+/// the passthrough and gpu paths (and the trace shows the same inodes at each link), and fails on shm.
+#[test]
+fn view_check_zero_copy_passes_on_dmabuf_paths_and_fails_on_shm() {
+    require_vm();
+    let weston = Weston::start("wayland-5", &[]);
+    let (code, out, trace) = zero_copy(&weston, "YUYV", "passthrough", "passthrough");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("zero-copy: PASS") && out.contains("camera export (videobuf2_vmalloc)"),
+        "{out}"
+    );
+    let shown: Vec<_> = trace
+        .iter()
+        .filter(|r| r["display"]["presented"] == true)
+        .collect();
+    assert!(!shown.is_empty(), "{trace:?}");
+    for r in &shown {
+        assert_eq!(r["origin"], "camera-export", "{r}");
+        assert_eq!(r["display"]["inodes"][0], r["camera"][0]["inode"], "{r}");
+        assert_eq!(r["cpu_bytes_copied"], 0, "{r}");
+        assert!(
+            r["t_dequeue_ns"].as_u64().unwrap() <= r["display"]["t_present_ns"].as_u64().unwrap()
+        );
+    }
+
+    let (code, out, trace) = zero_copy(&weston, "NV12", "gpu", "gpu");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("Vulkan import") && out.contains("Vulkan export"),
+        "{out}"
+    );
+    let shown: Vec<_> = trace
+        .iter()
+        .filter(|r| r["display"]["presented"] == true)
+        .collect();
+    assert!(!shown.is_empty(), "{trace:?}");
+    for r in &shown {
+        let g = &r["gpu"];
+        assert_eq!(g["import_inodes"][0], r["camera"][0]["inode"], "{r}");
+        assert_eq!(r["display"]["inodes"][0], g["output"]["inode"], "{r}");
+        assert_ne!(g["output"]["inode"], r["camera"][0]["inode"], "{r}");
+    }
+    // Each line carries the process's CPU time at dequeue (what tests/vm/bench's steady state is computed
+    // from): it is set, and it only grows from one frame to the next, the GPU's work included.
+    let mut by_dequeue: Vec<(u64, u64)> = trace
+        .iter()
+        .map(|r| {
+            (
+                r["t_dequeue_ns"].as_u64().unwrap(),
+                r["cpu_dequeue_ns"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    by_dequeue.sort();
+    assert!(
+        by_dequeue.len() >= 2 && by_dequeue[0].1 > 0,
+        "{by_dequeue:?}"
+    );
+    assert!(
+        by_dequeue.windows(2).all(|w| w[0].1 <= w[1].1),
+        "{by_dequeue:?}"
+    );
+    assert!(
+        by_dequeue.last().unwrap().1 > by_dequeue[0].1,
+        "{by_dequeue:?}"
+    );
+    drop(weston);
+
+    let pixman = Weston::start("wayland-9", &["--renderer=pixman"]);
+    let (code, out, trace) = zero_copy(&pixman, "YUYV", "auto", "shm");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("zero-copy: FAIL") && out.contains("CPU copied"),
+        "{out}"
+    );
+    assert!(trace
+        .iter()
+        .any(|r| r["cpu_bytes_copied"].as_u64().unwrap() > 0));
+}
