@@ -17,6 +17,8 @@ use crate::pixels::{Csc, View};
 
 /// Largest piece written at once from a mapped dma-buf (well below the writer's buffer).
 const CHUNK: usize = 64 * 1024;
+/// `FRAME\n`, before each frame of a Y4M file.
+const FRAME_HEADER: u64 = 6;
 
 /// What kind of file a name asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +103,27 @@ impl SinkFrame for MappedFrame<'_> {
     }
 }
 
+/// What the CPU did with a frame's bytes in the file writer, counted where it happens: a file is a CPU
+/// consumer, so dump is zero-copy up to the file writer and no further.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTouch {
+    /// Bytes read out of the frame's dma-buf through its mapping.
+    pub read: u64,
+    /// Bytes written into dmacam's own memory: the Y4M repack, the RGB picture of an image, the file
+    /// buffer's staging.
+    pub written: u64,
+    /// Bytes the file received.
+    pub file: u64,
+}
+
+impl std::ops::AddAssign for CpuTouch {
+    fn add_assign(&mut self, o: CpuTouch) {
+        self.read += o.read;
+        self.written += o.written;
+        self.file += o.file;
+    }
+}
+
 /// A file sink; see the module docs for the no-partial-file guarantee.
 pub struct FileSink {
     kind: Kind,
@@ -113,6 +136,9 @@ pub struct FileSink {
     /// For png/ppm: frame files already in place (removed if the sink is dropped unfinished).
     written: Vec<PathBuf>,
     finished: bool,
+    /// Frames written, and what the CPU did with their bytes.
+    frames: u64,
+    touched: CpuTouch,
 }
 
 fn temp_name(path: &Path, tag: &str) -> PathBuf {
@@ -192,14 +218,24 @@ impl FileSink {
             stream,
             written: Vec::new(),
             finished: false,
+            frames: 0,
+            touched: CpuTouch::default(),
         })
     }
 
-    /// Writes one frame, reading it through the frame's mapped dma-bufs.
-    pub fn write(&mut self, frame: &impl SinkFrame) -> Result<()> {
+    /// Writes one frame, reading it through the frame's mapped dma-bufs; returns what the CPU did with its
+    /// bytes (also added to [`FileSink::touched`]).
+    pub fn write(&mut self, frame: &impl SinkFrame) -> Result<CpuTouch> {
         let format = &self.format;
         let pixel = self.pixel;
-        match self.kind {
+        // The payload of every plane: what the writer reads out of the dma-buf.
+        let payload: u64 = frame
+            .bytesused()
+            .iter()
+            .zip(frame.data_offset())
+            .map(|(&used, off)| u64::from(used.saturating_sub(off)))
+            .sum();
+        let touch = match self.kind {
             Kind::Raw => {
                 let (w, _) = self.stream.as_mut().expect("raw sink has a file");
                 let dest = &self.path;
@@ -219,17 +255,31 @@ impl FileSink {
                     }
                     Ok(())
                 })??;
+                // Staged through the file buffer (chunks smaller than it), then written.
+                CpuTouch {
+                    read: payload,
+                    written: payload,
+                    file: payload,
+                }
             }
             Kind::Y4m => {
                 let (w, _) = self.stream.as_mut().expect("y4m sink has a file");
                 let dest = &self.path;
-                frame.read(|mem| -> Result<()> {
+                let repacked = frame.read(|mem| -> Result<u64> {
                     let view = View::new(format, pixel, mem, &frame.data_offset())?;
                     let data = y4m_frame(&view);
                     w.write_all(b"FRAME\n")
                         .and_then(|_| w.write_all(&data))
-                        .with_context(|| format!("writing {}", dest.display()))
+                        .with_context(|| format!("writing {}", dest.display()))?;
+                    Ok(data.len() as u64)
                 })??;
+                // Repacked into planar Y'CbCr, then staged through the file buffer.
+                let file = FRAME_HEADER + repacked;
+                CpuTouch {
+                    read: payload,
+                    written: repacked + file,
+                    file,
+                }
             }
             Kind::Png | Kind::Ppm => {
                 let csc = self.csc;
@@ -254,14 +304,40 @@ impl FileSink {
                         std::fs::rename(&tmp, &dest)
                             .with_context(|| format!("cannot complete {}", dest.display()))
                     });
-                if let Err(e) = res {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(e);
-                }
+                let file = match res {
+                    Ok(()) => std::fs::metadata(&dest).map_or(0, |m| m.len()),
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(e);
+                    }
+                };
                 self.written.push(dest);
+                // Converted to R'G'B', then encoded (PNG) or copied (PPM) through the file buffer.
+                CpuTouch {
+                    read: payload,
+                    written: rgb.len() as u64 + file,
+                    file,
+                }
             }
+        };
+        self.frames += 1;
+        self.touched += touch;
+        Ok(touch)
+    }
+
+    /// The CPU work the writer does on each frame, in words.
+    pub fn cpu_work(&self) -> &'static str {
+        match self.kind {
+            Kind::Raw => "file buffer",
+            Kind::Y4m => "Y4M repack, file buffer",
+            Kind::Png => "R'G'B' conversion, PNG encoding",
+            Kind::Ppm => "R'G'B' conversion, file buffer",
         }
-        Ok(())
+    }
+
+    /// Frames written so far, and what the CPU did with their bytes.
+    pub fn touched(&self) -> (u64, CpuTouch) {
+        (self.frames, self.touched)
     }
 
     /// Completes the output: flushes and renames the file into place. Returns the files written.

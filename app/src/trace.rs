@@ -121,9 +121,13 @@ pub struct FrameRecord {
     pub cpu_dequeue_ns: u64,
     pub gpu: Option<GpuRecord>,
     pub display: Option<DisplayPart>,
-    /// Bytes written to the output file (`dump`), read through the dma-buf's mapping.
+    /// Bytes written to the output file (`dump`).
     pub file_bytes: Option<u64>,
-    /// Bytes the CPU copied between stages (0 on the zero-copy paths).
+    /// Bytes the CPU read out of the frame's dma-buf (`dump`'s file writer reads every payload byte).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_bytes_read: Option<u64>,
+    /// Bytes the CPU wrote into memory of its own for this frame: the MJPEG decode or the pattern into the
+    /// frame's buffer, and `dump`'s repack, RGB conversion and file staging (0 on the zero-copy paths).
     pub cpu_bytes_copied: u64,
 }
 
@@ -142,6 +146,15 @@ impl FrameRecord {
             cpu_dequeue_ns: process_cpu_ns(),
             ..Default::default()
         }
+    }
+}
+
+impl FrameRecord {
+    /// Adds what `dump`'s file writer did with the frame's bytes.
+    pub fn touched_by_the_writer(&mut self, touch: crate::sink::CpuTouch) {
+        self.file_bytes = Some(touch.file);
+        self.cpu_bytes_read = Some(touch.read);
+        self.cpu_bytes_copied += touch.written;
     }
 }
 

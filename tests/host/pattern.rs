@@ -141,11 +141,37 @@ fn a_signal_mid_dump_leaves_every_written_frame_in_a_complete_file() {
 #[test]
 fn dump_of_the_pattern_is_a_valid_y4m_with_the_bars_and_a_moving_marker() {
     let dir = scratch("dump");
-    let out_file = dir.join("out.y4m");
+    let (out_file, trace) = (dir.join("out.y4m"), dir.join("t.jsonl"));
     let out = run(dmacam()
         .args(["dump", "-d", "pattern", "--frames", "30", "-o"])
-        .arg(&out_file));
+        .arg(&out_file)
+        .arg("--trace")
+        .arg(&trace));
     assert_ok(&out);
+    // The file writer's CPU work is counted and said: 640x360 YUYV is 460800 bytes read per frame, repacked
+    // to planar (460800) and staged through the file buffer with its FRAME header (460806).
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "dmacam dump: 30 frames written to {}; the CPU read 460800 bytes per frame out of the dma-bufs \
+             and wrote 921606 (Y4M repack, file buffer)",
+            out_file.display()
+        )),
+        "{err}"
+    );
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 30);
+    for r in &records {
+        assert_eq!(r["origin"], "pattern", "{r}");
+        assert_eq!(r["cpu_bytes_read"], 460_800, "{r}");
+        assert_eq!(r["file_bytes"], 460_806, "{r}");
+        // The pattern's own CPU write into the frame (460800), then the writer's (921606).
+        assert_eq!(r["cpu_bytes_copied"], 460_800 + 921_606, "{r}");
+    }
     let y4m = parse_y4m(&out_file);
     assert_eq!((y4m.w, y4m.h, y4m.chroma.as_str()), (640, 360, "422"));
     assert_eq!(y4m.frames.len(), 30);

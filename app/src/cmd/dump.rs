@@ -461,9 +461,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .map(|_| crate::trace::FrameRecord::dequeued(&frame));
         match gpu.as_mut() {
             None => {
-                sink.write(&frame)?;
+                let touch = sink.write(&frame)?;
                 if let Some(r) = record.as_mut() {
-                    r.file_bytes = Some(frame.bytesused().iter().map(|&b| u64::from(b)).sum());
+                    r.touched_by_the_writer(touch);
                 }
             }
             Some(g) => {
@@ -487,7 +487,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     g.maps[i] = Some(m);
                 }
                 let map = g.maps[i].as_ref().expect("mapped above");
-                sink.write(&MappedFrame {
+                let touch = sink.write(&MappedFrame {
                     map,
                     sequence,
                     len: out.stride() * out.height(),
@@ -495,7 +495,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 if let Some(r) = record.as_mut() {
                     let index = r.v4l2_index as u32;
                     r.gpu = Some(crate::trace::GpuRecord::new(&g.renderer, index, &out));
-                    r.file_bytes = Some(u64::from(out.stride() * out.height()));
+                    r.touched_by_the_writer(touch);
                 }
             }
         }
@@ -563,15 +563,29 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from((128 + sig) as u8));
     }
+    let (sink_touched, work) = (sink.touched(), sink.cpu_work());
     let files = sink.finish()?;
     if let (Some(t), Some(p)) = (&trace, &args.trace) {
         let n = t.finish()?;
         tracing::info!("trace of {n} frames written to {}", p.display());
     }
-    if files.len() == 1 {
-        tracing::info!("wrote {} frames to {}", args.frames, files[0].display());
-    }
+    let place = match files.as_slice() {
+        [one] => one.display().to_string(),
+        _ => format!("{} files", files.len()),
+    };
+    eprintln!("dmacam dump: {}", cpu_report(sink_touched, work, &place));
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the file writer did on the CPU, per frame written (`work` names it): the file is where zero-copy
+/// ends, and what it costs is said, not hidden.
+fn cpu_report((frames, t): (u64, crate::sink::CpuTouch), work: &str, place: &str) -> String {
+    let per = |v: u64| v / frames.max(1);
+    format!(
+        "{frames} frames written to {place}; the CPU read {} bytes per frame out of the dma-bufs and wrote {} ({work})",
+        per(t.read),
+        per(t.written),
+    )
 }
 
 #[cfg(test)]
@@ -585,5 +599,19 @@ mod tests {
         assert!(parse_size("garbage").is_err());
         assert!(parse_size("640x").is_err());
         assert!(parse_size("-1x5").is_err());
+    }
+
+    #[test]
+    fn the_cpu_report_counts_per_frame_written() {
+        let t = crate::sink::CpuTouch {
+            read: 3 * 460_800,
+            written: 3 * 921_606,
+            file: 3 * 460_806,
+        };
+        assert_eq!(
+            cpu_report((3, t), "Y4M repack, file buffer", "a.y4m"),
+            "3 frames written to a.y4m; the CPU read 460800 bytes per frame out of the dma-bufs and wrote \
+             921606 (Y4M repack, file buffer)"
+        );
     }
 }

@@ -92,7 +92,11 @@ pub fn judge(records: &[FrameRecord]) -> Verdict {
         v.displayed += 1;
         let camera = set(r.camera.iter().map(|b| b.inode));
         let fail = |why: String| format!("frame {}: {why}", r.sequence);
-        let problem = if r.cpu_bytes_copied > 0 {
+        // What wrote the frame first: a source that fills its buffers on the CPU (the pattern, the MJPEG
+        // decode) is named as such, not reported as an anonymous copy.
+        let problem = if let Some(why) = first_link(r) {
+            Some(fail(why))
+        } else if r.cpu_bytes_copied > 0 {
             Some(fail(format!(
                 "the CPU copied {} bytes (the {} path)",
                 r.cpu_bytes_copied,
@@ -107,8 +111,6 @@ pub fn judge(records: &[FrameRecord]) -> Verdict {
             Some(fail(
                 "the camera's buffer is not an identified dma-buf".into(),
             ))
-        } else if let Some(why) = first_link(r) {
-            Some(fail(why))
         } else {
             match &r.gpu {
                 None => {

@@ -261,7 +261,8 @@ impl PatternSource {
                 field: b::v4l2_field_V4L2_FIELD_NONE,
                 bytesused: vec![bytesused],
                 data_offset: vec![0],
-                cpu_bytes_copied: 0,
+                // The pattern is painted (or encoded) by the CPU into the frame's buffer: one CPU write.
+                cpu_bytes_copied: u64::from(bytesused),
             },
         ))
     }
