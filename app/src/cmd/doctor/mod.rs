@@ -126,7 +126,7 @@ fn print_text(r: &serde_json::Value) {
         let a = &r["allocators"];
         match (a[key].as_bool(), a[format!("{key}_usable")].as_bool()) {
             (Some(true), Some(true)) => "yes",
-            (Some(true), _) => "exists, not yours (see Access)",
+            (Some(true), _) => "exists, but you cannot open it (see Access)",
             _ => "no",
         }
     };
