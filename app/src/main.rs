@@ -17,13 +17,14 @@ mod trace;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
     name = "dmacam",
     version,
-    about = "Zero-copy camera pipeline: V4L2 -> Vulkan -> Wayland/KMS or disk"
+    about = "Zero-copy camera pipeline: V4L2 -> Vulkan -> Wayland/KMS or disk",
+    after_help = "Shell completions and man pages: dmacam completions bash|zsh|fish, dmacam manpage [--out DIR]."
 )]
 struct Cli {
     /// More log output (-v: debug, -vv: trace); RUST_LOG overrides.
@@ -52,6 +53,12 @@ enum Command {
     KmsView(cmd::kms::Args),
     /// Share the camera with other processes by fd over a Unix socket (consumers: --from SOCKET).
     Serve(cmd::serve::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    #[command(hide = true)]
+    Completions(cmd::manual::CompletionsArgs),
+    /// Print the man page dmacam.1 to stdout, or write it and one page per subcommand into a directory.
+    #[command(hide = true)]
+    Manpage(cmd::manual::ManpageArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +73,8 @@ fn main() -> ExitCode {
         Command::View(args) => cmd::view::run(args),
         Command::KmsView(args) => cmd::kms::run(args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Completions(args) => cmd::manual::completions(args, Cli::command()),
+        Command::Manpage(args) => cmd::manual::manpage(args, Cli::command()),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,6 @@
 //! The built-in pattern source on the host itself (no VM, no V4L2, no udmabuf: memfd buffers): the built
 //! `dmacam` binary dumps and checks the pattern, and the Y4M it writes is parsed and its pixels compared with
-//! BT.601 values computed here from the pattern's specification.
+//! BT.601 values computed here from the pattern's specification; ffprobe reads the range its header gives.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -425,4 +425,58 @@ fn view_to_the_null_output_shows_every_frame_without_a_copy() {
         err.contains("--path shm: the null output copies nothing"),
         "{err}"
     );
+}
+
+/// The stream ffprobe reads from `file` (`-show_streams`), as `key=value` lines.
+fn ffprobe_stream(file: &Path) -> String {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_streams"])
+        .arg(file)
+        .output()
+        .expect("run ffprobe (tests/setup installs ffmpeg)");
+    assert_ok(&out);
+    String::from_utf8(out.stdout).expect("UTF-8 ffprobe output")
+}
+
+#[test]
+fn ffprobe_reads_the_range_of_a_y4m_dump() {
+    let dir = scratch("ffprobe");
+    // The pattern is drawn in BT.601 limited range: ffmpeg must read the header's range as "tv", for a
+    // 4:2:2 and a 4:2:0 file.
+    for (format, pix_fmt) in [("YUYV", "yuv422p"), ("NV12", "yuv420p")] {
+        let file = dir.join(format!("{format}.y4m"));
+        assert_ok(&run(dmacam()
+            .args([
+                "dump", "-d", "pattern", "--format", format, "--frames", "2", "-o",
+            ])
+            .arg(&file)));
+        let stream = ffprobe_stream(&file);
+        for want in [
+            "codec_name=rawvideo",
+            "width=640",
+            "height=360",
+            &format!("pix_fmt={pix_fmt}"),
+            "color_range=tv",
+        ] {
+            assert!(
+                stream.lines().any(|l| l == want),
+                "{format}: ffprobe does not say {want}:\n{stream}"
+            );
+        }
+        // A full-range camera's dump says XCOLORRANGE=FULL (no source here draws full-range YUV): the same
+        // file with that word must read as "pc", so both words dmacam writes are ones ffmpeg knows.
+        let data = std::fs::read(&file).unwrap();
+        let nl = data.iter().position(|&b| b == b'\n').unwrap();
+        let header = std::str::from_utf8(&data[..nl]).unwrap();
+        assert!(header.ends_with(" XCOLORRANGE=LIMITED"), "{header}");
+        let full = dir.join(format!("{format}-full.y4m"));
+        let mut bytes = header.replace("=LIMITED", "=FULL").into_bytes();
+        bytes.extend_from_slice(&data[nl..]);
+        std::fs::write(&full, bytes).unwrap();
+        let stream = ffprobe_stream(&full);
+        assert!(
+            stream.lines().any(|l| l == "color_range=pc"),
+            "{format}: ffprobe does not read XCOLORRANGE=FULL as pc:\n{stream}"
+        );
+    }
 }

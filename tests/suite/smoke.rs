@@ -91,6 +91,23 @@ fn smoke_lavapipe_offers_dma_buf_import() {
     }
     assert_eq!(doctor["allocators"]["udmabuf"], true);
     assert_eq!(doctor["allocators"]["dma_heap_system"], true);
+    // The suite runs as root, who opens every node: doctor checks the allocators and vivid's nodes, and
+    // says each is usable.
+    assert_eq!(doctor["allocators"]["udmabuf_usable"], true);
+    assert_eq!(doctor["allocators"]["dma_heap_system_usable"], true);
+    let access = doctor["access"].as_array().expect("an access list");
+    for node in [
+        "/dev/udmabuf",
+        "/dev/dma_heap/system",
+        "/dev/video0",
+        "/dev/video1",
+    ] {
+        let entry = access
+            .iter()
+            .find(|a| a["path"] == node)
+            .unwrap_or_else(|| panic!("doctor does not check {node}: {access:?}"));
+        assert_eq!(entry["usable"], true, "{entry}");
+    }
 }
 
 #[test]

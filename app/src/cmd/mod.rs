@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod dump;
 pub mod kms;
 pub mod list;
+pub mod manual;
 pub mod pipeline;
 pub mod serve;
 pub mod view;

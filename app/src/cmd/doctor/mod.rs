@@ -1,4 +1,7 @@
-//! `dmacam doctor`: what this machine offers each stage of the pipeline, and what is missing.
+//! `dmacam doctor`: what this machine offers each stage of the pipeline, what is missing, and which device
+//! nodes the user running it can actually open (`access.rs`).
+
+mod access;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -20,10 +23,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Err(e) => json!({ "error": e.to_string() }),
         })
         .collect();
+    let access: Vec<_> = access::probe_all()
+        .iter()
+        .map(|p| {
+            let v = access::verdict(p);
+            json!({
+                "path": p.path.display().to_string(),
+                "kind": p.kind.label(),
+                "usable": v.usable,
+                "group": p.owner.as_ref().map(|o| o.group.clone()),
+                "mode": p.owner.as_ref().map(|o| format!("{:04o}", o.mode)),
+                "line": v.line,
+            })
+        })
+        .collect();
+    let usable = |path: &str| {
+        access
+            .iter()
+            .any(|a| a["path"] == path && a["usable"] == true)
+    };
+    // "udmabuf"/"dma_heap_system": the node exists; "*_usable": this user can open it.
     let allocators = json!({
         "dma_heap_system": Path::new("/dev/dma_heap/system").exists(),
         "udmabuf": Path::new("/dev/udmabuf").exists(),
+        "dma_heap_system_usable": usable("/dev/dma_heap/system"),
+        "udmabuf_usable": usable("/dev/udmabuf"),
     });
+    let euid = nix::unistd::geteuid().as_raw();
     let drm_cards: Vec<String> = std::fs::read_dir("/dev/dri")
         .map(|d| {
             let mut v: Vec<String> = d
@@ -62,6 +88,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = json!({
         "v4l2": nodes,
         "allocators": allocators,
+        "euid": euid,
+        "access": access,
         "drm": drm_cards,
         "vulkan": vulkan,
         "wayland": wayland,
@@ -94,30 +122,26 @@ fn print_text(r: &serde_json::Value) {
         }
         _ => println!("  none"),
     }
-    let yes = |b: &serde_json::Value| {
-        if b.as_bool() == Some(true) {
-            "yes"
-        } else {
-            "no"
+    let state = |key: &str| {
+        let a = &r["allocators"];
+        match (a[key].as_bool(), a[format!("{key}_usable")].as_bool()) {
+            (Some(true), Some(true)) => "yes",
+            (Some(true), _) => "exists, but you cannot open it (see Access)",
+            _ => "no",
         }
     };
     println!(
         "dma-buf allocators: DMA-BUF heap (/dev/dma_heap/system): {}, udmabuf: {}",
-        yes(&r["allocators"]["dma_heap_system"]),
-        yes(&r["allocators"]["udmabuf"])
+        state("dma_heap_system"),
+        state("udmabuf")
     );
-    println!(
-        "DRM nodes: {}",
-        r["drm"]
-            .as_array()
-            .map(|a| a
-                .iter()
-                .filter_map(|v| v.as_str())
-                .collect::<Vec<_>>()
-                .join(", "))
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "none".into())
-    );
+    let drm = strings(&r["drm"]);
+    if drm.is_empty() {
+        println!("DRM nodes: none");
+    } else {
+        println!("DRM nodes: {}", drm.join(", "));
+    }
+    print_access(r);
     println!("Vulkan:");
     match r["vulkan"].as_array() {
         Some(a) => {
@@ -128,21 +152,8 @@ fn print_text(r: &serde_json::Value) {
                     d["driver"].as_str().unwrap_or("?"),
                     d["api"].as_str().unwrap_or("?")
                 );
-                println!(
-                    "    offers: {}",
-                    d["offered"]
-                        .as_array()
-                        .map(|v| v
-                            .iter()
-                            .filter_map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "))
-                        .unwrap_or_default()
-                );
-                let missing: Vec<_> = d["missing_required"]
-                    .as_array()
-                    .map(|v| v.iter().filter_map(|s| s.as_str()).collect())
-                    .unwrap_or_default();
+                println!("    offers: {}", strings(&d["offered"]).join(", "));
+                let missing = strings(&d["missing_required"]);
                 if !missing.is_empty() {
                     println!("    MISSING (required): {}", missing.join(", "));
                 }
@@ -163,5 +174,38 @@ fn print_text(r: &serde_json::Value) {
                 .unwrap_or_else(|| "absent".into())
         };
         println!("Wayland: zwp_linux_dmabuf_v1 {}, wl_shm {}, xdg_wm_base {}, wp_presentation {}, wp_viewporter {}", v("linux_dmabuf"), v("wl_shm"), v("xdg_wm_base"), v("wp_presentation"), v("wp_viewporter"));
+    }
+}
+
+/// The strings of a JSON array (none when it is not one).
+fn strings(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// The Access section: the nodes this user opens on one line, then one line per node that it cannot.
+fn print_access(r: &serde_json::Value) {
+    let nodes = r["access"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    match r["euid"].as_u64() {
+        Some(0) => println!(
+            "Access (as root, who opens every node; run doctor as the user who will run dmacam to see theirs):"
+        ),
+        Some(uid) => println!("Access (as uid {uid}):"),
+        None => println!("Access:"),
+    }
+    let ok: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n["usable"] == true)
+        .filter_map(|n| n["path"].as_str())
+        .collect();
+    if !ok.is_empty() {
+        println!("  opens: {}", ok.join(", "));
+    }
+    for n in nodes.iter().filter(|n| n["usable"] != true) {
+        println!("  {}", n["line"].as_str().unwrap_or("?"));
     }
 }
