@@ -95,6 +95,9 @@ pub struct DisplayPart {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ns: Option<u64>,
     pub t_release_ns: Option<u64>,
+    /// The compositor's wp_presentation_feedback flags for it (`zero_copy`: scanned out as is).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub presentation_flags: Vec<String>,
     pub presented: bool,
     pub discarded: bool,
     pub replaced: bool,
@@ -285,6 +288,11 @@ impl ViewTrace {
                 t_present_ns: d.presented_ns,
                 latency_ns: d.latency_ns,
                 t_release_ns: *rel.lock().unwrap_or_else(|e| e.into_inner()),
+                presentation_flags: d
+                    .presentation_flags
+                    .iter()
+                    .map(|f| (*f).to_owned())
+                    .collect(),
                 presented: d.presented_ns.is_some(),
                 discarded: d.discarded,
                 replaced: d.replaced,

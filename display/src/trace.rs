@@ -23,6 +23,10 @@ pub struct DisplayRecord {
     /// When the compositor presented it (wp_presentation), moved onto CLOCK_MONOTONIC; on KMS, the time of
     /// the page flip that put it on screen.
     pub presented_ns: Option<u64>,
+    /// What the compositor said of the presentation, in wp_presentation_feedback's own words (`vsync`,
+    /// `hw_clock`, `hw_completion`, `zero_copy`: it scanned the buffer out as is rather than compositing
+    /// it); empty on KMS, where the page flip of the frame's own framebuffer is the word.
+    pub presentation_flags: Vec<&'static str>,
     /// The latency the display stage counted for it in its statistics: presentation (or page flip) minus the
     /// capture time the frame was submitted with.
     pub latency_ns: Option<u64>,

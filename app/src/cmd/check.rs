@@ -37,10 +37,10 @@ pub struct Args {
     /// Write a JUnit XML report here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
-    /// Instead of the driver checks: show --frames frames (presented) in a Wayland window with a trace, and
-    /// pass only if
-    /// every frame that reached the screen kept an unbroken chain of dma-buf identities (camera export →
-    /// compositor, or camera export → Vulkan import → Vulkan export → compositor) with 0 CPU bytes copied.
+    /// Instead of the driver checks: show --frames frames (presented) in a Wayland window (or, --output kms,
+    /// on a KMS plane) with a trace, and pass only if every frame that reached the screen kept an unbroken
+    /// chain of dma-buf identities (camera export → display, or camera export → Vulkan import → Vulkan
+    /// export → display) with 0 CPU bytes copied; the report adds what the display said it did.
     #[arg(long)]
     pub zero_copy: bool,
     /// With --zero-copy: the buffer path to prove (auto, passthrough, gpu; shm always fails).
@@ -57,6 +57,17 @@ pub struct Args {
     /// With --zero-copy: keep the per-frame trace in FILE (JSON lines, as `dmacam view --trace`).
     #[arg(long, value_name = "FILE", requires = "zero_copy")]
     pub trace: Option<PathBuf>,
+    /// With --zero-copy: where to show the frames, wayland (a window) or kms (a bare DRM/KMS display; the
+    /// last link is the plane's page flip of the frame's own framebuffer).
+    #[arg(
+        long,
+        default_value = "wayland",
+        value_name = "OUTPUT",
+        requires = "zero_copy"
+    )]
+    pub output: String,
+    #[command(flatten, next_help_heading = "KMS output (--zero-copy --output kms)")]
+    pub kms: super::kms::KmsOpts,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +139,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if args.formats.len() > 1 {
             bail!("--zero-copy proves one format at a time; give at most one in --formats");
         }
+        if !["wayland", "kms"].contains(&args.output.as_str()) {
+            bail!(
+                "--zero-copy --output {}: the proof ends at a display; use wayland or kms",
+                args.output
+            );
+        }
         return super::zerocopy::run(super::zerocopy::Request {
             capture: args.capture.clone(),
             format: args.formats.first().cloned(),
@@ -135,6 +152,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             frames: u64::from(args.frames),
             display: args.display.clone(),
             trace: args.trace.clone(),
+            output: args.output.clone(),
+            kms: args.kms.clone(),
         });
     }
     let started = Instant::now();

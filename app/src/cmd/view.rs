@@ -124,7 +124,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 format: args.format,
                 path: args.path,
                 process: args.process,
-                frames: args.frames,
+                // KMS counts frames on the screen (page flips): --until-shown is just that.
+                frames: args.until_shown.or(args.frames),
                 duration: args.duration,
                 stats: args.stats,
                 stats_json: args.stats_json,

@@ -21,6 +21,9 @@ pub struct Request {
     pub display: Option<String>,
     /// Keep the trace here (else a temporary file, removed afterwards).
     pub trace: Option<PathBuf>,
+    /// Where to show the frames: `wayland` or `kms` (`view --output`).
+    pub output: String,
+    pub kms: super::kms::KmsOpts,
 }
 
 /// The verdict on a trace.
@@ -31,6 +34,10 @@ pub struct Verdict {
     pub chain: String,
     /// The first broken links, one line each.
     pub broken: Vec<String>,
+    /// Displayed frames the compositor flagged `zero_copy` (scanned out as is, not composited).
+    pub flagged_zero_copy: usize,
+    /// Displayed frames a KMS plane scanned out from their own framebuffer.
+    pub scanned_out: usize,
 }
 
 fn set(v: impl IntoIterator<Item = u64>) -> BTreeSet<u64> {
@@ -84,12 +91,28 @@ pub fn judge(records: &[FrameRecord]) -> Verdict {
         unbroken: 0,
         chain: String::new(),
         broken: Vec::new(),
+        flagged_zero_copy: 0,
+        scanned_out: 0,
     };
     for r in records {
         let Some(d) = r.display.as_ref().filter(|d| d.presented) else {
             continue;
         };
         v.displayed += 1;
+        let kms = d.kind.as_deref() == Some("kms");
+        // The last link in the display's own words: the compositor's presentation flags, or the page flip
+        // of the frame's own framebuffer.
+        if kms && d.kms_fb.is_some() {
+            v.scanned_out += 1;
+        }
+        if d.presentation_flags.iter().any(|f| f == "zero_copy") {
+            v.flagged_zero_copy += 1;
+        }
+        let (sink, who) = if kms {
+            ("KMS plane (framebuffer)", "the KMS plane")
+        } else {
+            ("compositor (wl_buffer)", "the compositor")
+        };
         let camera = set(r.camera.iter().map(|b| b.inode));
         let fail = |why: String| format!("frame {}: {why}", r.sequence);
         // What wrote the frame first: a source that fills its buffers on the CPU (the pattern, the MJPEG
@@ -102,7 +125,7 @@ pub fn judge(records: &[FrameRecord]) -> Verdict {
                 r.cpu_bytes_copied,
                 d.kind.as_deref().unwrap_or("?")
             )))
-        } else if d.kind.as_deref() != Some("dmabuf") {
+        } else if d.kind.as_deref() != Some("dmabuf") && !kms {
             Some(fail(format!(
                 "shown from a {} buffer, not a dma-buf",
                 d.kind.as_deref().unwrap_or("unknown")
@@ -114,10 +137,10 @@ pub fn judge(records: &[FrameRecord]) -> Verdict {
         } else {
             match &r.gpu {
                 None => {
-                    v.chain = format!("{} → compositor (wl_buffer)", source_link(r));
+                    v.chain = format!("{} → {sink}", source_link(r));
                     (set(d.inodes.iter().copied()) != camera).then(|| {
                         fail(format!(
-                            "the compositor got dma-buf inodes {:?}, the camera exported {:?}",
+                            "{who} got dma-buf inodes {:?}, the camera exported {:?}",
                             d.inodes, camera
                         ))
                     })
@@ -125,7 +148,7 @@ pub fn judge(records: &[FrameRecord]) -> Verdict {
                 Some(g) => {
                     let out = g.output.as_ref();
                     v.chain = format!(
-                        "{} → Vulkan import ({}) → Vulkan export ({}) → compositor (wl_buffer)",
+                        "{} → Vulkan import ({}) → Vulkan export ({}) → {sink}",
                         source_link(r),
                         g.import_path,
                         out.map(|o| o.exp_name.as_str()).unwrap_or("?")
@@ -138,7 +161,7 @@ pub fn judge(records: &[FrameRecord]) -> Verdict {
                     } else if let Some(o) = out {
                         (d.inodes != [o.inode]).then(|| {
                             fail(format!(
-                                "the compositor got inodes {:?}, the GPU exported {}",
+                                "{who} got inodes {:?}, the GPU exported {}",
                                 d.inodes, o.inode
                             ))
                         })
@@ -155,6 +178,18 @@ pub fn judge(records: &[FrameRecord]) -> Verdict {
         }
     }
     v
+}
+
+/// What the display said it did with the frames it showed.
+fn last_link(v: &Verdict) -> String {
+    if v.scanned_out == v.displayed {
+        return "each was scanned out by the plane from its own framebuffer (page flip)".to_owned();
+    }
+    format!(
+        "the compositor flagged {} of {} zero_copy (scanned out as is) and composited the others (a GPU \
+         pass inside the compositor, not a CPU copy)",
+        v.flagged_zero_copy, v.displayed
+    )
 }
 
 pub fn run(req: Request) -> Result<ExitCode> {
@@ -182,8 +217,8 @@ pub fn run(req: Request) -> Result<ExitCode> {
         stats_json: None,
         display: req.display.clone(),
         trace: Some(trace.clone()),
-        output: "wayland".into(),
-        kms: super::kms::KmsOpts::default(),
+        output: req.output.clone(),
+        kms: req.kms.clone(),
         keys: None,
         test_dmabuf_modifier: None,
         health: None,
@@ -219,8 +254,11 @@ pub fn run(req: Request) -> Result<ExitCode> {
     }
     if v.broken.is_empty() {
         println!(
-            "zero-copy: PASS: {} of {} displayed frames unbroken, 0 CPU bytes copied: {}",
-            v.unbroken, v.displayed, v.chain
+            "zero-copy: PASS: {} of {} displayed frames unbroken, 0 CPU bytes copied: {}; {}",
+            v.unbroken,
+            v.displayed,
+            v.chain,
+            last_link(&v)
         );
         Ok(ExitCode::SUCCESS)
     } else {
@@ -331,5 +369,36 @@ mod tests {
         let mut hidden = shown(7, 10, None, 12, 0);
         hidden.display.as_mut().unwrap().presented = false;
         assert_eq!(judge(&[hidden]).displayed, 0);
+    }
+
+    #[test]
+    fn the_last_link_is_what_the_display_said() {
+        let mut wayland = [shown(1, 10, None, 10, 0), shown(2, 11, None, 11, 0)];
+        wayland[1].display.as_mut().unwrap().presentation_flags =
+            vec!["vsync".into(), "zero_copy".into()];
+        let v = judge(&wayland);
+        assert_eq!((v.unbroken, v.flagged_zero_copy, v.scanned_out), (2, 1, 0));
+        assert!(v.chain.ends_with("→ compositor (wl_buffer)"), "{}", v.chain);
+        assert!(
+            last_link(&v).contains("flagged 1 of 2 zero_copy"),
+            "{}",
+            last_link(&v)
+        );
+
+        let mut kms = [shown(3, 10, Some((10, 90)), 90, 0)];
+        let d = kms[0].display.as_mut().unwrap();
+        d.kind = Some("kms".into());
+        d.kms_fb = Some(42);
+        let v = judge(&kms);
+        assert_eq!((v.unbroken, v.scanned_out), (1, 1), "{:?}", v.broken);
+        assert!(
+            v.chain.ends_with("→ KMS plane (framebuffer)"),
+            "{}",
+            v.chain
+        );
+        assert!(last_link(&v).contains("scanned out by the plane"));
+        // A KMS frame whose framebuffer was made from another buffer breaks the chain.
+        kms[0].display.as_mut().unwrap().inodes = vec![91];
+        assert!(judge(&kms).broken[0].contains("the KMS plane got inodes [91]"));
     }
 }

@@ -8,6 +8,7 @@ use dmacam_capture::monotonic_ns;
 use smithay_client_toolkit::compositor::{CompositorHandler, FrameCallbackData};
 use wayland_client::protocol::{wl_output, wl_surface};
 use wayland_client::{Connection, Dispatch, QueueHandle};
+use wayland_protocols::wp::presentation_time::client::wp_presentation_feedback::Kind;
 use wayland_protocols::wp::presentation_time::client::{wp_presentation, wp_presentation_feedback};
 
 use super::options::BufferMode;
@@ -148,6 +149,20 @@ impl Dispatch<wp_presentation::WpPresentation, PresentationGlobal> for State {
     }
 }
 
+/// The names of the wp_presentation_feedback flags set in `kind`, as the protocol spells them.
+fn presentation_flag_names(kind: Kind) -> Vec<&'static str> {
+    [
+        (Kind::Vsync, "vsync"),
+        (Kind::HwClock, "hw_clock"),
+        (Kind::HwCompletion, "hw_completion"),
+        (Kind::ZeroCopy, "zero_copy"),
+    ]
+    .into_iter()
+    .filter(|(k, _)| kind.contains(*k))
+    .map(|(_, name)| name)
+    .collect()
+}
+
 /// `clock` now minus CLOCK_MONOTONIC now, in nanoseconds, to move a monotonic timestamp onto `clock`.
 fn clock_offset_ns(clock: u32) -> Option<i128> {
     use nix::time::{clock_gettime, ClockId};
@@ -173,8 +188,14 @@ impl Dispatch<wp_presentation_feedback::WpPresentationFeedback, FeedbackInfo> fo
                 tv_sec_hi,
                 tv_sec_lo,
                 tv_nsec,
+                flags,
                 ..
             } => {
+                if let Some(t) = &info.trace {
+                    let names =
+                        presentation_flag_names(flags.into_result().unwrap_or(Kind::empty()));
+                    t.update(|r| r.presentation_flags = names);
+                }
                 state.presentation.feedback_outstanding =
                     state.presentation.feedback_outstanding.saturating_sub(1);
                 let secs = (u64::from(tv_sec_hi) << 32) | u64::from(tv_sec_lo);
@@ -232,5 +253,23 @@ impl Dispatch<wp_presentation_feedback::WpPresentationFeedback, FeedbackInfo> fo
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presentation_flags_are_named_as_the_protocol_spells_them() {
+        assert!(presentation_flag_names(Kind::empty()).is_empty());
+        assert_eq!(
+            presentation_flag_names(Kind::Vsync | Kind::ZeroCopy),
+            ["vsync", "zero_copy"]
+        );
+        assert_eq!(
+            presentation_flag_names(Kind::all()),
+            ["vsync", "hw_clock", "hw_completion", "zero_copy"]
+        );
     }
 }

@@ -449,4 +449,65 @@ fn kms_600_frames_constant_fds_no_leaked_framebuffers() {
     assert_eq!(display_state(), state_before);
 }
 
+/// `check --zero-copy --output kms` gives KMS traces a verdict: on the passthrough path (XR24 straight to
+/// the plane) and the gpu path (YUYV converted by the render stage), every frame on the screen is the
+/// plane's scan-out of a framebuffer made from the very dma-buf of the previous link, and the report names
+/// the plane as the last link; the display is left as it was.
+#[test]
+fn kms_check_zero_copy_gives_the_plane_a_verdict() {
+    require_vm();
+    mount_debugfs();
+    let before = display_state();
+    for (fourcc, path) in [("XR24", "passthrough"), ("YUYV", "gpu")] {
+        let trace = results_dir().join(format!("kms-zero-copy-{path}.jsonl"));
+        let _ = std::fs::remove_file(&trace);
+        let mut cmd = dmacam();
+        cmd.args([
+            "check",
+            "--zero-copy",
+            "--output",
+            "kms",
+            "--formats",
+            fourcc,
+        ])
+        .args([
+            "--size", "640x480", "--fps", "15", "--frames", "8", "--path", path,
+        ])
+        .arg("--trace")
+        .arg(&trace);
+        let out =
+            run_with_deadline(&mut cmd, Duration::from_secs(240)).unwrap_or_else(|h| panic!("{h}"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{path}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("zero-copy: PASS")
+                && stdout.contains("→ KMS plane (framebuffer)")
+                && stdout.contains("each was scanned out by the plane from its own framebuffer"),
+            "{path}: {stdout}"
+        );
+        let shown: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["display"]["presented"] == true)
+            .collect();
+        assert!(shown.len() >= 8, "{path}: {shown:?}");
+        for r in &shown {
+            assert_eq!(r["display"]["kind"], "kms", "{r}");
+            assert!(r["display"]["kms_fb"].as_u64().is_some(), "{r}");
+            let last = if path == "gpu" {
+                &r["gpu"]["output"]["inode"]
+            } else {
+                &r["camera"][0]["inode"]
+            };
+            assert_eq!(&r["display"]["inodes"][0], last, "{r}");
+        }
+    }
+    assert_eq!(display_state(), before, "the display was not restored");
+}
+
 mod robustness;

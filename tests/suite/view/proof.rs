@@ -266,6 +266,23 @@ fn view_check_zero_copy_passes_on_dmabuf_paths_and_fails_on_shm() {
         .filter(|r| r["display"]["presented"] == true)
         .collect();
     assert!(!shown.is_empty(), "{trace:?}");
+    // The last link in the compositor's own words: how many of the shown frames it flagged zero_copy
+    // (wp_presentation_feedback), as the trace recorded them.
+    let flagged = shown
+        .iter()
+        .filter(|r| {
+            r["display"]["presentation_flags"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f == "zero_copy"))
+        })
+        .count();
+    assert!(
+        out.contains(&format!(
+            "the compositor flagged {flagged} of {} zero_copy",
+            shown.len()
+        )),
+        "{out}"
+    );
     for r in &shown {
         assert_eq!(r["origin"], "camera-export", "{r}");
         assert_eq!(r["display"]["inodes"][0], r["camera"][0]["inode"], "{r}");
