@@ -95,6 +95,14 @@ impl Colorimetry {
         )
     }
 
+    /// The colorimetry of frames of `format` if its pixels are Y'CbCr (what a display must be told, or
+    /// assume), `None` for R'G'B' and compressed formats.
+    pub fn of_ycbcr(format: &crate::Format) -> Option<Colorimetry> {
+        crate::PixelFormat::lookup(format.fourcc)
+            .is_some_and(|p| p.is_yuv())
+            .then(|| Colorimetry::of(format))
+    }
+
     /// From the V4L2 fields of a format whose pixels are Y'CbCr (`yuv`) or R'G'B'.
     pub fn from_v4l2(yuv: bool, colorspace: u32, ycbcr_enc: u32, quantization: u32) -> Colorimetry {
         use v4l2::*;

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail};
 use dmacam_capture::{format::parse_fourcc, Device, FormatRequest, Input, Source, StreamError};
 use dmacam_capture::{Dmabuf, StreamOptions, DRM_FORMAT_MOD_LINEAR};
+use dmacam_display::{colour_mismatch, Picture, Viewer, ViewerOptions};
 use dmacam_display::{select_path, BufferMode, BufferPath, PathInputs, PathRequest};
-use dmacam_display::{Picture, Viewer, ViewerOptions};
 use dmacam_render::{Colorimetry, Options, ProcessSpec, RenderError, Renderer};
 
 fn main() -> ExitCode {
@@ -62,18 +62,16 @@ fn run() -> anyhow::Result<()> {
         camera: format.fourcc,
         modifier: DRM_FORMAT_MOD_LINEAR,
         gpu,
+        colour: dmacam_capture::colour::Colorimetry::of_ycbcr(&format),
     };
     let caps = viewer.capabilities().clone();
     let mut decision = select_path(PathRequest::Auto, &caps, &inputs(Err("not needed".into())));
     let mut gpu = None;
-    if !matches!(&decision, Ok(d) if d.path == BufferPath::Passthrough) {
-        let (f, cs, enc, q) = (
-            format.fourcc,
-            format.colorspace,
-            format.ycbcr_enc,
-            format.quantization,
-        );
-        let stage = Colorimetry::from_v4l2(f, cs, enc, q)
+    // Passthrough with colours the compositor would get wrong is worth a Vulkan device too.
+    let colours_off = colour_mismatch(&inputs(Ok(()))).is_some();
+    if !matches!(&decision, Ok(d) if d.path == BufferPath::Passthrough && !colours_off) {
+        let f = &format;
+        let stage = Colorimetry::from_v4l2(f.fourcc, f.colorspace, f.ycbcr_enc, f.quantization)
             .and_then(|colour| Ok((Renderer::new(Options::default())?, colour)));
         let available = stage.as_ref().map(|_| ()).map_err(|e| e.to_string());
         decision = select_path(PathRequest::Auto, &caps, &inputs(available));

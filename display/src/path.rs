@@ -5,6 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use dmacam_capture::colour::{Colorimetry, Encoding, Range};
 use dmacam_capture::Fourcc;
 
 use crate::formats::{lookup, DRM_FORMAT_MOD_INVALID};
@@ -78,6 +79,43 @@ pub struct PathInputs {
     pub modifier: u64,
     /// `Ok` if the render stage can turn this camera format into XRGB8888 dma-bufs, else why not.
     pub gpu: Result<(), String>,
+    /// What the camera's Y'CbCr means (`None` for R'G'B' formats): a compositor that is not told reads
+    /// Y'CbCr dma-bufs as BT.601 limited range.
+    pub colour: Option<Colorimetry>,
+}
+
+/// What a compositor assumes of a Y'CbCr dma-buf it is told nothing about (Weston, and the others without
+/// wp_color_representation_v1, which dmacam does not speak yet).
+pub const COMPOSITOR_ASSUMES: Colorimetry = Colorimetry {
+    encoding: Encoding::Bt601,
+    range: Range::Limited,
+};
+
+fn colorimetry_name(c: Colorimetry) -> String {
+    let enc = match c.encoding {
+        Encoding::Bt601 => "BT.601".to_owned(),
+        Encoding::Bt709 => "BT.709".to_owned(),
+        Encoding::Bt2020 => "BT.2020".to_owned(),
+        Encoding::Smpte240m => "SMPTE 240M".to_owned(),
+        Encoding::Other(n) => format!("ycbcr_enc {n}"),
+    };
+    let range = match c.range {
+        Range::Limited => "limited",
+        Range::Full => "full",
+    };
+    format!("{enc} {range}-range")
+}
+
+/// Why passing the camera's dma-bufs through would show wrong colours, if it would: its Y'CbCr is not
+/// what the compositor assumes, and the compositor cannot be told.
+pub fn colour_mismatch(input: &PathInputs) -> Option<String> {
+    let c = input.colour.filter(|&c| c != COMPOSITOR_ASSUMES)?;
+    Some(format!(
+        "the camera's {} is {} Y'CbCr, which the compositor would read as {} (it cannot be told otherwise)",
+        input.camera,
+        colorimetry_name(c),
+        colorimetry_name(COMPOSITOR_ASSUMES)
+    ))
 }
 
 const XR24: Fourcc = Fourcc::new(b"XR24");
@@ -126,10 +164,15 @@ pub fn select_path(
         Ok(()) => "the compositor does not take XR24 (LINEAR) dma-bufs".to_owned(),
     };
     let decide = |path, reason: String| Ok(PathDecision { path, reason });
+    let colours_off = colour_mismatch(input);
+    let off = colours_off
+        .as_deref()
+        .map(|why| format!("; but {why}: colours will be off"))
+        .unwrap_or_default();
     match req {
         PathRequest::Passthrough if cam_ok => decide(
             BufferPath::Passthrough,
-            format!("requested; the compositor takes the camera's {cam} dma-bufs ({source})"),
+            format!("requested; the compositor takes the camera's {cam} dma-bufs ({source}){off}"),
         ),
         PathRequest::Passthrough => Err(format!(
             "--path passthrough is impossible: {}; try --path gpu or --path shm",
@@ -154,9 +197,25 @@ pub fn select_path(
             "--path shm is impossible: the shm fallback cannot read {}",
             input.camera
         )),
-        PathRequest::Auto if cam_ok => decide(
+        PathRequest::Auto if cam_ok && (colours_off.is_none() || !gpu_ok) => decide(
             BufferPath::Passthrough,
-            format!("zero-copy: the compositor takes the camera's {cam} dma-bufs ({source})"),
+            format!(
+                "zero-copy: the compositor takes the camera's {cam} dma-bufs ({source}){off}{}",
+                if colours_off.is_some() {
+                    format!(" ({})", gpu_refusal())
+                } else {
+                    String::new()
+                }
+            ),
+        ),
+        PathRequest::Auto if cam_ok => decide(
+            BufferPath::Gpu,
+            format!(
+                "{}: colours would be off on passthrough; the render stage converts {} with the camera's own \
+                 colorimetry into XR24 dma-bufs instead",
+                colours_off.as_deref().unwrap_or_default(),
+                input.camera
+            ),
         ),
         PathRequest::Auto if gpu_ok => decide(
             BufferPath::Gpu,
@@ -204,6 +263,44 @@ mod tests {
             } else {
                 Err("no Vulkan device".into())
             },
+            colour: Some(COMPOSITOR_ASSUMES),
+        }
+    }
+
+    #[test]
+    fn auto_takes_the_gpu_when_the_compositor_would_get_the_colours_wrong() {
+        let c = caps(&[(b"YUYV", 0), (b"XR24", 0)]);
+        let bt709_full = Colorimetry {
+            encoding: Encoding::Bt709,
+            range: Range::Full,
+        };
+        let mut i = input(b"YUYV", true);
+        i.colour = Some(bt709_full);
+        let d = select_path(PathRequest::Auto, &c, &i).unwrap();
+        assert_eq!(d.path, BufferPath::Gpu, "{}", d.reason);
+        assert!(
+            d.reason.contains(
+                "BT.709 full-range Y'CbCr, which the compositor would read as BT.601 limited-range"
+            ),
+            "{}",
+            d.reason
+        );
+        // No GPU: passthrough, and the reason says the colours will be off.
+        i.gpu = Err("no Vulkan device".into());
+        let d = select_path(PathRequest::Auto, &c, &i).unwrap();
+        assert_eq!(d.path, BufferPath::Passthrough);
+        assert!(d.reason.contains("colours will be off"), "{}", d.reason);
+        assert!(d.reason.contains("no Vulkan device"), "{}", d.reason);
+        // Forced passthrough is kept, and warned about.
+        let d = select_path(PathRequest::Passthrough, &c, &i).unwrap();
+        assert!(d.reason.contains("colours will be off"), "{}", d.reason);
+        // R'G'B' and BT.601 limited Y'CbCr pass through as before.
+        for (f, colour) in [(b"XR24", None), (b"YUYV", Some(COMPOSITOR_ASSUMES))] {
+            let mut i = input(f, true);
+            i.colour = colour;
+            let d = select_path(PathRequest::Auto, &c, &i).unwrap();
+            assert_eq!(d.path, BufferPath::Passthrough, "{}", d.reason);
+            assert!(!d.reason.contains("colours"), "{}", d.reason);
         }
     }
 

@@ -6,10 +6,11 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use dmacam_capture::colour::Colorimetry;
 use dmacam_capture::decode::frames_fourcc;
 use dmacam_capture::format::{fourcc_name, FormatDesc};
 use dmacam_capture::pattern::parse_source_name;
-use dmacam_capture::{Input, DRM_FORMAT_MOD_LINEAR};
+use dmacam_capture::{Format, Input, DRM_FORMAT_MOD_LINEAR};
 use dmacam_display::{
     select_path, BufferMode, Capabilities, PathInputs, PathRequest, Viewer, ViewerOptions,
 };
@@ -31,27 +32,38 @@ struct Gpu {
 }
 
 pub fn run(inputs: &Inputs) -> Result<()> {
-    let (card, formats) = match inputs.device.to_str().and_then(parse_source_name) {
+    let (card, formats, current) = match inputs.device.to_str().and_then(parse_source_name) {
         Some(kind) => {
             let kind = kind?;
             let formats = Input::pattern(kind).formats()?;
-            (format!("dmacam's built-in {}", kind.source_name()), formats)
+            // The pattern paints BT.601 limited range, what a compositor assumes.
+            (
+                format!("dmacam's built-in {}", kind.source_name()),
+                formats,
+                None,
+            )
         }
         None => open_capture(inputs)?,
     };
-    report(inputs, card, formats)
+    report(inputs, card, formats, current)
 }
 
-/// Opens the capture node and lists its formats; returns its card name and the formats.
-fn open_capture(inputs: &Inputs) -> Result<(String, Vec<FormatDesc>)> {
+/// Opens the capture node and lists its formats; returns its card name, the formats and the current format
+/// (whose colorimetry fields say what the camera's Y'CbCr means now).
+fn open_capture(inputs: &Inputs) -> Result<(String, Vec<FormatDesc>, Option<Format>)> {
     let dev = super::dump::open_capture_node(&inputs.device)?;
     let formats = dev
         .formats()
         .map_err(|e| anyhow::anyhow!("{}: {e}", inputs.device.display()))?;
-    Ok((dev.info().card.clone(), formats))
+    Ok((dev.info().card.clone(), formats, dev.format().ok()))
 }
 
-fn report(inputs: &Inputs, card: String, formats: Vec<FormatDesc>) -> Result<()> {
+fn report(
+    inputs: &Inputs,
+    card: String,
+    formats: Vec<FormatDesc>,
+    current: Option<Format>,
+) -> Result<()> {
     // wayland-backend reports connection errors through `log`; the reason is printed below instead.
     if !tracing::enabled!(tracing::Level::DEBUG) {
         log::set_max_level(log::LevelFilter::Off);
@@ -99,6 +111,11 @@ fn report(inputs: &Inputs, card: String, formats: Vec<FormatDesc>) -> Result<()>
                         camera: shown,
                         modifier: DRM_FORMAT_MOD_LINEAR,
                         gpu: gpu_for.clone(),
+                        colour: current.as_ref().and_then(|c| {
+                            let mut f = c.clone();
+                            f.fourcc = shown;
+                            Colorimetry::of_ycbcr(&f)
+                        }),
                     },
                 )
             })

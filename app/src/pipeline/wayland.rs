@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use dmacam_capture::{Source, DRM_FORMAT_MOD_LINEAR};
 use dmacam_display::{
-    select_path, BufferMode, BufferPath, PathInputs, PathRequest, Summary, Viewer,
+    colour_mismatch, select_path, BufferMode, BufferPath, PathInputs, PathRequest, Summary, Viewer,
 };
 
 use super::sink::{Output, Picture, Sink, Start};
@@ -95,6 +95,14 @@ impl Output for WaylandSink {
     fn start(&mut self, stream: &Source, ask: &Start) -> Result<Option<GpuStage>> {
         let path_req = crate::cmd::dump::path_for_source(stream, ask.path)?;
         let camera = stream.format().fourcc;
+        let colour = dmacam_capture::colour::Colorimetry::of_ycbcr(stream.format());
+        let colours_off = colour_mismatch(&PathInputs {
+            camera,
+            modifier: DRM_FORMAT_MOD_LINEAR,
+            gpu: Ok(()),
+            colour,
+        })
+        .is_some();
         let viewer = &mut self.viewer;
         let decide = |viewer: &Viewer, gpu: Result<(), String>| {
             select_path(
@@ -104,6 +112,7 @@ impl Output for WaylandSink {
                     camera,
                     modifier: DRM_FORMAT_MOD_LINEAR,
                     gpu,
+                    colour,
                 },
             )
             .map_err(|e| anyhow::anyhow!("{}: {e}", ask.dev.display()))
@@ -114,7 +123,8 @@ impl Output for WaylandSink {
         let mut gpu = None;
         let wants_gpu = match (&decision, path_req) {
             (_, PathRequest::Gpu) => true,
-            (Ok(d), PathRequest::Auto) => d.path != BufferPath::Passthrough,
+            // Passthrough would show wrong colours: the render stage may convert them right.
+            (Ok(d), PathRequest::Auto) => d.path != BufferPath::Passthrough || colours_off,
             (Err(_), PathRequest::Auto) => true,
             _ => false,
         };

@@ -310,6 +310,7 @@ fn view_pixman_has_no_linux_dmabuf() {
             camera: Fourcc::new(b"YUYV"),
             modifier: 0,
             gpu: Err("not wired".into()),
+            colour: None,
         },
     )
     .unwrap();
@@ -432,6 +433,19 @@ fn view_vivid_with(
 ) -> (serde_json::Value, String) {
     let reference = reference_bars(fourcc, &vivid_reference(fourcc));
     let expect = |bar: usize| reference[if mirrored { 7 - bar } else { bar }];
+    view_vivid_expecting(weston, fourcc, path, tag, extra, 12, &expect)
+}
+
+/// [`view_vivid_with`] against the bar colours `expect(bar)`, within `tol` per channel.
+pub(crate) fn view_vivid_expecting(
+    weston: &Weston,
+    fourcc: &str,
+    path: &str,
+    tag: &str,
+    extra: &[&str],
+    tol: i32,
+    expect: &dyn Fn(usize) -> [u8; 3],
+) -> (serde_json::Value, String) {
     let json = results_dir().join(format!("view-{tag}.json"));
     let _ = std::fs::remove_file(&json);
     let mut cmd = dmacam();
@@ -473,7 +487,7 @@ fn view_vivid_with(
             std::thread::sleep(Duration::from_millis(50))
         });
         shots += 1;
-        if bar_mismatches(&shot, 12, expect).is_empty()
+        if bar_mismatches(&shot, tol, expect).is_empty()
             || start.elapsed() > Duration::from_secs(dmacam_tests::SHOW_WITHIN_S)
         {
             break shot;
@@ -495,7 +509,7 @@ fn view_vivid_with(
     assert!(out.status.success(), "{tag}: dmacam view failed: {stderr}");
     check_bars(
         &shot,
-        12,
+        tol,
         expect,
         &format!("{tag} (after {shots} screenshots; {})", weston.state()),
     );
@@ -638,5 +652,6 @@ fn view_forced_passthrough_without_dmabuf_is_refused() {
     );
 }
 
+mod colour;
 mod endurance;
 mod proof;
