@@ -2,7 +2,8 @@
 //! binary: they name every subcommand `dmacam --help` lists, the man pages are roff that groff formats
 //! without a warning, and a shell dmacam does not know is one line and a failure.
 
-use std::process::{Command, Output};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 
 /// The subcommands every generated file must name, whatever `--help` says (so an empty list cannot pass).
 const KNOWN: [&str; 8] = [
@@ -84,14 +85,21 @@ fn assert_man_page(page: &str, title: &str) {
         first.starts_with(&format!(".TH {title} 1 ")),
         "the man page of {title} does not start with .TH {title} 1: {first:?}"
     );
-    let tmp = std::env::temp_dir().join(format!("dmacam-man-{title}-{}.1", std::process::id()));
-    std::fs::write(&tmp, page).unwrap();
-    let groff = Command::new("groff")
-        .args(["-k", "-man", "-Tutf8", "-ww", "-z"])
-        .arg(&tmp)
-        .output()
+    // Through stdin: tests run in parallel in one process, so a file named after it would be shared.
+    let mut child = Command::new("groff")
+        .args(["-k", "-man", "-Tutf8", "-ww", "-z", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run groff (tests/setup installs groff-base)");
-    let _ = std::fs::remove_file(&tmp);
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let groff = child.wait_with_output().unwrap();
     assert!(
         groff.status.success() && groff.stderr.is_empty(),
         "groff warns about the man page of {title}:\n{}",
