@@ -10,15 +10,16 @@ use std::path::{Path, PathBuf};
 /// (reader name, reader file).
 const READERS: &[(&str, &str)] = &[("buffer", "src_buffer.wgsl"), ("image", "src_image.wgsl")];
 
-/// (format name as `SourceFormat::shader_name` says it, operation file of its 1:1 fast path).
-const FORMATS: &[(&str, &str)] = &[
-    ("yuyv", "op_packed422.wgsl"),
-    ("uyvy", "op_packed422.wgsl"),
-    ("nv12", "op_nv12.wgsl"),
-    ("grey", "op_copy.wgsl"),
-    ("bgrx", "op_copy.wgsl"),
-    ("rgb3", "op_copy.wgsl"),
-    ("bgr3", "op_copy.wgsl"),
+/// (format name as `SourceFormat::shader_name` says it, operation file of its 1:1 fast path, whether
+/// `formats.wgsl` has a word reader `fetchw_<name>` for aligned rows).
+const FORMATS: &[(&str, &str, bool)] = &[
+    ("yuyv", "op_packed422.wgsl", true),
+    ("uyvy", "op_packed422.wgsl", true),
+    ("nv12", "op_nv12.wgsl", true),
+    ("grey", "op_copy.wgsl", false),
+    ("bgrx", "op_copy.wgsl", true),
+    ("rgb3", "op_copy.wgsl", false),
+    ("bgr3", "op_copy.wgsl", false),
 ];
 
 /// Files every variant contains, after its reader.
@@ -40,16 +41,23 @@ fn main() {
     );
     for (reader, reader_file) in READERS {
         let reader_src = load(reader_file);
-        for (format, fast_file) in FORMATS {
+        for &(format, fast_file, words) in FORMATS {
             let fast = load(fast_file);
-            for (op, op_file, op_src) in [
-                ("fast", *fast_file, &fast),
-                ("nearest", "op_transform.wgsl", &transform),
-                ("bilinear", "op_transform.wgsl", &transform),
-            ] {
+            // (operation name, its file, its source, whether it reads words). The fast path needs aligned
+            // rows, so it reads words wherever a word reader exists.
+            let mut ops = vec![
+                ("fast", fast_file, &fast, words),
+                ("nearest", "op_transform.wgsl", &transform, false),
+                ("bilinear", "op_transform.wgsl", &transform, false),
+            ];
+            if words {
+                ops.push(("nearest_w", "op_transform.wgsl", &transform, true));
+                ops.push(("bilinear_w", "op_transform.wgsl", &transform, true));
+            }
+            for (op, op_file, op_src, words) in ops {
                 let source = format!(
                     "{reader_src}\n{common}\n{}\n{op_src}",
-                    glue(format, op == "bilinear")
+                    glue(format, op.starts_with("bilinear"), words)
                 );
                 let label = format!("{reader_file} + {format} + {op_file}");
                 let words = compile(&label, &source);
@@ -68,11 +76,12 @@ fn main() {
     std::fs::write(out.join("shaders.rs"), table).expect("write shaders.rs");
 }
 
-/// The generated lines that make a variant read one format.
-fn glue(format: &str, bilinear: bool) -> String {
+/// The generated lines that make a variant read one format (by bytes, or by words for aligned rows).
+fn glue(format: &str, bilinear: bool, words: bool) -> String {
+    let w = if words { "w" } else { "" };
     let mut s = format!(
         "const BILINEAR: bool = {bilinear};\n\
-         fn fetch(x: u32, y: u32) -> vec3<f32> {{ return fetch_{format}(x, y); }}\n"
+         fn fetch(x: u32, y: u32) -> vec3<f32> {{ return fetch{w}_{format}(x, y); }}\n"
     );
     if matches!(format, "yuyv" | "uyvy") {
         s += &format!("fn unpack422(w: u32) -> vec4<u32> {{ return unpack_{format}(w); }}\n");

@@ -45,3 +45,25 @@ fn unpack_yuyv(w: u32) -> vec4<u32> {
 fn unpack_uyvy(w: u32) -> vec4<u32> {
     return vec4<u32>((w >> 8u) & 0xffu, w & 0xffu, w >> 24u, (w >> 16u) & 0xffu);
 }
+
+// The same pixels read as whole words, for rows whose plane offsets and strides are aligned (to 4 bytes for
+// YUYV, UYVY and XR24, to 2 for NV12): one load where the byte readers above make three.
+fn fetchw_yuyv(x: u32, y: u32) -> vec3<f32> {
+    let s = unpack_yuyv(src_word(0u, (x >> 1u) * 4u, y));
+    return to_rgb_yuv(select(s.x, s.z, (x & 1u) == 1u), s.y, s.w);
+}
+
+fn fetchw_uyvy(x: u32, y: u32) -> vec3<f32> {
+    let s = unpack_uyvy(src_word(0u, (x >> 1u) * 4u, y));
+    return to_rgb_yuv(select(s.x, s.z, (x & 1u) == 1u), s.y, s.w);
+}
+
+fn fetchw_nv12(x: u32, y: u32) -> vec3<f32> {
+    let c = src_pair(1u, x & ~1u, y >> 1u);
+    return to_rgb_yuv(src_byte(0u, x, y), c & 0xffu, c >> 8u);
+}
+
+fn fetchw_bgrx(x: u32, y: u32) -> vec3<f32> {
+    let w = src_word(0u, x * 4u, y);
+    return to_rgb_rgb((w >> 16u) & 0xffu, (w >> 8u) & 0xffu, w & 0xffu);
+}

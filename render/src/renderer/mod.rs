@@ -173,7 +173,7 @@ impl Renderer {
             external: true,
         };
         let seq = self.stats.frames;
-        let pipeline = self.pipelines.get(format, work.op)?;
+        let pipeline = self.pipelines.get(format, work.variant)?;
         submit(&self.shared, &slot, &input, pipeline, &work, seq)?;
         self.stats.frames += 1;
         Ok(OutputFrame { slot, seq })
@@ -264,7 +264,7 @@ impl Renderer {
             external: false,
         };
         let seq = self.stats.frames;
-        let pipeline = self.pipelines.get(format, work.op)?;
+        let pipeline = self.pipelines.get(format, work.variant)?;
         submit(&self.shared, &slot, &input, pipeline, &work, seq)?;
         if slot.dmabuf.is_none() {
             // Reading the result back through the Vulkan mapping is a copy too (done by the caller).

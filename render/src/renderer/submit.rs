@@ -9,7 +9,7 @@ use ash::vk;
 use super::output::OutputSlot;
 use super::pipeline::{Params, Shared};
 use super::util::color_range;
-use super::variant::{self, Op};
+use super::variant::{self, Variant};
 use crate::conv::{colour_params, Colorimetry, SourceFormat};
 use crate::device::vkerr;
 use crate::spec::ProcessSpec;
@@ -29,7 +29,7 @@ pub(super) struct InputBinding {
 
 /// The compute work of one frame: which variant, how many workgroups, and its push constants.
 pub(super) struct Work {
-    pub(super) op: Op,
+    pub(super) variant: Variant,
     pub(super) groups: (u32, u32),
     pub(super) params: Params,
 }
@@ -53,7 +53,7 @@ pub(super) fn make_params(
     let transform = turns | (spec.mirror_x as u32) << 2 | (spec.mirror_y as u32) << 3;
     let c = colour_params(colour);
     let (off1, stride1) = planes.get(1).copied().unwrap_or(planes[0]);
-    let op = variant::choose(format, spec, crop, planes, (slot.width, slot.height));
+    let chosen = variant::choose(format, spec, crop, planes, (slot.width, slot.height));
     let params = Params {
         u: [
             width,
@@ -84,8 +84,8 @@ pub(super) fn make_params(
         ],
     };
     Ok(Work {
-        op,
-        groups: variant::workgroups(format, op, slot.width, slot.height),
+        variant: chosen,
+        groups: variant::workgroups(format, chosen.op, slot.width, slot.height),
         params,
     })
 }

@@ -1,6 +1,6 @@
-//! Shader variants: which operation a frame needs ([`choose`]), how many invocations it takes, and the
-//! compute pipelines built for them, one per (input format, operation), compiled at first use and cached
-//! ([`Pipelines`]). The SPIR-V of every variant comes from `render/build.rs` (`shaders.rs` in `OUT_DIR`).
+//! Shader variants: which operation a frame needs and whether its rows can be read as whole words
+//! ([`choose`]), how many invocations it takes, and the compute pipelines built for them, one per (input
+//! format, operation, words), compiled at first use and cached ([`Pipelines`]). The SPIR-V of every variant comes from `render/build.rs` (`shaders.rs` in `OUT_DIR`).
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -29,12 +29,24 @@ pub(super) enum Op {
     Bilinear,
 }
 
-impl Op {
+/// One shader variant of a format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Variant {
+    pub(super) op: Op,
+    /// Pixels are read as whole words (`fetchw_*` in `formats.wgsl`): the format has a word reader and the
+    /// frame's plane offsets and strides are aligned to it. Always so for [`Op::Fast`] of formats that have one.
+    pub(super) words: bool,
+}
+
+impl Variant {
+    /// The operation's name in `render/build.rs`.
     fn name(self) -> &'static str {
-        match self {
-            Self::Fast => "fast",
-            Self::Nearest => "nearest",
-            Self::Bilinear => "bilinear",
+        match (self.op, self.words) {
+            (Op::Fast, _) => "fast",
+            (Op::Nearest, false) => "nearest",
+            (Op::Nearest, true) => "nearest_w",
+            (Op::Bilinear, false) => "bilinear",
+            (Op::Bilinear, true) => "bilinear_w",
         }
     }
 }
@@ -47,7 +59,7 @@ pub(super) fn choose(
     crop: Rect,
     planes: &[(u32, u32)],
     out: (u32, u32),
-) -> Op {
+) -> Variant {
     let turns = spec.rotate.quarter_turns();
     let unrotated = if turns % 2 == 1 { (out.1, out.0) } else { out };
     let unscaled = unrotated == (crop.width, crop.height);
@@ -57,19 +69,25 @@ pub(super) fn choose(
             .iter()
             .all(|&(off, stride)| off % to == 0 && stride % to == 0)
     };
-    // The fast variants read whole 4:2:2 words and 4:2:0 blocks, so their grid must match the crop's.
-    let fits = match format {
-        SourceFormat::Yuyv | SourceFormat::Uyvy => crop.x % 2 == 0 && aligned(4),
-        SourceFormat::Nv12 => crop.x % 2 == 0 && crop.y % 2 == 0 && aligned(2),
-        SourceFormat::Grey | SourceFormat::Bgrx | SourceFormat::Rgb3 | SourceFormat::Bgr3 => true,
+    // The word readers' alignment, and whether the fast variant's grid (whole 4:2:2 words, 4:2:0 blocks)
+    // matches the crop's.
+    let (words, fits) = match format {
+        SourceFormat::Yuyv | SourceFormat::Uyvy => (Some(aligned(4)), crop.x % 2 == 0),
+        SourceFormat::Nv12 => (Some(aligned(2)), crop.x % 2 == 0 && crop.y % 2 == 0),
+        SourceFormat::Bgrx => (Some(aligned(4)), true),
+        SourceFormat::Grey | SourceFormat::Rgb3 | SourceFormat::Bgr3 => (None, true),
     };
-    if plain && fits {
+    let op = if plain && fits && words != Some(false) {
         Op::Fast
     } else if unscaled || spec.filter == Filter::Nearest {
         // Unscaled, every output pixel centre falls on a source pixel centre: bilinear would weigh one pixel.
         Op::Nearest
     } else {
         Op::Bilinear
+    };
+    Variant {
+        op,
+        words: words == Some(true),
     }
 }
 
@@ -87,7 +105,7 @@ pub(super) fn workgroups(format: SourceFormat, op: Op, width: u32, height: u32) 
 pub(super) struct Pipelines {
     shared: Arc<Shared>,
     reader: &'static str,
-    built: HashMap<(SourceFormat, Op), vk::Pipeline>,
+    built: HashMap<(SourceFormat, Variant), vk::Pipeline>,
 }
 
 impl Drop for Pipelines {
@@ -117,16 +135,16 @@ impl Pipelines {
         }
     }
 
-    /// The pipeline of the variant that reads `format` and does `op`, built at its first use.
+    /// The pipeline of `format`'s variant `v`, built at its first use.
     pub(super) fn get(
         &mut self,
         format: SourceFormat,
-        op: Op,
+        v: Variant,
     ) -> Result<vk::Pipeline, RenderError> {
-        if let Some(&p) = self.built.get(&(format, op)) {
+        if let Some(&p) = self.built.get(&(format, v)) {
             return Ok(p);
         }
-        let (name, op_name) = (format.shader_name(), op.name());
+        let (name, op_name) = (format.shader_name(), v.name());
         let spv = SHADERS
             .iter()
             .find(|(r, f, o, _)| *r == self.reader && *f == name && *o == op_name)
@@ -161,7 +179,7 @@ impl Pipelines {
             op = op_name,
             "built shader variant"
         );
-        self.built.insert((format, op), pipeline);
+        self.built.insert((format, v), pipeline);
         Ok(pipeline)
     }
 }
@@ -170,13 +188,14 @@ impl Pipelines {
 mod tests {
     use super::*;
 
-    fn op(format: SourceFormat, spec: &str, crop: Rect, planes: &[(u32, u32)]) -> Op {
+    /// The name of the variant chosen for a `spec` on a frame cropped to `crop`.
+    fn name(format: SourceFormat, spec: &str, crop: Rect, planes: &[(u32, u32)]) -> &'static str {
         let mut spec: ProcessSpec = spec.parse().unwrap();
         spec.crop = Some(crop);
         let out = spec
             .output_size(crop.x + crop.width, crop.y + crop.height)
             .unwrap();
-        choose(format, &spec, crop, planes, out)
+        choose(format, &spec, crop, planes, out).name()
     }
 
     #[test]
@@ -187,31 +206,47 @@ mod tests {
             width: 64,
             height: 48,
         };
-        let odd = Rect { x: 1, ..full };
         let yuyv = SourceFormat::Yuyv;
-        assert_eq!(op(yuyv, "convert", full, &[(0, 128)]), Op::Fast);
-        assert_eq!(op(yuyv, "convert", full, &[(2, 128)]), Op::Nearest);
-        assert_eq!(op(yuyv, "convert", full, &[(0, 130)]), Op::Nearest);
-        assert_eq!(op(yuyv, "rotate=90", full, &[(0, 128)]), Op::Nearest);
-        assert_eq!(op(yuyv, "mirror", full, &[(0, 128)]), Op::Nearest);
-        assert_eq!(op(yuyv, "scale=64x48", full, &[(0, 128)]), Op::Fast);
-        assert_eq!(op(yuyv, "scale=65x48", full, &[(0, 128)]), Op::Bilinear);
-        assert_eq!(
-            op(yuyv, "scale=65x48,filter=nearest", full, &[(0, 128)]),
-            Op::Nearest
-        );
+        let row = [(0, 128)];
+        for (spec, crop, planes, want) in [
+            ("convert", full, &row[..], "fast"),
+            ("scale=64x48", full, &row, "fast"),
+            ("convert", Rect { x: 1, ..full }, &row, "nearest_w"),
+            ("convert", full, &[(2, 128)], "nearest"),
+            ("convert", full, &[(0, 130)], "nearest"),
+            ("rotate=90", full, &row, "nearest_w"),
+            ("mirror", full, &row, "nearest_w"),
+            ("scale=65x48", full, &row, "bilinear_w"),
+            ("scale=65x48", full, &[(0, 130)], "bilinear"),
+            ("scale=65x48,filter=nearest", full, &row, "nearest_w"),
+        ] {
+            assert_eq!(
+                name(yuyv, spec, crop, planes),
+                want,
+                "{spec} {crop:?} {planes:?}"
+            );
+        }
         let nv12 = SourceFormat::Nv12;
         let planes = [(0, 66), (66 * 48, 66)];
-        assert_eq!(op(nv12, "convert", full, &planes), Op::Fast);
+        assert_eq!(name(nv12, "convert", full, &planes), "fast");
         assert_eq!(
-            op(nv12, "convert", Rect { y: 1, ..full }, &planes),
-            Op::Nearest
+            name(nv12, "convert", Rect { y: 1, ..full }, &planes),
+            "nearest_w"
         );
         assert_eq!(
-            op(nv12, "convert", full, &[(0, 65), (65 * 48, 65)]),
-            Op::Nearest
+            name(nv12, "convert", full, &[(0, 65), (65 * 48, 65)]),
+            "nearest"
         );
-        assert_eq!(op(SourceFormat::Rgb3, "convert", odd, &[(3, 93)]), Op::Fast);
+        let odd = Rect { x: 1, ..full };
+        assert_eq!(name(SourceFormat::Rgb3, "convert", odd, &[(3, 93)]), "fast");
+        assert_eq!(
+            name(SourceFormat::Rgb3, "rotate=180", odd, &[(3, 93)]),
+            "nearest"
+        );
+        assert_eq!(
+            name(SourceFormat::Bgrx, "convert", full, &[(0, 258)]),
+            "nearest"
+        );
         assert_eq!(workgroups(yuyv, Op::Fast, 17, 9), (2, 2));
         assert_eq!(workgroups(nv12, Op::Fast, 17, 17), (2, 2));
         assert_eq!(workgroups(nv12, Op::Bilinear, 17, 17), (3, 3));
