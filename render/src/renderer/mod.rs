@@ -7,10 +7,9 @@
 //!
 //! Files, bottom up: `options` (public configuration and counters), `util` (small helpers), `pipeline`
 //! (import-path choice, layouts, pools), `variant` (the shader variant a frame needs and the pipelines built
-//! for them), `dmabuf` (a frame's planes and one dma-buf's import as
-//! memory), `import` (a cached camera-buffer import), `output` (the output ring and [`OutputFrame`]), `upload`
-//! (host-memory input), `submit` (recording and submitting a frame); this file holds [`Renderer`], which owns
-//! them.
+//! for them), `dmabuf` (a frame's planes and one dma-buf's import as memory), `import` (a cached camera-buffer
+//! import), `output` (the output ring and [`OutputFrame`]), `upload` (host-memory input), `submit` (recording
+//! and submitting a frame); this file holds [`Renderer`], which owns them.
 
 mod dmabuf;
 mod import;
