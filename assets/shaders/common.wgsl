@@ -25,7 +25,8 @@ struct Params {
     crop_y: u32,
     crop_w: u32,
     crop_h: u32,
-    transform: u32,      // bits 0-1: quarter turns clockwise; bit 2: mirror x; bit 3: mirror y
+    transform: u32,      // bits 0-1: quarter turns clockwise; bit 2: mirror x; bit 3: mirror y (for the
+                         // 1:1 variants: the mirrors that, with a half turn, make the whole transform)
     y_off: f32,          // (code - y_off) * y_scale gives luma / RGB in 0..1
     y_scale: f32,
     c_scale: f32,        // (code - 128) * c_scale gives Cb, Cr in -0.5..0.5
@@ -59,6 +60,19 @@ fn to_rgb_yuv(y: u32, u: u32, v: u32) -> vec3<f32> {
 
 fn to_rgb_rgb(r: u32, g: u32, b: u32) -> vec3<f32> {
     return (vec3<f32>(f32(r), f32(g), f32(b)) - vec3<f32>(p.y_off)) * p.y_scale;
+}
+
+// For the 1:1 variants: where pixel (x, y) of the crop lands in the output, mirrored as `transform` says.
+fn out_index(x: u32, y: u32) -> u32 {
+    var ox = x;
+    var oy = y;
+    if ((p.transform & 4u) != 0u) {
+        ox = p.dst_w - 1u - x;
+    }
+    if ((p.transform & 8u) != 0u) {
+        oy = p.dst_h - 1u - y;
+    }
+    return oy * p.dst_stride_px + ox;
 }
 
 // RGB in 0..1 (clamped here) to one XRGB8888 word.

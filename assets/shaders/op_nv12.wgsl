@@ -1,4 +1,4 @@
-// 1:1 (crop only) for 4:2:0 (NV12): one invocation converts a 2x2 block, two luma pairs and the one CbCr
+// 1:1 (crop, mirrors, half turn) for 4:2:0 (NV12): one invocation converts a 2x2 block, two luma pairs and the one CbCr
 // pair they share. The crop's x and y are even, and plane offsets and strides are even (the renderer picks
 // the general variant otherwise).
 
@@ -16,16 +16,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let top = src_pair(0u, sx, sy);
     let bottom = src_pair(0u, sx, min(sy + 1u, p.src_h - 1u));
     let right = dx + 1u < p.dst_w;
-    let i = dy * p.dst_stride_px + dx;
-    dst[i] = pack(vec3<f32>(luma(top & 0xffu)) + c);
+    dst[out_index(dx, dy)] = pack(vec3<f32>(luma(top & 0xffu)) + c);
     if (right) {
-        dst[i + 1u] = pack(vec3<f32>(luma(top >> 8u)) + c);
+        dst[out_index(dx + 1u, dy)] = pack(vec3<f32>(luma(top >> 8u)) + c);
     }
     if (dy + 1u < p.dst_h) {
-        let j = i + p.dst_stride_px;
-        dst[j] = pack(vec3<f32>(luma(bottom & 0xffu)) + c);
+        dst[out_index(dx, dy + 1u)] = pack(vec3<f32>(luma(bottom & 0xffu)) + c);
         if (right) {
-            dst[j + 1u] = pack(vec3<f32>(luma(bottom >> 8u)) + c);
+            dst[out_index(dx + 1u, dy + 1u)] = pack(vec3<f32>(luma(bottom >> 8u)) + c);
         }
     }
 }

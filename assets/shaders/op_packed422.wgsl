@@ -1,4 +1,4 @@
-// 1:1 (crop only) for packed 4:2:2: one invocation converts the two pixels of one 32-bit source word, sharing
+// 1:1 (crop, mirrors, half turn) for packed 4:2:2: one invocation converts the two pixels of one 32-bit source word, sharing
 // its chroma. The crop's x is even, and the plane offset and stride are multiples of 4 (the renderer picks
 // the general variant otherwise).
 
@@ -11,9 +11,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let s = unpack422(src_word(0u, (p.crop_x + dx) * 2u, p.crop_y + dy));
     let c = chroma(s.y, s.w);
-    let i = dy * p.dst_stride_px + dx;
-    dst[i] = pack(vec3<f32>(luma(s.x)) + c);
+    dst[out_index(dx, dy)] = pack(vec3<f32>(luma(s.x)) + c);
     if (dx + 1u < p.dst_w) {
-        dst[i + 1u] = pack(vec3<f32>(luma(s.z)) + c);
+        dst[out_index(dx + 1u, dy)] = pack(vec3<f32>(luma(s.z)) + c);
     }
 }

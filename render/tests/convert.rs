@@ -133,9 +133,9 @@ fn crop_mirror_rotate_and_scale_match_the_cpu_reference() {
     );
 }
 
-/// Each format has a 1:1 variant (YUYV/UYVY two pixels per invocation from one word, NV12 a 2x2 block sharing
-/// its chroma, the others one pixel) and general ones (nearest for crops on odd pixels, mirrors, rotations and
-/// misaligned rows; bilinear when scaling). Every format goes through each, on even and odd sizes.
+/// Each format has a 1:1 variant for crops, mirrors and half turns (YUYV/UYVY two pixels per invocation from
+/// one word, NV12 a 2x2 block sharing its chroma, the others one pixel) and general ones (nearest for crops on
+/// odd pixels, quarter turns and misaligned rows; bilinear when scaling). Every format goes through each, on even and odd sizes.
 #[test]
 fn every_format_through_the_fast_and_general_variants() {
     let mut r = host_renderer();
@@ -152,6 +152,8 @@ fn every_format_through_the_fast_and_general_variants() {
                 "crop=21x13+4+2",
                 "crop=20x12+3+5",
                 "mirror",
+                "flip,crop=21x13+4+2",
+                "rotate=180",
                 "rotate=270",
                 "scale=33x19",
                 "scale=33x19,filter=nearest",

@@ -9,7 +9,7 @@ use ash::vk;
 use super::output::OutputSlot;
 use super::pipeline::{Params, Shared};
 use super::util::color_range;
-use super::variant::{self, Variant};
+use super::variant::{self, Op, Variant};
 use crate::conv::{colour_params, Colorimetry, SourceFormat};
 use crate::device::vkerr;
 use crate::spec::ProcessSpec;
@@ -50,10 +50,16 @@ pub(super) fn make_params(
     } else {
         (slot.width, slot.height)
     };
-    let transform = turns | (spec.mirror_x as u32) << 2 | (spec.mirror_y as u32) << 3;
+    let chosen = variant::choose(format, spec, crop, planes, (slot.width, slot.height));
+    let transform = if chosen.op == Op::Fast {
+        // The 1:1 variants only mirror: a half turn is both mirrors.
+        let half = turns == 2;
+        ((spec.mirror_x ^ half) as u32) << 2 | ((spec.mirror_y ^ half) as u32) << 3
+    } else {
+        turns | (spec.mirror_x as u32) << 2 | (spec.mirror_y as u32) << 3
+    };
     let c = colour_params(colour);
     let (off1, stride1) = planes.get(1).copied().unwrap_or(planes[0]);
-    let chosen = variant::choose(format, spec, crop, planes, (slot.width, slot.height));
     let params = Params {
         u: [
             width,

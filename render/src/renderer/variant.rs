@@ -20,7 +20,7 @@ include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
 /// What a shader variant does besides reading its format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Op {
-    /// 1:1, crop only: several pixels per invocation where the format packs them (`op_packed422.wgsl`,
+    /// 1:1 (crop, mirrors, half turn): several pixels per invocation where the format packs them (`op_packed422.wgsl`,
     /// `op_nv12.wgsl`), one otherwise (`op_copy.wgsl`); no resampling.
     Fast,
     /// Crop, mirror, quarter turns and nearest-neighbour scaling (`op_transform.wgsl`).
@@ -63,7 +63,8 @@ pub(super) fn choose(
     let turns = spec.rotate.quarter_turns();
     let unrotated = if turns % 2 == 1 { (out.1, out.0) } else { out };
     let unscaled = unrotated == (crop.width, crop.height);
-    let plain = unscaled && turns == 0 && !spec.mirror_x && !spec.mirror_y;
+    // A half turn is both mirrors: the 1:1 variants fold mirrors into where they write.
+    let plain = unscaled && turns % 2 == 0;
     let aligned = |to: u32| {
         planes
             .iter()
@@ -215,7 +216,14 @@ mod tests {
             ("convert", full, &[(2, 128)], "nearest"),
             ("convert", full, &[(0, 130)], "nearest"),
             ("rotate=90", full, &row, "nearest_w"),
-            ("mirror", full, &row, "nearest_w"),
+            ("mirror", full, &row, "fast"),
+            ("mirror=hv,rotate=180", full, &row, "fast"),
+            (
+                "mirror,scale=64x48",
+                Rect { x: 1, ..full },
+                &row,
+                "nearest_w",
+            ),
             ("scale=65x48", full, &row, "bilinear_w"),
             ("scale=65x48", full, &[(0, 130)], "bilinear"),
             ("scale=65x48,filter=nearest", full, &row, "nearest_w"),
@@ -238,9 +246,12 @@ mod tests {
             "nearest"
         );
         let odd = Rect { x: 1, ..full };
-        assert_eq!(name(SourceFormat::Rgb3, "convert", odd, &[(3, 93)]), "fast");
         assert_eq!(
             name(SourceFormat::Rgb3, "rotate=180", odd, &[(3, 93)]),
+            "fast"
+        );
+        assert_eq!(
+            name(SourceFormat::Rgb3, "rotate=90", odd, &[(3, 93)]),
             "nearest"
         );
         assert_eq!(
