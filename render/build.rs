@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// (reader name, reader file).
 const READERS: &[(&str, &str)] = &[("buffer", "src_buffer.wgsl"), ("image", "src_image.wgsl")];
 
-/// (format name as `SourceFormat::shader_name` says it, operation file of its 1:1 fast path, whether
+/// (format name as `SourceFormat::shader_name` says it, operation file of its unscaled fast path, whether
 /// `formats.wgsl` has a word reader `fetchw_<name>` for aligned rows).
 const FORMATS: &[(&str, &str, bool)] = &[
     ("yuyv", "op_packed422.wgsl", true),

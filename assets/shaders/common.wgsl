@@ -25,8 +25,7 @@ struct Params {
     crop_y: u32,
     crop_w: u32,
     crop_h: u32,
-    transform: u32,      // bits 0-1: quarter turns clockwise; bit 2: mirror x; bit 3: mirror y (for the
-                         // 1:1 variants: the mirrors that, with a half turn, make the whole transform)
+    transform: u32,      // bits 0-1: quarter turns clockwise; bit 2: mirror x; bit 3: mirror y
     y_off: f32,          // (code - y_off) * y_scale gives luma / RGB in 0..1
     y_scale: f32,
     c_scale: f32,        // (code - 128) * c_scale gives Cb, Cr in -0.5..0.5
@@ -62,17 +61,27 @@ fn to_rgb_rgb(r: u32, g: u32, b: u32) -> vec3<f32> {
     return (vec3<f32>(f32(r), f32(g), f32(b)) - vec3<f32>(p.y_off)) * p.y_scale;
 }
 
-// For the 1:1 variants: where pixel (x, y) of the crop lands in the output, mirrored as `transform` says.
+// For the unscaled variants: where pixel (x, y) of the crop lands in the output, mirrored and then turned as
+// `transform` says (the forward map of op_transform.wgsl's inverse one).
 fn out_index(x: u32, y: u32) -> u32 {
-    var ox = x;
-    var oy = y;
+    var mx = x;
+    var my = y;
     if ((p.transform & 4u) != 0u) {
-        ox = p.dst_w - 1u - x;
+        mx = p.crop_w - 1u - x;
     }
     if ((p.transform & 8u) != 0u) {
-        oy = p.dst_h - 1u - y;
+        my = p.crop_h - 1u - y;
     }
-    return oy * p.dst_stride_px + ox;
+    let turns = p.transform & 3u;
+    var o = vec2<u32>(mx, my);
+    if (turns == 1u) {
+        o = vec2<u32>(p.crop_h - 1u - my, mx);
+    } else if (turns == 2u) {
+        o = vec2<u32>(p.crop_w - 1u - mx, p.crop_h - 1u - my);
+    } else if (turns == 3u) {
+        o = vec2<u32>(my, p.crop_w - 1u - mx);
+    }
+    return o.y * p.dst_stride_px + o.x;
 }
 
 // RGB in 0..1 (clamped here) to one XRGB8888 word.

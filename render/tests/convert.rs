@@ -133,9 +133,9 @@ fn crop_mirror_rotate_and_scale_match_the_cpu_reference() {
     );
 }
 
-/// Each format has a 1:1 variant for crops, mirrors and half turns (YUYV/UYVY two pixels per invocation from
-/// one word, NV12 a 2x2 block sharing its chroma, the others one pixel) and general ones (nearest for crops on
-/// odd pixels, quarter turns and misaligned rows; bilinear when scaling). Every format goes through each, on even and odd sizes.
+/// Each format has an unscaled variant for crops, mirrors and quarter turns (YUYV/UYVY two pixels per
+/// invocation from one word, NV12 a 2x2 block sharing its chroma, the others one pixel) and general ones
+/// (nearest for crops on odd pixels, misaligned rows and `filter=nearest`; bilinear when scaling). Every format goes through each, on even and odd sizes.
 #[test]
 fn every_format_through_the_fast_and_general_variants() {
     let mut r = host_renderer();

@@ -51,12 +51,13 @@ pub(super) fn make_params(
         (slot.width, slot.height)
     };
     let chosen = variant::choose(format, spec, crop, planes, (slot.width, slot.height));
-    let transform = if chosen.op == Op::Fast {
-        // The 1:1 variants only mirror: a half turn is both mirrors.
-        let half = turns == 2;
-        ((spec.mirror_x ^ half) as u32) << 2 | ((spec.mirror_y ^ half) as u32) << 3
+    let transform = turns | (spec.mirror_x as u32) << 2 | (spec.mirror_y as u32) << 3;
+    // The unscaled variants run over the crop's pixels (turned, the output's are its transpose), the others
+    // over the output's.
+    let grid = if chosen.op == Op::Fast {
+        (crop.width, crop.height)
     } else {
-        turns | (spec.mirror_x as u32) << 2 | (spec.mirror_y as u32) << 3
+        (slot.width, slot.height)
     };
     let c = colour_params(colour);
     let (off1, stride1) = planes.get(1).copied().unwrap_or(planes[0]);
@@ -91,7 +92,7 @@ pub(super) fn make_params(
     };
     Ok(Work {
         variant: chosen,
-        groups: variant::workgroups(format, chosen.op, slot.width, slot.height),
+        groups: variant::workgroups(format, chosen.op, grid.0, grid.1),
         params,
     })
 }

@@ -20,10 +20,12 @@ include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
 /// What a shader variant does besides reading its format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Op {
-    /// 1:1 (crop, mirrors, half turn): several pixels per invocation where the format packs them (`op_packed422.wgsl`,
-    /// `op_nv12.wgsl`), one otherwise (`op_copy.wgsl`); no resampling.
+    /// Unscaled (crop, mirrors, quarter turns): several pixels per invocation where the format packs them
+    /// (`op_packed422.wgsl`, `op_nv12.wgsl`), one otherwise (`op_copy.wgsl`); no resampling.
     Fast,
-    /// Crop, mirror, quarter turns and nearest-neighbour scaling (`op_transform.wgsl`).
+    /// Crop, mirror, quarter turns and nearest-neighbour scaling, one invocation per output pixel
+    /// (`op_transform.wgsl`): for unscaled frames whose crop or rows [`Op::Fast`] cannot take, and for
+    /// `filter=nearest`.
     Nearest,
     /// The same with bilinear filtering, for frames actually resampled.
     Bilinear,
@@ -63,8 +65,6 @@ pub(super) fn choose(
     let turns = spec.rotate.quarter_turns();
     let unrotated = if turns % 2 == 1 { (out.1, out.0) } else { out };
     let unscaled = unrotated == (crop.width, crop.height);
-    // A half turn is both mirrors: the 1:1 variants fold mirrors into where they write.
-    let plain = unscaled && turns % 2 == 0;
     let aligned = |to: u32| {
         planes
             .iter()
@@ -78,7 +78,8 @@ pub(super) fn choose(
         SourceFormat::Bgrx => (Some(aligned(4)), true),
         SourceFormat::Grey | SourceFormat::Rgb3 | SourceFormat::Bgr3 => (None, true),
     };
-    let op = if plain && fits && words != Some(false) {
+    // The unscaled variants fold mirrors and turns into where they write.
+    let op = if unscaled && fits && words != Some(false) {
         Op::Fast
     } else if unscaled || spec.filter == Filter::Nearest {
         // Unscaled, every output pixel centre falls on a source pixel centre: bilinear would weigh one pixel.
@@ -92,7 +93,7 @@ pub(super) fn choose(
     }
 }
 
-/// Workgroups (of 8x8 invocations) for a `width`×`height` output.
+/// Workgroups (of 8x8 invocations) for a `width`×`height` grid: the crop for [`Op::Fast`], else the output.
 pub(super) fn workgroups(format: SourceFormat, op: Op, width: u32, height: u32) -> (u32, u32) {
     let (x, y) = match (op, format) {
         (Op::Fast, SourceFormat::Yuyv | SourceFormat::Uyvy) => (width.div_ceil(2), height),
@@ -215,7 +216,7 @@ mod tests {
             ("convert", Rect { x: 1, ..full }, &row, "nearest_w"),
             ("convert", full, &[(2, 128)], "nearest"),
             ("convert", full, &[(0, 130)], "nearest"),
-            ("rotate=90", full, &row, "nearest_w"),
+            ("rotate=90", full, &row, "fast"),
             ("mirror", full, &row, "fast"),
             ("mirror=hv,rotate=180", full, &row, "fast"),
             (
@@ -251,8 +252,8 @@ mod tests {
             "fast"
         );
         assert_eq!(
-            name(SourceFormat::Rgb3, "rotate=90", odd, &[(3, 93)]),
-            "nearest"
+            name(SourceFormat::Rgb3, "scale=32x48", odd, &[(3, 93)]),
+            "bilinear"
         );
         assert_eq!(
             name(SourceFormat::Bgrx, "convert", full, &[(0, 258)]),
