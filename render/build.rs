@@ -60,8 +60,8 @@ fn main() {
                     glue(format, op.starts_with("bilinear"), words)
                 );
                 let label = format!("{reader_file} + {format} + {op_file}");
-                let words = compile(&label, &source);
-                let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+                let spirv = compile(&label, &source);
+                let bytes: Vec<u8> = spirv.iter().flat_map(|w| w.to_le_bytes()).collect();
                 let name = format!("{reader}_{format}_{op}.spv");
                 std::fs::write(out.join(&name), bytes).expect("write SPIR-V");
                 writeln!(
