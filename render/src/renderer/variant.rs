@@ -152,6 +152,19 @@ impl Pipelines {
             .find(|(r, f, o, _)| *r == self.reader && *f == name && *o == op_name)
             .map(|v| v.3)
             .expect("render/build.rs compiles every (reader, format, operation)");
+        let pipeline = self.create(spv)?;
+        tracing::debug!(
+            reader = self.reader,
+            format = name,
+            op = op_name,
+            "built shader variant"
+        );
+        self.built.insert((format, v), pipeline);
+        Ok(pipeline)
+    }
+
+    /// A compute pipeline running `spv`'s `main` with the shared layout.
+    fn create(&self, spv: &[u8]) -> Result<vk::Pipeline, RenderError> {
         let code =
             ash::util::read_spv(&mut Cursor::new(spv)).expect("build.rs wrote whole SPIR-V words");
         let d = &self.shared.gpu.device;
@@ -175,13 +188,6 @@ impl Pipelines {
                 source: e,
             })?[0]
         };
-        tracing::debug!(
-            reader = self.reader,
-            format = name,
-            op = op_name,
-            "built shader variant"
-        );
-        self.built.insert((format, v), pipeline);
         Ok(pipeline)
     }
 }
@@ -189,6 +195,47 @@ impl Pipelines {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::Gpu;
+    use crate::renderer::pipeline::create_shared;
+
+    /// Every variant the renderer can choose, for both readers, becomes a pipeline on this device: the image
+    /// reader's variants run only in the VM (host lavapipe imports no dma-bufs), so this is their one host
+    /// check (of the driver's SPIR-V intake; lavapipe generates machine code only at the first dispatch).
+    #[test]
+    fn every_variant_builds_on_this_device() {
+        let gpu = Gpu::new(false).unwrap_or_else(|e| {
+            panic!("no usable Vulkan device (install mesa-vulkan-drivers): {e}")
+        });
+        for path in [ImportPath::StorageBuffer, ImportPath::ImageDrmModifier] {
+            let shared = Arc::new(create_shared(gpu.clone(), path).expect("layouts"));
+            let mut pipelines = Pipelines::new(shared, path);
+            for format in [
+                SourceFormat::Yuyv,
+                SourceFormat::Uyvy,
+                SourceFormat::Nv12,
+                SourceFormat::Grey,
+                SourceFormat::Bgrx,
+                SourceFormat::Rgb3,
+                SourceFormat::Bgr3,
+            ] {
+                let has_words = matches!(
+                    format,
+                    SourceFormat::Yuyv
+                        | SourceFormat::Uyvy
+                        | SourceFormat::Nv12
+                        | SourceFormat::Bgrx
+                );
+                for op in [Op::Fast, Op::Nearest, Op::Bilinear] {
+                    for words in [false, true].into_iter().filter(|&w| !w || has_words) {
+                        let v = Variant { op, words };
+                        pipelines.get(format, v).unwrap_or_else(|e| {
+                            panic!("{} {format:?} {}: {e}", path.name(), v.name())
+                        });
+                    }
+                }
+            }
+        }
+    }
 
     /// The name of the variant chosen for a `spec` on a frame cropped to `crop`.
     fn name(format: SourceFormat, spec: &str, crop: Rect, planes: &[(u32, u32)]) -> &'static str {
