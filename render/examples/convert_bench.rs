@@ -1,6 +1,7 @@
 //! Render, one layer, for measuring: convert N synthetic frames in host-memory mode (no camera, no dma-bufs,
 //! so it runs on a desktop's lavapipe) and say how long the conversions took. Time the whole process from
-//! outside; `--frames 0` sets everything up and converts nothing, the baseline to subtract.
+//! outside and subtract a run of `--frames 1` (start-up, the first frame and its shader compile): the rest,
+//! divided by N - 1, is the CPU of one conversion. `--frames 0` sets up and converts nothing.
 //!
 //! ```sh
 //! cargo run --release -p dmacam-render --example convert_bench -- \
