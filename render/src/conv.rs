@@ -6,7 +6,7 @@ use dmacam_capture::Fourcc;
 use crate::RenderError;
 
 /// A camera pixel format the converter reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SourceFormat {
     /// `YUYV`: packed 4:2:2, Y0 Cb Y1 Cr.
     Yuyv,
@@ -88,16 +88,17 @@ impl SourceFormat {
         Self::from_fourcc(f).ok_or(RenderError::UnsupportedFormat { fourcc: f })
     }
 
-    /// Format id in the shader (`FMT_*` in `convert.wgsl`).
-    pub(crate) fn shader_id(self) -> u32 {
+    /// The format's name in the shader variants (`fetch_<name>` in `assets/shaders/formats.wgsl`, `FORMATS` in
+    /// `render/build.rs`).
+    pub(crate) fn shader_name(self) -> &'static str {
         match self {
-            Self::Yuyv => 0,
-            Self::Uyvy => 1,
-            Self::Nv12 => 2,
-            Self::Grey => 3,
-            Self::Bgrx => 4,
-            Self::Rgb3 => 5,
-            Self::Bgr3 => 6,
+            Self::Yuyv => "yuyv",
+            Self::Uyvy => "uyvy",
+            Self::Nv12 => "nv12",
+            Self::Grey => "grey",
+            Self::Bgrx => "bgrx",
+            Self::Rgb3 => "rgb3",
+            Self::Bgr3 => "bgr3",
         }
     }
 

@@ -133,6 +133,44 @@ fn crop_mirror_rotate_and_scale_match_the_cpu_reference() {
     );
 }
 
+/// Each format has an unscaled variant for crops, mirrors and quarter turns (YUYV/UYVY two pixels per
+/// invocation from one word, NV12 a 2x2 block sharing its chroma, the others one pixel) and general ones
+/// (nearest for crops on odd pixels, misaligned rows and `filter=nearest`; bilinear when scaling). Every format goes through each, on even and odd sizes.
+#[test]
+fn every_format_through_the_fast_and_general_variants() {
+    let mut r = host_renderer();
+    let c = reference::colorimetries()[1];
+    // (size, row padding): 4-aligned rows take the fast variants; rows padded by 2 or 3 bytes make 4:2:2
+    // (and, by 3, NV12) fall back to the general variant at 1:1.
+    for ((w, h), pad) in [((64, 40), 8), ((37, 23), 2), ((41, 29), 3), ((642, 362), 0)] {
+        let rgb = reference::pattern(w, h, w + h);
+        for fmt in reference::FORMATS {
+            let e = reference::encode(fmt, w, h, &rgb, c, pad);
+            for s in [
+                "convert",
+                "crop=20x12+4+2",
+                "crop=21x13+4+2",
+                "crop=20x12+3+5",
+                "mirror",
+                "flip,crop=21x13+4+2",
+                "rotate=180",
+                "rotate=270",
+                "scale=33x19",
+                "scale=33x19,filter=nearest",
+            ] {
+                let spec: ProcessSpec = s.parse().unwrap();
+                run(
+                    &mut r,
+                    &e,
+                    c,
+                    &spec,
+                    &format!("{fmt} {w}x{h} pad {pad} {s}"),
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn unsupported_formats_and_bad_frames_give_clear_errors() {
     let mut r = host_renderer();

@@ -2,13 +2,14 @@
 //! exported dma-bufs.
 //!
 //! Ownership graph (every arrow an `Arc`, so destruction order is fixed by the types): `OutputFrame` →
-//! `OutputSlot` → `Shared` (pipeline, pools) → `Gpu` (device, instance). Imports live only in the renderer.
+//! `OutputSlot` → `Shared` (layouts, pools) → `Gpu` (device, instance). Imports and the compute pipelines live
+//! only in the renderer.
 //!
 //! Files, bottom up: `options` (public configuration and counters), `util` (small helpers), `pipeline`
-//! (import-path choice, compute pipeline, pools), `dmabuf` (a frame's planes and one dma-buf's import as
-//! memory), `import` (a cached camera-buffer import), `output` (the output ring and [`OutputFrame`]), `upload`
-//! (host-memory input), `submit` (recording and submitting a frame); this file holds [`Renderer`], which owns
-//! them.
+//! (import-path choice, layouts, pools), `variant` (the shader variant a frame needs and the pipelines built
+//! for them), `dmabuf` (a frame's planes and one dma-buf's import as memory), `import` (a cached camera-buffer
+//! import), `output` (the output ring and [`OutputFrame`]), `upload` (host-memory input), `submit` (recording
+//! and submitting a frame); this file holds [`Renderer`], which owns them.
 
 mod dmabuf;
 mod import;
@@ -18,6 +19,7 @@ mod pipeline;
 mod submit;
 mod upload;
 mod util;
+mod variant;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,9 +33,10 @@ pub use upload::{HostFrame, HostPlane};
 use dmabuf::{import_key, plane_refs};
 use import::{import, Imported};
 use output::OutputSlot;
-use pipeline::{choose_path, create_pipeline, Shared};
+use pipeline::{choose_path, create_shared, Shared};
 use submit::{make_params, submit, InputBinding};
 use upload::{ensure_upload, Upload};
+use variant::Pipelines;
 
 use crate::conv::{Colorimetry, SourceFormat};
 use crate::device::Gpu;
@@ -46,6 +49,7 @@ pub struct Renderer {
     imports: HashMap<u32, Imported>,
     upload: Option<Upload>,
     slots: Vec<Arc<OutputSlot>>,
+    pipelines: Pipelines,
     shared: Arc<Shared>,
     path: ImportPath,
     path_reason: String,
@@ -55,17 +59,18 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    /// Sets up the device, the compute pipeline for the chosen import path, and (lazily, at the first frame's
-    /// size) the output ring.
+    /// Sets up the device, the layouts for the chosen import path, and (lazily: the shader variants at their
+    /// first use, the output ring at the first frame's size) the compute pipelines and the output ring.
     pub fn new(opts: Options) -> Result<Self, RenderError> {
         let gpu = Gpu::new(opts.mode == Mode::Dmabuf)?;
         let (path, path_reason) = choose_path(&gpu, opts)?;
         tracing::info!(path = path.name(), reason = %path_reason, "render import path");
-        let shared = Arc::new(create_pipeline(gpu, path)?);
+        let shared = Arc::new(create_shared(gpu, path)?);
         Ok(Renderer {
             imports: HashMap::new(),
             upload: None,
             slots: vec![],
+            pipelines: Pipelines::new(shared.clone(), path),
             shared,
             path,
             path_reason,
@@ -150,7 +155,7 @@ impl Renderer {
         let imported = self.imports.get_mut(&index).expect("inserted above");
         let first_use = !imported.used;
         imported.used = true;
-        let params = make_params(
+        let work = make_params(
             frame.width,
             frame.height,
             format,
@@ -167,7 +172,8 @@ impl Renderer {
             external: true,
         };
         let seq = self.stats.frames;
-        submit(&self.shared, &slot, &input, &params, seq)?;
+        let pipeline = self.pipelines.get(format, work.variant)?;
+        submit(&self.shared, &slot, &input, pipeline, &work, seq)?;
         self.stats.frames += 1;
         Ok(OutputFrame { slot, seq })
     }
@@ -240,7 +246,7 @@ impl Renderer {
         let set = upload.set;
         let buffer = upload.buffer;
         let slot = self.acquire_slot(out_w, out_h)?;
-        let params = make_params(
+        let work = make_params(
             frame.width,
             frame.height,
             format,
@@ -257,7 +263,8 @@ impl Renderer {
             external: false,
         };
         let seq = self.stats.frames;
-        submit(&self.shared, &slot, &input, &params, seq)?;
+        let pipeline = self.pipelines.get(format, work.variant)?;
+        submit(&self.shared, &slot, &input, pipeline, &work, seq)?;
         if slot.dmabuf.is_none() {
             // Reading the result back through the Vulkan mapping is a copy too (done by the caller).
             self.stats.cpu_bytes_copied += slot.size;

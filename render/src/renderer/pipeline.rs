@@ -1,8 +1,7 @@
-//! The compute pipeline: which import path the shader reads camera buffers through (and why), the shader
-//! modules, descriptor set layouts, pipeline layout and pools ([`Shared`]), the push constants ([`Params`]) and
-//! descriptor-set helpers.
+//! The compute pipeline's shared part: which import path the shaders read camera buffers through (and why),
+//! descriptor set layouts, pipeline layout and pools ([`Shared`]), the push constants ([`Params`]) and
+//! descriptor-set helpers. The pipelines themselves, one per shader variant, are in `variant.rs`.
 
-use std::io::Cursor;
 use std::sync::Arc;
 
 use ash::vk;
@@ -12,16 +11,12 @@ use super::options::{ImportPath, ImportPreference, Mode, Options, MAX_IMPORTS};
 use crate::device::{vkerr, Gpu};
 use crate::RenderError;
 
-const SPV_BUFFER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/convert_buffer.spv"));
-const SPV_IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/convert_image.spv"));
-
 /// Pipeline objects shared by the renderer, its imports and its output slots.
 pub(super) struct Shared {
     pub(super) gpu: Arc<Gpu>,
     pub(super) set0_layout: vk::DescriptorSetLayout,
     pub(super) set1_layout: vk::DescriptorSetLayout,
     pub(super) pipeline_layout: vk::PipelineLayout,
-    pub(super) pipeline: vk::Pipeline,
     pub(super) desc_pool: vk::DescriptorPool,
     pub(super) cmd_pool: vk::CommandPool,
 }
@@ -35,7 +30,6 @@ impl Drop for Shared {
             let _ = d.device_wait_idle();
             d.destroy_command_pool(self.cmd_pool, None);
             d.destroy_descriptor_pool(self.desc_pool, None);
-            d.destroy_pipeline(self.pipeline, None);
             d.destroy_pipeline_layout(self.pipeline_layout, None);
             d.destroy_descriptor_set_layout(self.set1_layout, None);
             d.destroy_descriptor_set_layout(self.set0_layout, None);
@@ -43,10 +37,10 @@ impl Drop for Shared {
     }
 }
 
-/// Push constants, laid out exactly as `Params` in `assets/shaders/convert.wgsl`.
+/// Push constants, laid out exactly as `Params` in `assets/shaders/common.wgsl`.
 #[derive(Debug, Default)]
 pub(super) struct Params {
-    pub(super) u: [u32; 16],
+    pub(super) u: [u32; 14],
     pub(super) f: [f32; 9],
 }
 
@@ -152,7 +146,8 @@ fn image_path_support(gpu: &Gpu) -> Result<(), String> {
     Ok(())
 }
 
-pub(super) fn create_pipeline(gpu: Arc<Gpu>, path: ImportPath) -> Result<Shared, RenderError> {
+/// The layouts and pools every shader variant of `path` shares.
+pub(super) fn create_shared(gpu: Arc<Gpu>, path: ImportPath) -> Result<Shared, RenderError> {
     let d = &gpu.device;
     let input_type = match path {
         ImportPath::StorageBuffer => vk::DescriptorType::STORAGE_BUFFER,
@@ -170,12 +165,6 @@ pub(super) fn create_pipeline(gpu: Arc<Gpu>, path: ImportPath) -> Result<Shared,
         .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
         .descriptor_count(1)
         .stage_flags(vk::ShaderStageFlags::COMPUTE)];
-    let spv = match path {
-        ImportPath::StorageBuffer => SPV_BUFFER,
-        ImportPath::ImageDrmModifier => SPV_IMAGE,
-    };
-    let code =
-        ash::util::read_spv(&mut Cursor::new(spv)).expect("build.rs wrote whole SPIR-V words");
     // SAFETY: (whole block) plain object creation with valid create infos that outlive each call; on failure,
     // everything created so far is destroyed by the `Shared` drop (null handles are ignored by Vulkan).
     unsafe {
@@ -184,7 +173,6 @@ pub(super) fn create_pipeline(gpu: Arc<Gpu>, path: ImportPath) -> Result<Shared,
             set0_layout: vk::DescriptorSetLayout::null(),
             set1_layout: vk::DescriptorSetLayout::null(),
             pipeline_layout: vk::PipelineLayout::null(),
-            pipeline: vk::Pipeline::null(),
             desc_pool: vk::DescriptorPool::null(),
             cmd_pool: vk::CommandPool::null(),
         };
@@ -213,22 +201,6 @@ pub(super) fn create_pipeline(gpu: Arc<Gpu>, path: ImportPath) -> Result<Shared,
                 None,
             )
             .map_err(vkerr("vkCreatePipelineLayout"))?;
-        let module = d
-            .create_shader_module(&vk::ShaderModuleCreateInfo::default().code(&code), None)
-            .map_err(vkerr("vkCreateShaderModule"))?;
-        let stage = vk::PipelineShaderStageCreateInfo::default()
-            .stage(vk::ShaderStageFlags::COMPUTE)
-            .module(module)
-            .name(c"main");
-        let info = [vk::ComputePipelineCreateInfo::default()
-            .stage(stage)
-            .layout(sh.pipeline_layout)];
-        let created = d.create_compute_pipelines(vk::PipelineCache::null(), &info, None);
-        d.destroy_shader_module(module, None);
-        sh.pipeline = created.map_err(|(_, e)| RenderError::Vk {
-            what: "vkCreateComputePipelines",
-            source: e,
-        })?[0];
         let n = MAX_IMPORTS + 16;
         let sizes = [
             vk::DescriptorPoolSize {

@@ -1,6 +1,6 @@
-//! Recording and submitting one frame: the push constants for a frame ([`make_params`]), the input it reads
-//! ([`InputBinding`]), and [`submit`], which records the queue-family transfers, the dispatch and the host-read
-//! barrier, submits, and waits for the slot's fence.
+//! Recording and submitting one frame: the push constants and shader variant for a frame ([`make_params`]),
+//! the input it reads ([`InputBinding`]), and [`submit`], which records the queue-family transfers, the
+//! dispatch and the host-read barrier, submits, and waits for the slot's fence.
 
 use std::sync::atomic::Ordering;
 
@@ -9,9 +9,10 @@ use ash::vk;
 use super::output::OutputSlot;
 use super::pipeline::{Params, Shared};
 use super::util::color_range;
+use super::variant::{self, Op, Variant};
 use crate::conv::{colour_params, Colorimetry, SourceFormat};
 use crate::device::vkerr;
-use crate::spec::{Filter, ProcessSpec};
+use crate::spec::ProcessSpec;
 use crate::RenderError;
 
 /// How long a frame may take on the GPU before we give up (lavapipe under TCG emulation is slow).
@@ -26,6 +27,13 @@ pub(super) struct InputBinding {
     pub(super) external: bool,
 }
 
+/// The compute work of one frame: which variant, how many workgroups, and its push constants.
+pub(super) struct Work {
+    pub(super) variant: Variant,
+    pub(super) groups: (u32, u32),
+    pub(super) params: Params,
+}
+
 pub(super) fn make_params(
     width: u32,
     height: u32,
@@ -34,7 +42,7 @@ pub(super) fn make_params(
     colour: Colorimetry,
     spec: &ProcessSpec,
     slot: &OutputSlot,
-) -> Result<Params, RenderError> {
+) -> Result<Work, RenderError> {
     let crop = spec.crop_rect(width, height)?;
     let turns = spec.rotate.quarter_turns();
     let (sw, sh) = if turns % 2 == 1 {
@@ -42,15 +50,19 @@ pub(super) fn make_params(
     } else {
         (slot.width, slot.height)
     };
-    let transform = turns
-        | (spec.mirror_x as u32) << 2
-        | (spec.mirror_y as u32) << 3
-        | ((spec.filter == Filter::Bilinear) as u32) << 4;
+    let chosen = variant::choose(format, spec, crop, planes, (slot.width, slot.height));
+    let transform = turns | (spec.mirror_x as u32) << 2 | (spec.mirror_y as u32) << 3;
+    // The unscaled variants run over the crop's pixels (turned, the output's are its transpose), the others
+    // over the output's.
+    let grid = if chosen.op == Op::Fast {
+        (crop.width, crop.height)
+    } else {
+        (slot.width, slot.height)
+    };
     let c = colour_params(colour);
     let (off1, stride1) = planes.get(1).copied().unwrap_or(planes[0]);
-    Ok(Params {
+    let params = Params {
         u: [
-            format.shader_id(),
             width,
             height,
             planes[0].0,
@@ -65,7 +77,6 @@ pub(super) fn make_params(
             crop.width,
             crop.height,
             transform,
-            format.is_yuv() as u32,
         ],
         f: [
             c.y_off,
@@ -78,6 +89,11 @@ pub(super) fn make_params(
             crop.width as f32 / sw as f32,
             crop.height as f32 / sh as f32,
         ],
+    };
+    Ok(Work {
+        variant: chosen,
+        groups: variant::workgroups(format, chosen.op, grid.0, grid.1),
+        params,
     })
 }
 
@@ -86,7 +102,8 @@ pub(super) fn submit(
     sh: &Shared,
     slot: &OutputSlot,
     input: &InputBinding,
-    params: &Params,
+    pipeline: vk::Pipeline,
+    work: &Work,
     seq: u64,
 ) -> Result<(), RenderError> {
     let d = &sh.gpu.device;
@@ -184,7 +201,7 @@ pub(super) fn submit(
                 &imgs,
             );
         }
-        d.cmd_bind_pipeline(cmd, vk::PipelineBindPoint::COMPUTE, sh.pipeline);
+        d.cmd_bind_pipeline(cmd, vk::PipelineBindPoint::COMPUTE, pipeline);
         d.cmd_bind_descriptor_sets(
             cmd,
             vk::PipelineBindPoint::COMPUTE,
@@ -198,9 +215,9 @@ pub(super) fn submit(
             sh.pipeline_layout,
             vk::ShaderStageFlags::COMPUTE,
             0,
-            &params.bytes(),
+            &work.params.bytes(),
         );
-        d.cmd_dispatch(cmd, slot.width.div_ceil(8), slot.height.div_ceil(8), 1);
+        d.cmd_dispatch(cmd, work.groups.0, work.groups.1, 1);
         let (mut bufs, imgs) = input_barriers(false);
         if exported {
             // Hand the output to its consumer.

@@ -1,0 +1,313 @@
+//! Shader variants: which operation a frame needs and whether its rows can be read as whole words
+//! ([`choose`]), how many invocations it takes, and the compute pipelines built for them, one per (input
+//! format, operation, words), compiled at first use and cached ([`Pipelines`]). The SPIR-V of every variant comes from `render/build.rs` (`shaders.rs` in `OUT_DIR`).
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use ash::vk;
+
+use super::options::ImportPath;
+use super::pipeline::Shared;
+use crate::conv::SourceFormat;
+use crate::device::vkerr;
+use crate::spec::{Filter, ProcessSpec, Rect};
+use crate::RenderError;
+
+include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
+
+/// What a shader variant does besides reading its format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Op {
+    /// Unscaled (crop, mirrors, quarter turns): several pixels per invocation where the format packs them
+    /// (`op_packed422.wgsl`, `op_nv12.wgsl`), one otherwise (`op_copy.wgsl`); no resampling.
+    Fast,
+    /// Crop, mirror, quarter turns and nearest-neighbour scaling, one invocation per output pixel
+    /// (`op_transform.wgsl`): for unscaled frames whose crop or rows [`Op::Fast`] cannot take, and for
+    /// `filter=nearest`.
+    Nearest,
+    /// The same with bilinear filtering, for frames actually resampled.
+    Bilinear,
+}
+
+/// One shader variant of a format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Variant {
+    pub(super) op: Op,
+    /// Pixels are read as whole words (`fetchw_*` in `formats.wgsl`): the format has a word reader and the
+    /// frame's plane offsets and strides are aligned to it. Always so for [`Op::Fast`] of formats that have one.
+    pub(super) words: bool,
+}
+
+impl Variant {
+    /// The operation's name in `render/build.rs`.
+    fn name(self) -> &'static str {
+        match (self.op, self.words) {
+            (Op::Fast, _) => "fast",
+            (Op::Nearest, false) => "nearest",
+            (Op::Nearest, true) => "nearest_w",
+            (Op::Bilinear, false) => "bilinear",
+            (Op::Bilinear, true) => "bilinear_w",
+        }
+    }
+}
+
+/// The cheapest variant that computes `spec` exactly for a frame with these plane (offset, stride) pairs,
+/// crop rectangle and output size.
+pub(super) fn choose(
+    format: SourceFormat,
+    spec: &ProcessSpec,
+    crop: Rect,
+    planes: &[(u32, u32)],
+    out: (u32, u32),
+) -> Variant {
+    let turns = spec.rotate.quarter_turns();
+    let unrotated = if turns % 2 == 1 { (out.1, out.0) } else { out };
+    let unscaled = unrotated == (crop.width, crop.height);
+    let aligned = |to: u32| {
+        planes
+            .iter()
+            .all(|&(off, stride)| off % to == 0 && stride % to == 0)
+    };
+    // The word readers' alignment, and whether the fast variant's grid (whole 4:2:2 words, 4:2:0 blocks)
+    // matches the crop's.
+    let (words, fits) = match format {
+        SourceFormat::Yuyv | SourceFormat::Uyvy => (Some(aligned(4)), crop.x % 2 == 0),
+        SourceFormat::Nv12 => (Some(aligned(2)), crop.x % 2 == 0 && crop.y % 2 == 0),
+        SourceFormat::Bgrx => (Some(aligned(4)), true),
+        SourceFormat::Grey | SourceFormat::Rgb3 | SourceFormat::Bgr3 => (None, true),
+    };
+    // The unscaled variants fold mirrors and turns into where they write.
+    let op = if unscaled && fits && words != Some(false) {
+        Op::Fast
+    } else if unscaled || spec.filter == Filter::Nearest {
+        // Unscaled, every output pixel centre falls on a source pixel centre: bilinear would weigh one pixel.
+        Op::Nearest
+    } else {
+        Op::Bilinear
+    };
+    Variant {
+        op,
+        words: words == Some(true),
+    }
+}
+
+/// Workgroups (of 8x8 invocations) for a `width`×`height` grid: the crop for [`Op::Fast`], else the output.
+pub(super) fn workgroups(format: SourceFormat, op: Op, width: u32, height: u32) -> (u32, u32) {
+    let (x, y) = match (op, format) {
+        (Op::Fast, SourceFormat::Yuyv | SourceFormat::Uyvy) => (width.div_ceil(2), height),
+        (Op::Fast, SourceFormat::Nv12) => (width.div_ceil(2), height.div_ceil(2)),
+        _ => (width, height),
+    };
+    (x.div_ceil(8), y.div_ceil(8))
+}
+
+/// The compute pipelines built so far for one import path's reader.
+pub(super) struct Pipelines {
+    shared: Arc<Shared>,
+    reader: &'static str,
+    built: HashMap<(SourceFormat, Variant), vk::Pipeline>,
+}
+
+impl Drop for Pipelines {
+    fn drop(&mut self) {
+        let d = &self.shared.gpu.device;
+        // SAFETY: the renderer drops its pipelines only after waiting for the device to go idle, so no
+        // submission that binds one is pending; each handle was created by this device and is destroyed once.
+        unsafe {
+            let _ = d.device_wait_idle();
+            for (_, pipeline) in self.built.drain() {
+                d.destroy_pipeline(pipeline, None);
+            }
+        }
+    }
+}
+
+impl Pipelines {
+    pub(super) fn new(shared: Arc<Shared>, path: ImportPath) -> Self {
+        let reader = match path {
+            ImportPath::StorageBuffer => "buffer",
+            ImportPath::ImageDrmModifier => "image",
+        };
+        Pipelines {
+            shared,
+            reader,
+            built: HashMap::new(),
+        }
+    }
+
+    /// The pipeline of `format`'s variant `v`, built at its first use.
+    pub(super) fn get(
+        &mut self,
+        format: SourceFormat,
+        v: Variant,
+    ) -> Result<vk::Pipeline, RenderError> {
+        if let Some(&p) = self.built.get(&(format, v)) {
+            return Ok(p);
+        }
+        let (name, op_name) = (format.shader_name(), v.name());
+        let spv = SHADERS
+            .iter()
+            .find(|(r, f, o, _)| *r == self.reader && *f == name && *o == op_name)
+            .map(|v| v.3)
+            .expect("render/build.rs compiles every (reader, format, operation)");
+        let pipeline = self.create(spv)?;
+        tracing::debug!(
+            reader = self.reader,
+            format = name,
+            op = op_name,
+            "built shader variant"
+        );
+        self.built.insert((format, v), pipeline);
+        Ok(pipeline)
+    }
+
+    /// A compute pipeline running `spv`'s `main` with the shared layout.
+    fn create(&self, spv: &[u8]) -> Result<vk::Pipeline, RenderError> {
+        let code =
+            ash::util::read_spv(&mut Cursor::new(spv)).expect("build.rs wrote whole SPIR-V words");
+        let d = &self.shared.gpu.device;
+        // SAFETY: valid create infos that outlive each call; the module is destroyed once the pipeline (which
+        // does not need it afterwards) has been created or has failed.
+        let pipeline = unsafe {
+            let module = d
+                .create_shader_module(&vk::ShaderModuleCreateInfo::default().code(&code), None)
+                .map_err(vkerr("vkCreateShaderModule"))?;
+            let stage = vk::PipelineShaderStageCreateInfo::default()
+                .stage(vk::ShaderStageFlags::COMPUTE)
+                .module(module)
+                .name(c"main");
+            let info = [vk::ComputePipelineCreateInfo::default()
+                .stage(stage)
+                .layout(self.shared.pipeline_layout)];
+            let created = d.create_compute_pipelines(vk::PipelineCache::null(), &info, None);
+            d.destroy_shader_module(module, None);
+            created.map_err(|(_, e)| RenderError::Vk {
+                what: "vkCreateComputePipelines",
+                source: e,
+            })?[0]
+        };
+        Ok(pipeline)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Gpu;
+    use crate::renderer::pipeline::create_shared;
+
+    /// Every variant the renderer can choose, for both readers, becomes a pipeline on this device: the image
+    /// reader's variants run only in the VM (host lavapipe imports no dma-bufs), so this is their one host
+    /// check (of the driver's SPIR-V intake; lavapipe generates machine code only at the first dispatch).
+    #[test]
+    fn every_variant_builds_on_this_device() {
+        let gpu = Gpu::new(false).unwrap_or_else(|e| {
+            panic!("no usable Vulkan device (install mesa-vulkan-drivers): {e}")
+        });
+        for path in [ImportPath::StorageBuffer, ImportPath::ImageDrmModifier] {
+            let shared = Arc::new(create_shared(gpu.clone(), path).expect("layouts"));
+            let mut pipelines = Pipelines::new(shared, path);
+            for format in [
+                SourceFormat::Yuyv,
+                SourceFormat::Uyvy,
+                SourceFormat::Nv12,
+                SourceFormat::Grey,
+                SourceFormat::Bgrx,
+                SourceFormat::Rgb3,
+                SourceFormat::Bgr3,
+            ] {
+                let has_words = matches!(
+                    format,
+                    SourceFormat::Yuyv
+                        | SourceFormat::Uyvy
+                        | SourceFormat::Nv12
+                        | SourceFormat::Bgrx
+                );
+                for op in [Op::Fast, Op::Nearest, Op::Bilinear] {
+                    for words in [false, true].into_iter().filter(|&w| !w || has_words) {
+                        let v = Variant { op, words };
+                        pipelines.get(format, v).unwrap_or_else(|e| {
+                            panic!("{} {format:?} {}: {e}", path.name(), v.name())
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// The name of the variant chosen for a `spec` on a frame cropped to `crop`.
+    fn name(format: SourceFormat, spec: &str, crop: Rect, planes: &[(u32, u32)]) -> &'static str {
+        let mut spec: ProcessSpec = spec.parse().unwrap();
+        spec.crop = Some(crop);
+        let out = spec
+            .output_size(crop.x + crop.width, crop.y + crop.height)
+            .unwrap();
+        choose(format, &spec, crop, planes, out).name()
+    }
+
+    #[test]
+    fn the_cheapest_exact_variant_is_chosen() {
+        let full = Rect {
+            x: 0,
+            y: 0,
+            width: 64,
+            height: 48,
+        };
+        let yuyv = SourceFormat::Yuyv;
+        let row = [(0, 128)];
+        for (spec, crop, planes, want) in [
+            ("convert", full, &row[..], "fast"),
+            ("scale=64x48", full, &row, "fast"),
+            ("convert", Rect { x: 1, ..full }, &row, "nearest_w"),
+            ("convert", full, &[(2, 128)], "nearest"),
+            ("convert", full, &[(0, 130)], "nearest"),
+            ("rotate=90", full, &row, "fast"),
+            ("mirror", full, &row, "fast"),
+            ("mirror=hv,rotate=180", full, &row, "fast"),
+            (
+                "mirror,scale=64x48",
+                Rect { x: 1, ..full },
+                &row,
+                "nearest_w",
+            ),
+            ("scale=65x48", full, &row, "bilinear_w"),
+            ("scale=65x48", full, &[(0, 130)], "bilinear"),
+            ("scale=65x48,filter=nearest", full, &row, "nearest_w"),
+        ] {
+            assert_eq!(
+                name(yuyv, spec, crop, planes),
+                want,
+                "{spec} {crop:?} {planes:?}"
+            );
+        }
+        let nv12 = SourceFormat::Nv12;
+        let planes = [(0, 66), (66 * 48, 66)];
+        assert_eq!(name(nv12, "convert", full, &planes), "fast");
+        assert_eq!(
+            name(nv12, "convert", Rect { y: 1, ..full }, &planes),
+            "nearest_w"
+        );
+        assert_eq!(
+            name(nv12, "convert", full, &[(0, 65), (65 * 48, 65)]),
+            "nearest"
+        );
+        let odd = Rect { x: 1, ..full };
+        assert_eq!(
+            name(SourceFormat::Rgb3, "rotate=180", odd, &[(3, 93)]),
+            "fast"
+        );
+        assert_eq!(
+            name(SourceFormat::Rgb3, "scale=32x48", odd, &[(3, 93)]),
+            "bilinear"
+        );
+        assert_eq!(
+            name(SourceFormat::Bgrx, "convert", full, &[(0, 258)]),
+            "nearest"
+        );
+        assert_eq!(workgroups(yuyv, Op::Fast, 17, 9), (2, 2));
+        assert_eq!(workgroups(nv12, Op::Fast, 17, 17), (2, 2));
+        assert_eq!(workgroups(nv12, Op::Bilinear, 17, 17), (3, 3));
+    }
+}
