@@ -145,7 +145,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 args.output
             );
         }
-        return super::zerocopy::run(super::zerocopy::Request {
+        return super::zerocopy::prove(super::zerocopy::Request {
             capture: args.capture.clone(),
             format: args.formats.first().cloned(),
             path: args.path.clone(),

@@ -31,7 +31,7 @@ struct Gpu {
     reason: String,
 }
 
-pub fn run(inputs: &Inputs) -> Result<()> {
+pub fn explain(inputs: &Inputs) -> Result<()> {
     let (card, formats, current) = match inputs.device.to_str().and_then(parse_source_name) {
         Some(kind) => {
             let kind = kind?;

@@ -193,7 +193,7 @@ fn last_link(v: &Verdict) -> String {
     )
 }
 
-pub fn run(req: Request) -> Result<ExitCode> {
+pub fn prove(req: Request) -> Result<ExitCode> {
     if req.frames == 0 {
         bail!("--frames must be at least 1");
     }

@@ -27,24 +27,20 @@ use plan::{Output, Ready};
 pub fn run(plan: Plan) -> Result<ExitCode> {
     let trace = plan.trace.as_deref().map(TraceFile::create).transpose()?;
     let trace = trace.as_ref();
-    match &plan.output {
+    let out = match &plan.output {
         Output::Kms(k) => {
             let (mut scanout, ready) = kms::open(&plan, k)?;
             let ran = stream(&plan, &mut scanout, ready, trace)?;
             let summary = kms::finish(k, scanout, ran.result, ran.stream, &ran.gpu, ran.progress)?;
-            report(&plan, trace, &summary)
+            return report(&plan, trace, &summary);
         }
-        Output::Wayland(_) | Output::Null => {
-            let out = match &plan.output {
-                Output::Wayland(w) => window::connect(&plan, w)?,
-                _ => window::null(),
-            };
-            let (mut out, ready) = window::open(&plan, out)?;
-            let ran = stream(&plan, out.as_mut(), ready, trace)?;
-            let summary = window::finish(out, ran.result, ran.stream, &ran.gpu, &ran.progress)?;
-            report(&plan, trace, &summary)
-        }
-    }
+        Output::Wayland(w) => window::connect(&plan, w)?,
+        Output::Plain(make) => make(),
+    };
+    let (mut out, ready) = window::open(&plan, out)?;
+    let ran = stream(&plan, out.as_mut(), ready, trace)?;
+    let summary = window::finish(out, ran.result, ran.stream, &ran.gpu, &ran.progress)?;
+    report(&plan, trace, &summary)
 }
 
 /// What the loop leaves.

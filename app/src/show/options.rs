@@ -13,6 +13,7 @@ use dmacam_render::ProcessSpec;
 
 use super::plan::{Kms, KmsOpts, Output, Plan, Window};
 use crate::capture_opts::CaptureOpts;
+use crate::pipeline::null::NullSink;
 use crate::pipeline::Stop;
 
 /// The options every viewer takes, as typed.
@@ -76,7 +77,7 @@ impl Ask {
                 fullscreen: v.fullscreen,
                 test_dmabuf_modifier: v.test_dmabuf_modifier,
             }),
-            "null" => Output::Null,
+            "null" => Output::Plain(|| Box::<NullSink>::default()),
             "kms" => {
                 if v.display.is_some() {
                     bail!("--display names a Wayland display; it does not go with --output kms (use --card)");

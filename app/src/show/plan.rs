@@ -42,8 +42,9 @@ pub struct Plan {
 pub enum Output {
     Wayland(Window),
     Kms(Kms),
-    /// Nowhere: each picture is let go at once.
-    Null,
+    /// An output that takes no options of its own and sets itself up around the camera (`null`: nowhere,
+    /// each picture is let go at once), made by this function.
+    Plain(fn() -> Box<dyn crate::pipeline::Output>),
 }
 
 /// The Wayland window.

@@ -1,5 +1,5 @@
-//! Setting up an output `view` opens before the camera: the Wayland window or the null output. The window
-//! is connected first (without a display there is nothing to do, and the camera is left alone), then the
+//! Setting up an output `view` opens before the camera: the Wayland window, the null output. The window is
+//! connected first (without a display there is nothing to do, and the camera is left alone), then the
 //! camera is opened and the output chooses the path for its frames (`crate::pipeline::wayland`,
 //! `crate::pipeline::null`).
 
@@ -9,7 +9,6 @@ use dmacam_display::{BufferMode, DisplayError, PathRequest, Summary, Viewer, Vie
 
 use super::plan::{Plan, Ready, Window};
 use crate::gpu::GpuStage;
-use crate::pipeline::null::NullSink;
 use crate::pipeline::wayland::WaylandSink;
 use crate::pipeline::{Output, Start};
 
@@ -43,11 +42,6 @@ pub fn connect(plan: &Plan, window: &Window) -> Result<Box<dyn Output>> {
     })
     .map_err(one_line_display_error)?;
     Ok(Box::new(WaylandSink::new(viewer)))
-}
-
-/// The null output (`--output null`).
-pub fn null() -> Box<dyn Output> {
-    Box::<NullSink>::default()
 }
 
 /// Opens the camera `plan` names for `out` (already open) and lets `out` choose the path for its frames.
