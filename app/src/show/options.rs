@@ -248,3 +248,91 @@ fn check_output_file(opt: &str, p: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(path: &str) -> Ask {
+        Ask {
+            capture: CaptureOpts {
+                device: "pattern".into(),
+                size_arg: None,
+                fps_arg: None,
+                io_arg: "mmap".into(),
+                ctrls: Vec::new(),
+                timeout: 10,
+                from: None,
+                pattern_truncate_every: None,
+            },
+            format: None,
+            path: path.into(),
+            process: None,
+            duration: None,
+            stats: false,
+            stats_json: None,
+            trace: None,
+            reconnect: true,
+        }
+    }
+
+    fn view(output: &str, frames: Option<u64>, until_shown: Option<u64>) -> ViewAsk {
+        ViewAsk {
+            output: output.into(),
+            frames,
+            until_shown,
+            display: None,
+            fullscreen: false,
+            kms: KmsOpts::default(),
+            health: Some("h.jsonl".into()),
+            health_every: 5,
+            keys: Some("b".into()),
+            test_dmabuf_modifier: None,
+        }
+    }
+
+    fn stop(plan: &Plan) -> (Option<u64>, Option<u64>) {
+        (plan.stop.taken, plan.stop.shown)
+    }
+
+    #[test]
+    fn view_counts_frames_taken_and_kms_frames_shown() {
+        let p = ask("auto").view(view("null", Some(7), None)).unwrap();
+        assert_eq!(stop(&p), (Some(7), None));
+        assert!(matches!(p.output, Output::Plain(_)));
+        assert_eq!((p.health.is_some(), p.keys.as_deref()), (true, Some("b")));
+        let p = ask("auto").view(view("wayland", None, Some(9))).unwrap();
+        assert_eq!(stop(&p), (None, Some(9)));
+        // On KMS, --frames counts page flips, and --until-shown is just that.
+        let p = ask("auto").view(view("kms", Some(7), None)).unwrap();
+        assert_eq!(stop(&p), (None, Some(7)));
+        assert!(matches!(p.output, Output::Kms(_)));
+        assert_eq!((p.health.is_some(), p.keys.is_some()), (false, false));
+        let p = ask("auto").kms(Some(4), KmsOpts::default()).unwrap();
+        assert_eq!(stop(&p), (None, Some(4)));
+    }
+
+    #[test]
+    fn each_output_checks_its_own_paths() {
+        let err = |r: Result<Plan>| r.err().map(|e| e.to_string()).unwrap_or_default();
+        let p = ask("shm").view(view("wayland", None, None)).unwrap();
+        assert_eq!(p.path, PathRequest::Shm);
+        assert_eq!(
+            err(ask("shm").view(view("kms", None, None))),
+            "--path: unknown path 'shm' for the KMS output (use auto, passthrough or gpu)"
+        );
+        let mut gpu = ask("auto");
+        gpu.process = Some("mirror".into());
+        assert_eq!(
+            gpu.kms(None, KmsOpts::default()).unwrap().path,
+            PathRequest::Gpu
+        );
+        assert_eq!(
+            err(ask("auto").view(view("kms", None, Some(0)))),
+            "--frames must be at least 1"
+        );
+        let mut kms = view("kms", None, None);
+        kms.display = Some("wayland-1".into());
+        assert!(err(ask("auto").view(kms)).starts_with("--display names a Wayland display"));
+    }
+}
