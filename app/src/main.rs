@@ -1,5 +1,6 @@
 //! `dmacam`: camera frames from V4L2 to the screen or to disk without a CPU copy.
 
+mod capture_opts;
 #[cfg(test)]
 mod catalogue_tests;
 mod cmd;
@@ -11,6 +12,7 @@ mod pipeline;
 mod pixels;
 mod progress;
 mod reconnect;
+mod show;
 mod signals;
 mod sink;
 mod trace;

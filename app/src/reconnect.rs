@@ -9,7 +9,7 @@ use anyhow::Result;
 use dmacam_capture::stream::StreamError;
 use dmacam_capture::{FormatRequest, Input, IoMode, Source, StreamOptions};
 
-use crate::cmd::dump::CaptureOpts;
+use crate::capture_opts::CaptureOpts;
 use crate::gpu::GpuStage;
 
 /// How often the node is tried while the camera is away (the output is serviced in between).

@@ -18,7 +18,7 @@ use dmacam_capture::{
 };
 use serde_json::json;
 
-use super::dump::{open, CaptureOpts};
+use crate::capture_opts::{open, CaptureOpts};
 use crate::pixels::{Csc, Sample, View};
 
 #[derive(clap::Args)]
@@ -67,7 +67,7 @@ pub struct Args {
     )]
     pub output: String,
     #[command(flatten, next_help_heading = "KMS output (--zero-copy --output kms)")]
-    pub kms: super::kms::KmsOpts,
+    pub kms: crate::show::KmsOpts,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +145,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 args.output
             );
         }
-        return super::zerocopy::run(super::zerocopy::Request {
+        return super::zerocopy::prove(super::zerocopy::Request {
             capture: args.capture.clone(),
             format: args.formats.first().cloned(),
             path: args.path.clone(),
@@ -361,7 +361,7 @@ fn fail(r: &mut CaseResult, msg: String) {
 
 fn stream_and_check(args: &Args, fourcc: Fourcc, expect: Expect, r: &mut CaseResult) -> Result<()> {
     let dev = match expect {
-        Expect::Pattern(kind) => super::dump::pattern_input(kind, &args.capture),
+        Expect::Pattern(kind) => crate::capture_opts::pattern_input(kind, &args.capture),
         _ => Input::Device(Device::open(&args.capture.device)?),
     };
     let format = dev.negotiate(&FormatRequest {

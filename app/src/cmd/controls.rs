@@ -34,7 +34,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             kind.source_name()
         );
     }
-    let dev = super::dump::open_capture_node(&args.device)?;
+    let dev = crate::capture_opts::open_capture_node(&args.device)?;
     dev.apply_settings(&args.set)?;
     let controls = dev.controls()?;
     if args.json {

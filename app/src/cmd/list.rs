@@ -30,7 +30,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // SAFETY: restoring the default disposition of SIGPIPE touches no Rust state.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     if args.pipeline {
-        super::pipeline::run(&super::pipeline::Inputs {
+        super::pipeline::explain(&super::pipeline::Inputs {
             device: args.device,
             display: args.display,
             json: args.json,

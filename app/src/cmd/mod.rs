@@ -1,4 +1,7 @@
-//! One module per subcommand.
+//! One module per subcommand, each with a `run` that `main` calls; `pipeline` (`list --pipeline`) and
+//! `zerocopy` (`check --zero-copy`) are parts of `list` and `check`. A command turns its options into what it
+//! runs; no command calls another's `run`: the viewers (`view`, `kms-view`, `check --zero-copy`) each make a
+//! `crate::show::Plan` and run it with `crate::show::run`.
 
 pub mod check;
 pub mod controls;

@@ -31,7 +31,7 @@ struct Gpu {
     reason: String,
 }
 
-pub fn run(inputs: &Inputs) -> Result<()> {
+pub fn explain(inputs: &Inputs) -> Result<()> {
     let (card, formats, current) = match inputs.device.to_str().and_then(parse_source_name) {
         Some(kind) => {
             let kind = kind?;
@@ -51,7 +51,7 @@ pub fn run(inputs: &Inputs) -> Result<()> {
 /// Opens the capture node and lists its formats; returns its card name, the formats and the current format
 /// (whose colorimetry fields say what the camera's Y'CbCr means now).
 fn open_capture(inputs: &Inputs) -> Result<(String, Vec<FormatDesc>, Option<Format>)> {
-    let dev = super::dump::open_capture_node(&inputs.device)?;
+    let dev = crate::capture_opts::open_capture_node(&inputs.device)?;
     let formats = dev
         .formats()
         .map_err(|e| anyhow::anyhow!("{}: {e}", inputs.device.display()))?;

@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use dmacam_capture::format::parse_fourcc;
 use dmacam_capture::{ServeOptions, Server, Source, StreamOptions};
 
-use super::dump::{negotiate, open, CaptureOpts};
+use crate::capture_opts::{negotiate, open, CaptureOpts};
 
 #[derive(clap::Args)]
 pub struct Args {

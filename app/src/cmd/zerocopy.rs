@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-use super::dump::CaptureOpts;
+use crate::capture_opts::CaptureOpts;
+use crate::show::{Ask, KmsOpts, ViewAsk};
 use crate::trace::FrameRecord;
 
 /// What to run.
@@ -23,7 +24,7 @@ pub struct Request {
     pub trace: Option<PathBuf>,
     /// Where to show the frames: `wayland` or `kms` (`view --output`).
     pub output: String,
-    pub kms: super::kms::KmsOpts,
+    pub kms: KmsOpts,
 }
 
 /// The verdict on a trace.
@@ -192,7 +193,7 @@ fn last_link(v: &Verdict) -> String {
     )
 }
 
-pub fn run(req: Request) -> Result<ExitCode> {
+pub fn prove(req: Request) -> Result<ExitCode> {
     if req.frames == 0 {
         bail!("--frames must be at least 1");
     }
@@ -203,29 +204,32 @@ pub fn run(req: Request) -> Result<ExitCode> {
             false,
         ),
     };
-    let view = super::view::Args {
+    // The viewer's plan, as `view --until-shown FRAMES --trace FILE` makes it.
+    let ask = Ask {
         capture: req.capture.clone(),
         format: req.format.clone(),
         path: req.path.clone(),
         process: None,
-        frames: None,
-        until_shown: Some(req.frames),
         // Under a software GPU the first frames take seconds to reach the screen; bound the run anyway.
         duration: Some(60.0 + 2.0 * req.frames as f64),
-        fullscreen: false,
         stats: false,
         stats_json: None,
-        display: req.display.clone(),
         trace: Some(trace.clone()),
-        output: req.output.clone(),
-        kms: req.kms.clone(),
-        keys: None,
-        test_dmabuf_modifier: None,
-        health: None,
-        health_every: 1000,
         reconnect: false,
     };
-    let ran = super::view::run(view);
+    let plan = ask.view(ViewAsk {
+        output: req.output.clone(),
+        frames: None,
+        until_shown: Some(req.frames),
+        display: req.display.clone(),
+        fullscreen: false,
+        kms: req.kms.clone(),
+        health: None,
+        health_every: 1000,
+        keys: None,
+        test_dmabuf_modifier: None,
+    });
+    let ran = plan.and_then(crate::show::run);
     let text = std::fs::read_to_string(&trace);
     if !keep {
         let _ = std::fs::remove_file(&trace);

@@ -21,7 +21,7 @@ use dmacam_capture::{IoMode, Source};
 use dmacam_display::Intake;
 use dmacam_render::ProcessSpec;
 
-use crate::cmd::dump::CaptureOpts;
+use crate::capture_opts::CaptureOpts;
 use crate::gpu::GpuStage;
 use crate::trace::{FrameRecord, TraceFile, ViewTrace};
 pub use sink::{Output, Picture, Sink, Start};

@@ -64,7 +64,7 @@ impl Output for NullSink {
         let gpu = match ask.path {
             PathRequest::Auto | PathRequest::Passthrough => None,
             PathRequest::Gpu => {
-                crate::cmd::dump::require_dmabuf(stream, "the gpu path")?;
+                crate::capture_opts::require_dmabuf(stream, "the gpu path")?;
                 let spec = ask.spec.unwrap_or_default();
                 Some(
                     GpuStage::new(stream.format(), spec)

@@ -83,7 +83,7 @@ pub fn poll_fds(fds: &[BorrowedFd<'_>], timeout: Duration) -> Result<Vec<libc::c
 }
 
 /// A sink `view` sets up around a source it opened itself (the Wayland window, the null sink; the KMS output
-/// chooses the camera's format with its plane, in `cmd/kms.rs`).
+/// chooses the camera's format with its plane, in `crate::show`'s `kms.rs`).
 pub trait Output: Sink {
     /// Chooses the buffer path for `stream`'s frames as asked (`--path`, `--process`), says it on stderr and
     /// returns the render stage if the path has one.

@@ -93,7 +93,7 @@ impl Sink for WaylandSink {
 
 impl Output for WaylandSink {
     fn start(&mut self, stream: &Source, ask: &Start) -> Result<Option<GpuStage>> {
-        let path_req = crate::cmd::dump::path_for_source(stream, ask.path)?;
+        let path_req = crate::capture_opts::path_for_source(stream, ask.path)?;
         let camera = stream.format().fourcc;
         let colour = dmacam_capture::colour::Colorimetry::of_ycbcr(stream.format());
         let colours_off = colour_mismatch(&PathInputs {
