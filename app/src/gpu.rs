@@ -2,15 +2,20 @@
 //! camera format, its colorimetry and processing spec, and a count of the camera frames skipped because every
 //! output buffer was still on (or on its way to) the screen.
 
+use std::collections::VecDeque;
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use dmacam_capture::monotonic_ns;
 use dmacam_capture::stream::StreamError;
 use dmacam_capture::{Dmabuf, Format, Frame, Source};
 use dmacam_display::Intake;
-use dmacam_render::{Colorimetry, OutputFrame, ProcessSpec, RenderError, Renderer, SpecError};
+use dmacam_render::{
+    Colorimetry, OutputFrame, Pending, ProcessSpec, RenderError, Renderer, SpecError,
+};
 
 use crate::trace::{FrameRecord, GpuRecord, TraceFile};
 
@@ -33,8 +38,32 @@ pub enum StageError {
     Device(RenderError),
 }
 
+/// Conversions on the GPU at once: one finishing while the next is already submitted.
+pub const IN_FLIGHT: usize = 2;
+
+/// A conversion on the GPU and the camera frame it reads.
+struct InFlight {
+    // Field order is drop order: the conversion is waited for before the camera buffer goes back.
+    pending: Pending,
+    frame: Frame,
+    index: u32,
+    record: Option<FrameRecord>,
+}
+
+/// A finished conversion: the output, its dma-buf, and the sequence, capture time and trace record of the
+/// camera frame it was made from.
+pub struct Converted {
+    pub out: OutputFrame,
+    pub dmabuf: Dmabuf,
+    pub sequence: u32,
+    pub timestamp: Option<Duration>,
+    pub record: Option<FrameRecord>,
+}
+
 /// The render stage of the gpu path.
 pub struct GpuStage {
+    // Field order is drop order: conversions in flight finish before the renderer goes.
+    in_flight: VecDeque<InFlight>,
     pub renderer: Renderer,
     pub colour: Colorimetry,
     pub spec: ProcessSpec,
@@ -66,33 +95,12 @@ impl GpuStage {
             renderer.import_path_reason()
         );
         Ok(GpuStage {
+            in_flight: VecDeque::new(),
             renderer,
             colour,
             spec,
             ring_full: 0,
         })
-    }
-
-    /// Converts and processes `frame` into an output buffer; `None` when every output buffer is still held
-    /// (the frame is skipped and counted; the next frame's sequence gap makes it a drop).
-    pub fn process(&mut self, frame: &Frame) -> Result<Option<OutputFrame>, RenderError> {
-        let index = frame.index() as u32;
-        match self
-            .renderer
-            .process(frame.dmabuf(), index, self.colour, &self.spec)
-        {
-            Ok(out) => Ok(Some(out)),
-            Err(RenderError::RingExhausted { ring }) => {
-                self.ring_full += 1;
-                tracing::debug!(
-                    sequence = frame.sequence(),
-                    ring,
-                    "all output buffers held; frame skipped"
-                );
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
     }
 
     /// The frame to convert next: `frame`, or the newest of those already waiting in `stream` behind it. A
@@ -132,39 +140,106 @@ impl GpuStage {
         }
     }
 
-    /// The streaming loop's step: processes `frame` from `dev`, hands the camera buffer back to its producer
-    /// as soon as the GPU is done with it, and fills in the GPU part of the frame's trace `record`. Returns
-    /// the output and its dma-buf, or `None` when the frame was skipped (counted as passed over in `intake`;
-    /// its record is written as it is).
-    pub fn convert(
+    /// Whether another conversion may start: fewer than [`IN_FLIGHT`] are on the GPU.
+    pub fn has_room(&self) -> bool {
+        self.in_flight.len() < IN_FLIGHT
+    }
+
+    /// Readable when a conversion in flight has finished; `None` while none is in flight. The loop polls it
+    /// with the sink's and the source's fds, and never waits on the GPU itself.
+    pub fn completion_fd(&self) -> Option<BorrowedFd<'_>> {
+        if self.in_flight.is_empty() {
+            return None;
+        }
+        self.renderer.completion_fd()
+    }
+
+    /// Starts converting `frame` (from `dev`) on the GPU; its camera buffer is held until the conversion is
+    /// done. When every output buffer is still held, the frame is skipped instead: counted as passed over
+    /// in `intake`, its trace `record` written as it is.
+    pub fn start(
         &mut self,
         frame: Frame,
         dev: &Path,
         trace: Option<&Arc<TraceFile>>,
-        record: &mut Option<FrameRecord>,
+        mut record: Option<FrameRecord>,
         intake: &mut Intake,
-    ) -> anyhow::Result<Option<(OutputFrame, Dmabuf)>> {
+    ) -> anyhow::Result<()> {
         let index = frame.index() as u32;
-        let Some(out) = self
-            .process(&frame)
-            .map_err(|e| anyhow::anyhow!("{}: render stage: {e}", dev.display()))?
-        else {
-            intake.passed_over_by_dmacam += 1;
-            if let (Some(t), Some(r)) = (trace, record.as_ref()) {
-                t.write(r);
+        let submitted = monotonic_ns();
+        match self
+            .renderer
+            .submit(frame.dmabuf(), index, self.colour, &self.spec)
+        {
+            Ok(pending) => {
+                if let Some(r) = record.as_mut() {
+                    r.t_gpu_submit_ns = Some(submitted);
+                }
+                self.in_flight.push_back(InFlight {
+                    pending,
+                    frame,
+                    index,
+                    record,
+                });
+                Ok(())
             }
-            return Ok(None);
-        };
-        // The GPU has finished reading the camera buffer: back to V4L2 with it.
-        drop(frame);
-        let dmabuf = out
-            .dmabuf()
-            .context("the render stage exported no dma-buf")?
-            .clone();
-        if let Some(r) = record.as_mut() {
-            r.gpu = Some(GpuRecord::new(&self.renderer, index, &out));
+            Err(RenderError::RingExhausted { ring }) => {
+                self.ring_full += 1;
+                tracing::debug!(
+                    sequence = frame.sequence(),
+                    ring,
+                    "all output buffers held; frame skipped"
+                );
+                intake.passed_over_by_dmacam += 1;
+                if let (Some(t), Some(r)) = (trace, record.as_ref()) {
+                    t.write(r);
+                }
+                Ok(())
+            }
+            Err(e) => Err(anyhow::anyhow!("{}: render stage: {e}", dev.display())),
         }
-        Ok(Some((out, dmabuf)))
+    }
+
+    /// The conversions that have finished, in the order they were started: each camera buffer goes back to
+    /// its producer here, and each output comes with its frame's own sequence, capture time and trace
+    /// record (its GPU part filled in).
+    pub fn finished(&mut self, dev: &Path) -> anyhow::Result<Vec<Converted>> {
+        self.renderer.clear_completions();
+        let mut done = Vec::new();
+        while self.in_flight.front().is_some_and(|f| f.pending.is_done()) {
+            let f = self.in_flight.pop_front().expect("checked above");
+            let out = self
+                .renderer
+                .finish(f.pending)
+                .map_err(|e| anyhow::anyhow!("{}: render stage: {e}", dev.display()))?;
+            let (sequence, timestamp) = (f.frame.sequence(), f.frame.capture_time());
+            // The GPU has finished reading the camera buffer: back to its producer with it.
+            drop(f.frame);
+            let dmabuf = out
+                .dmabuf()
+                .context("the render stage exported no dma-buf")?
+                .clone();
+            let mut record = f.record;
+            if let Some(r) = record.as_mut() {
+                let mut g = GpuRecord::new(&self.renderer, f.index, &out);
+                g.completion = "waiter-thread".into();
+                r.gpu = Some(g);
+            }
+            done.push(Converted {
+                out,
+                dmabuf,
+                sequence,
+                timestamp,
+                record,
+            });
+        }
+        Ok(done)
+    }
+
+    /// Lets every conversion in flight finish and gives its camera buffer back (the source is going away,
+    /// or the run ends); their outputs are not shown.
+    pub fn drain(&mut self) {
+        self.in_flight.clear();
     }
 
     /// Logs what the stage did (at exit); returns the CPU bytes it copied (0: it reads the camera's

@@ -56,6 +56,11 @@ pub struct GpuRecord {
     pub output: Option<BufId>,
     pub output_index: usize,
     pub t_done_ns: u64,
+    /// How the loop learnt the GPU was done: `waiter-thread` (a thread waits for the fence and wakes the
+    /// loop through an eventfd: the loop never blocks on the GPU) or `cpu-wait` (the caller waited, as
+    /// `dump` does before reading the output).
+    #[serde(default)]
+    pub completion: String,
 }
 
 impl GpuRecord {
@@ -74,6 +79,7 @@ impl GpuRecord {
             output: out.dmabuf().and_then(|d| identities(d).into_iter().next()),
             output_index: out.buffer_index(),
             t_done_ns: monotonic_ns(),
+            completion: "cpu-wait".into(),
         }
     }
 }
@@ -122,6 +128,10 @@ pub struct FrameRecord {
     /// between two frames is what the frames in between cost, start-up excluded.
     #[serde(default)]
     pub cpu_dequeue_ns: u64,
+    /// When the frame was submitted to the GPU (the gpu path's loop; its GPU part's `t_done_ns` is when the
+    /// loop learnt it was done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t_gpu_submit_ns: Option<u64>,
     pub gpu: Option<GpuRecord>,
     pub display: Option<DisplayPart>,
     /// Bytes written to the output file (`dump`).

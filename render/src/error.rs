@@ -89,4 +89,9 @@ pub enum RenderError {
     TooManyBuffers { index: u32, max: u32 },
     #[error("this renderer was created in host-memory mode and cannot import dma-bufs; use Mode::Dmabuf")]
     HostOnly,
+    #[error("cannot create {what}: {source}")]
+    Os {
+        what: &'static str,
+        source: std::io::Error,
+    },
 }

@@ -25,6 +25,6 @@ pub use error::RenderError;
 pub use probe::{probe, DeviceReport, ProbeError, OPTIONAL_EXTENSIONS, REQUIRED_EXTENSIONS};
 pub use renderer::{
     output_stride, HostFrame, HostPlane, ImportPath, ImportPreference, Mode, Options, OutputFrame,
-    Renderer, Stats, OUTPUT_FOURCC,
+    Pending, Renderer, Stats, OUTPUT_FOURCC,
 };
 pub use spec::{Filter, ProcessSpec, Rect, Rotation, SpecError};

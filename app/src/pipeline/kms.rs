@@ -13,13 +13,15 @@ use super::sink::{poll_fds, Picture, Sink};
 const RELEASE_WAIT: Duration = Duration::from_secs(2);
 
 impl Sink for Scanout<Picture> {
-    fn wait(&mut self, source: Option<BorrowedFd<'_>>, timeout: Duration) -> Result<bool> {
-        let fds: Vec<BorrowedFd<'_>> = std::iter::once(self.fd()).chain(source).collect();
-        let revents = poll_fds(&fds, timeout)?;
+    fn wait(&mut self, fds: &[BorrowedFd<'_>], timeout: Duration) -> Result<Vec<bool>> {
+        let all: Vec<BorrowedFd<'_>> = std::iter::once(self.fd())
+            .chain(fds.iter().copied())
+            .collect();
+        let revents = poll_fds(&all, timeout)?;
         if revents[0] & libc::POLLIN != 0 {
             self.dispatch()?;
         }
-        Ok(revents.get(1).is_some_and(|&r| r != 0))
+        Ok(revents[1..].iter().map(|&r| r != 0).collect())
     }
 
     fn submit(&mut self, picture: Picture) -> Result<()> {

@@ -103,11 +103,15 @@ pub fn run(
             return Ok((r, Some(stream)));
         }
         crate::reconnect::say_waiting(cfg.who, cfg.dev);
-        // Every frame of the old stream goes back; the sink keeps showing the last one.
+        // Every frame of the old stream goes back (those on the GPU once it is done with them); the sink
+        // keeps showing the last one.
+        if let Some(g) = gpu.as_mut() {
+            g.drain();
+        }
         sink.release_frames()?;
         // Keeps the sink serviced (a window responsive, page flips read) while waiting.
         let service = |wait| {
-            sink.wait(None, wait)?;
+            sink.wait(&[], wait)?;
             Ok(!sink.close_requested())
         };
         let reopened = crate::reconnect::reopen(
@@ -160,23 +164,60 @@ fn stream_loop(
             return Ok(());
         }
         if done(cfg, progress, sink) {
+            // Conversions started before the stop rule was met are shown, as they would have been had the
+            // loop waited for each (a signal or the user's close ends the run without them).
+            if let Some(g) = gpu.as_mut().filter(|g| g.completion_fd().is_some()) {
+                let ready = {
+                    let fd = g.completion_fd().expect("checked above");
+                    sink.wait(&[fd], POLL)?
+                };
+                if ready.first().copied().unwrap_or(false) {
+                    show_converted(sink, g, dev, trace)?;
+                }
+                continue;
+            }
             // Let the last pictures reach the screen (their presentation feedback), for a moment at most.
             let t = *finishing.get_or_insert_with(Instant::now);
             if !sink.in_flight() || t.elapsed() > FINISHING {
                 return Ok(());
             }
-            sink.wait(None, Duration::from_millis(20))?;
+            sink.wait(&[], Duration::from_millis(20))?;
             continue;
         }
-        // Ask the source only while it has a buffer the sink does not hold.
-        let want_source = sink.held() < buffers;
-        if !sink.wait(want_source.then(|| stream.fd()), POLL)? {
-            if last_frame.elapsed() > stall {
+        // Ask the source only while it has a buffer the sink does not hold and the render stage (if any) has
+        // room for another conversion; listen for conversions finishing while any is in flight.
+        let want_source = sink.held() < buffers && gpu.as_ref().is_none_or(GpuStage::has_room);
+        let (source_ready, gpu_ready) = {
+            let gpu_fd = gpu.as_ref().and_then(GpuStage::completion_fd);
+            let fds: Vec<_> = want_source
+                .then(|| stream.fd())
+                .into_iter()
+                .chain(gpu_fd)
+                .collect();
+            let ready = sink.wait(&fds, POLL)?;
+            let at = |i: usize| ready.get(i).copied().unwrap_or(false);
+            match (want_source, gpu_fd.is_some()) {
+                (true, true) => (at(0), at(1)),
+                (true, false) => (at(0), false),
+                (false, true) => (false, at(0)),
+                (false, false) => (false, false),
+            }
+        };
+        if gpu_ready {
+            let g = gpu.as_mut().expect("a completion fd means a render stage");
+            show_converted(sink, g, dev, trace)?;
+        }
+        if !source_ready {
+            if want_source && last_frame.elapsed() > stall {
                 bail!(
                     "{}: no frame in {} s (is the device streaming?)",
                     dev.display(),
                     stall.as_secs()
                 );
+            }
+            if !want_source {
+                // Not asking is not a stall.
+                last_frame = Instant::now();
             }
             continue;
         }
@@ -205,45 +246,31 @@ fn stream_loop(
             }
         }
         let mut record = trace.map(|_| FrameRecord::dequeued(&frame));
-        // The sequence and capture time shown with the picture are always those of the frame that picture
-        // comes from: on the gpu path a newer frame waiting may take this one's place.
-        let (dmabuf, sequence, timestamp, holder): (_, _, _, Box<dyn std::any::Any + Send>) =
-            match gpu.as_mut() {
-                None => (
+        match gpu.as_mut() {
+            None => {
+                let (dmabuf, sequence, timestamp) = (
                     frame.dmabuf().clone(),
                     frame.sequence(),
                     frame.capture_time(),
+                );
+                show(
+                    sink,
+                    trace,
+                    record,
+                    dmabuf,
+                    sequence,
+                    timestamp,
                     Box::new(frame),
-                ),
-                Some(g) => {
-                    let frame =
-                        g.newest(frame, stream, trace, &mut record, &mut progress.intake)?;
-                    let (sequence, timestamp) = (frame.sequence(), frame.capture_time());
-                    progress.tick(Some(g));
-                    let Some((out, dmabuf)) =
-                        g.convert(frame, dev, trace, &mut record, &mut progress.intake)?
-                    else {
-                        // The sink still holds every output buffer: this camera frame is skipped.
-                        continue;
-                    };
-                    (dmabuf, sequence, timestamp, Box::new(out))
-                }
-            };
-        let (holder, trace) = match (trace, record) {
-            (Some(t), Some(r)) => {
-                let vt = ViewTrace::start(t, r);
-                (vt.holder(holder), Some(vt.display.clone()))
+                )?;
             }
-            _ => (holder, None),
-        };
-        let picture = Picture {
-            dmabuf,
-            sequence,
-            timestamp,
-            holder: Some(holder),
-            trace,
-        };
-        sink.submit(picture)?;
+            Some(g) => {
+                // The newest frame waiting is converted; the picture it gives is shown when the GPU is
+                // done, with that frame's own sequence and capture time.
+                let frame = g.newest(frame, stream, trace, &mut record, &mut progress.intake)?;
+                progress.tick(Some(g));
+                g.start(frame, dev, trace, record, &mut progress.intake)?;
+            }
+        }
         for key in scripted_keys.take().unwrap_or_default().chars() {
             step_control(stream, key);
         }
@@ -251,6 +278,55 @@ fn stream_loop(
             step_control(stream, key);
         }
     }
+}
+
+/// Hands one picture to the sink: `dmabuf`, with the sequence and capture time of the frame it comes from,
+/// kept alive by `holder` (the camera frame, or the render stage's output) and traced with `record`.
+fn show(
+    sink: &mut dyn Sink,
+    trace: Option<&Arc<TraceFile>>,
+    record: Option<FrameRecord>,
+    dmabuf: dmacam_capture::Dmabuf,
+    sequence: u32,
+    timestamp: Option<Duration>,
+    holder: Box<dyn std::any::Any + Send>,
+) -> Result<()> {
+    let (holder, trace) = match (trace, record) {
+        (Some(t), Some(r)) => {
+            let vt = ViewTrace::start(t, r);
+            (vt.holder(holder), Some(vt.display.clone()))
+        }
+        _ => (holder, None),
+    };
+    sink.submit(Picture {
+        dmabuf,
+        sequence,
+        timestamp,
+        holder: Some(holder),
+        trace,
+    })
+}
+
+/// Shows every conversion of `gpu` that has finished, in order.
+fn show_converted(
+    sink: &mut dyn Sink,
+    gpu: &mut GpuStage,
+    dev: &Path,
+    trace: Option<&Arc<TraceFile>>,
+) -> Result<()> {
+    for c in gpu.finished(dev)? {
+        let holder: Box<dyn std::any::Any + Send> = Box::new(c.out);
+        show(
+            sink,
+            trace,
+            c.record,
+            c.dmabuf,
+            c.sequence,
+            c.timestamp,
+            holder,
+        )?;
+    }
+    Ok(())
 }
 
 /// Keys that step a camera control: lower case steps down, upper case up.

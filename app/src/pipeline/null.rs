@@ -21,14 +21,12 @@ pub struct NullSink {
 }
 
 impl Sink for NullSink {
-    fn wait(&mut self, source: Option<BorrowedFd<'_>>, timeout: Duration) -> Result<bool> {
-        match source {
-            Some(fd) => Ok(poll_fds(&[fd], timeout)?[0] != 0),
-            None => {
-                std::thread::sleep(timeout);
-                Ok(false)
-            }
+    fn wait(&mut self, fds: &[BorrowedFd<'_>], timeout: Duration) -> Result<Vec<bool>> {
+        if fds.is_empty() {
+            std::thread::sleep(timeout);
+            return Ok(Vec::new());
         }
+        Ok(poll_fds(fds, timeout)?.iter().map(|&r| r != 0).collect())
     }
 
     fn submit(&mut self, picture: Picture) -> Result<()> {

@@ -18,10 +18,11 @@ pub use dmacam_display::Picture;
 
 /// An output the streaming loop feeds.
 pub trait Sink {
-    /// Waits up to `timeout` for the sink's own events together with `source` (the camera's fd; `None`: the
-    /// sink's alone, e.g. while the camera is away), handles the sink's, and returns whether `source` is
-    /// readable (or in error, so that the next `next_frame` reports it).
-    fn wait(&mut self, source: Option<BorrowedFd<'_>>, timeout: Duration) -> Result<bool>;
+    /// Waits up to `timeout` for the sink's own events together with the loop's `fds` (the camera's, the
+    /// render stage's completions; none: the sink's alone, e.g. while the camera is away), handles the
+    /// sink's, and returns for each of `fds` whether it is readable (or in error, so that the next read
+    /// reports it).
+    fn wait(&mut self, fds: &[BorrowedFd<'_>], timeout: Duration) -> Result<Vec<bool>>;
     /// Shows `picture` (or queues it, replacing an older one still waiting); its holder is dropped when the
     /// sink lets it go.
     fn submit(&mut self, picture: Picture) -> Result<()>;

@@ -37,10 +37,8 @@ impl WaylandSink {
 }
 
 impl Sink for WaylandSink {
-    fn wait(&mut self, source: Option<BorrowedFd<'_>>, timeout: Duration) -> Result<bool> {
-        let fds: Vec<BorrowedFd<'_>> = source.into_iter().collect();
-        let ready = self.viewer.poll(&fds, Some(timeout))?;
-        Ok(ready.first().copied().unwrap_or(false))
+    fn wait(&mut self, fds: &[BorrowedFd<'_>], timeout: Duration) -> Result<Vec<bool>> {
+        Ok(self.viewer.poll(fds, Some(timeout))?)
     }
 
     fn submit(&mut self, picture: Picture) -> Result<()> {

@@ -13,6 +13,7 @@
 
 mod dmabuf;
 mod import;
+mod inflight;
 mod options;
 mod output;
 mod pipeline;
@@ -26,12 +27,14 @@ use std::sync::Arc;
 
 use dmacam_capture::Dmabuf;
 
+pub use inflight::Pending;
 pub use options::{ImportPath, ImportPreference, Mode, Options, Stats, MAX_IMPORTS};
 pub use output::{output_stride, OutputFrame, OUTPUT_FOURCC};
 pub use upload::{HostFrame, HostPlane};
 
 use dmabuf::{import_key, plane_refs};
 use import::{import, Imported};
+use inflight::Waiter;
 use output::OutputSlot;
 use pipeline::{choose_path, create_shared, Shared};
 use submit::{make_params, submit, InputBinding};
@@ -45,7 +48,9 @@ use crate::RenderError;
 
 /// The render stage.
 pub struct Renderer {
-    // Field order is drop order: imports and slots before the pipeline objects they reference.
+    // Field order is drop order: the waiter (done with every fence: the renderer waited for idle) first,
+    // then imports and slots before the pipeline objects they reference.
+    waiter: Option<Waiter>,
     imports: HashMap<u32, Imported>,
     upload: Option<Upload>,
     slots: Vec<Arc<OutputSlot>>,
@@ -67,6 +72,7 @@ impl Renderer {
         tracing::info!(path = path.name(), reason = %path_reason, "render import path");
         let shared = Arc::new(create_shared(gpu, path)?);
         Ok(Renderer {
+            waiter: None,
             imports: HashMap::new(),
             upload: None,
             slots: vec![],
@@ -118,6 +124,7 @@ impl Renderer {
     /// Converts and processes a camera frame read in place from its dma-buf(s). `index` is the V4L2 buffer
     /// index: the first frame on an index imports its planes (dup'd fds, once), later frames reuse the import.
     /// When this returns, the GPU has finished reading `frame`, so its buffer may be queued to V4L2 again.
+    /// (A loop that keeps frames in flight uses [`Self::submit`] and [`Self::finish`] instead.)
     pub fn process(
         &mut self,
         frame: &Dmabuf,
@@ -125,6 +132,66 @@ impl Renderer {
         colour: Colorimetry,
         spec: &ProcessSpec,
     ) -> Result<OutputFrame, RenderError> {
+        let (slot, seq) = self.record(frame, index, colour, spec, true)?;
+        Ok(OutputFrame { slot, seq })
+    }
+
+    /// [`Self::process`] without waiting: the conversion is submitted and returned in flight. The GPU reads
+    /// `frame` until the [`Pending`] is done (keep the camera buffer until then); [`Self::completion_fd`]
+    /// becomes readable when a submission finishes, and [`Self::finish`] gives its output.
+    pub fn submit(
+        &mut self,
+        frame: &Dmabuf,
+        index: u32,
+        colour: Colorimetry,
+        spec: &ProcessSpec,
+    ) -> Result<Pending, RenderError> {
+        if self.waiter.is_none() {
+            self.waiter = Some(Waiter::start(self.shared.clone())?);
+        }
+        let (slot, seq) = self.record(frame, index, colour, spec, false)?;
+        let done = self
+            .waiter
+            .as_ref()
+            .expect("started above")
+            .watch(slot.fence, seq);
+        Ok(Pending {
+            slot: Some(slot),
+            shared: self.shared.clone(),
+            seq,
+            done,
+        })
+    }
+
+    /// Readable while a submission has finished since the last [`Self::clear_completions`]; poll it with
+    /// the loop's other fds. `None` before the first [`Self::submit`].
+    pub fn completion_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.waiter.as_ref().map(Waiter::fd)
+    }
+
+    /// Takes the readable state off [`Self::completion_fd`] (then check each [`Pending::is_done`]).
+    pub fn clear_completions(&self) {
+        if let Some(w) = &self.waiter {
+            w.clear();
+        }
+    }
+
+    /// The output of a finished conversion (waits for it if it is not [`Pending::is_done`] yet).
+    pub fn finish(&mut self, mut pending: Pending) -> Result<OutputFrame, RenderError> {
+        let seq = pending.seq;
+        let slot = pending.complete()?;
+        Ok(OutputFrame { slot, seq })
+    }
+
+    /// Imports (once) and records `frame` into a free output slot and submits it; with `wait`, waits for it.
+    fn record(
+        &mut self,
+        frame: &Dmabuf,
+        index: u32,
+        colour: Colorimetry,
+        spec: &ProcessSpec,
+        wait: bool,
+    ) -> Result<(Arc<OutputSlot>, u64), RenderError> {
         if self.mode != Mode::Dmabuf {
             return Err(RenderError::HostOnly);
         }
@@ -152,6 +219,12 @@ impl Renderer {
             self.imports.insert(index, imported);
         }
         let slot = self.acquire_slot(out_w, out_h)?;
+        // A frame that fails before or in its submission gives its slot back.
+        let release = |e: RenderError| {
+            slot.in_use
+                .store(false, std::sync::atomic::Ordering::Release);
+            e
+        };
         let imported = self.imports.get_mut(&index).expect("inserted above");
         let first_use = !imported.used;
         imported.used = true;
@@ -163,7 +236,8 @@ impl Renderer {
             colour,
             spec,
             &slot,
-        )?;
+        )
+        .map_err(release)?;
         let input = InputBinding {
             set: imported.set,
             buffers: imported.buffers.clone(),
@@ -172,10 +246,10 @@ impl Renderer {
             external: true,
         };
         let seq = self.stats.frames;
-        let pipeline = self.pipelines.get(format, work.variant)?;
-        submit(&self.shared, &slot, &input, pipeline, &work, seq)?;
+        let pipeline = self.pipelines.get(format, work.variant).map_err(release)?;
+        submit(&self.shared, &slot, &input, pipeline, &work, seq, wait).map_err(release)?;
         self.stats.frames += 1;
-        Ok(OutputFrame { slot, seq })
+        Ok((slot, seq))
     }
 
     /// Like [`Self::process`] for a frame in CPU memory: the planes are copied into a staging buffer (counted
@@ -264,7 +338,7 @@ impl Renderer {
         };
         let seq = self.stats.frames;
         let pipeline = self.pipelines.get(format, work.variant)?;
-        submit(&self.shared, &slot, &input, pipeline, &work, seq)?;
+        submit(&self.shared, &slot, &input, pipeline, &work, seq, true)?;
         if slot.dmabuf.is_none() {
             // Reading the result back through the Vulkan mapping is a copy too (done by the caller).
             self.stats.cpu_bytes_copied += slot.size;

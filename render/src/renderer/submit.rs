@@ -1,6 +1,7 @@
 //! Recording and submitting one frame: the push constants and shader variant for a frame ([`make_params`]),
 //! the input it reads ([`InputBinding`]), and [`submit`], which records the queue-family transfers, the
-//! dispatch and the host-read barrier, submits, and waits for the slot's fence.
+//! dispatch and the host-read barrier, submits, and waits for the slot's fence or leaves that to the frame in
+//! flight (`inflight`).
 
 use std::sync::atomic::Ordering;
 
@@ -97,7 +98,8 @@ pub(super) fn make_params(
     })
 }
 
-/// Records the frame into the slot's command buffer, submits it and waits for the slot's fence.
+/// Records the frame into the slot's command buffer and submits it, signalling the slot's fence; with
+/// `wait`, waits for that fence (and resets it) before returning, else the caller does (see `inflight`).
 pub(super) fn submit(
     sh: &Shared,
     slot: &OutputSlot,
@@ -105,6 +107,7 @@ pub(super) fn submit(
     pipeline: vk::Pipeline,
     work: &Work,
     seq: u64,
+    wait: bool,
 ) -> Result<(), RenderError> {
     let d = &sh.gpu.device;
     let ours = sh.gpu.family;
@@ -172,7 +175,8 @@ pub(super) fn submit(
     let exported = slot.dmabuf.is_some();
     let first_out = !slot.used.swap(true, Ordering::AcqRel);
     // SAFETY: the command buffer belongs to this slot, which this renderer holds exclusively (in_use), and
-    // its previous submission was waited for; every handle recorded is live until the fence is waited below.
+    // its previous submission was waited for; every handle recorded is live until the fence has signalled
+    // (waited for below, or by the holder of the frame in flight: `inflight`).
     unsafe {
         d.reset_command_buffer(cmd, vk::CommandBufferResetFlags::empty())
             .map_err(vkerr("vkResetCommandBuffer"))?;
@@ -258,24 +262,39 @@ pub(super) fn submit(
         let submit = [vk::SubmitInfo::default().command_buffers(&cmds)];
         d.queue_submit(sh.gpu.queue, &submit, slot.fence)
             .map_err(vkerr("vkQueueSubmit"))?;
-        let waited = d.wait_for_fences(&[slot.fence], true, FENCE_TIMEOUT_NS);
-        match waited {
-            Ok(()) => {}
-            Err(vk::Result::TIMEOUT) => {
-                return Err(RenderError::Timeout {
-                    seq,
-                    ms: FENCE_TIMEOUT_NS / 1_000_000,
-                });
-            }
-            Err(e) => {
-                return Err(RenderError::Vk {
-                    what: "vkWaitForFences",
-                    source: e,
-                })
-            }
-        }
-        d.reset_fences(&[slot.fence])
-            .map_err(vkerr("vkResetFences"))?;
+    }
+    if wait {
+        wait_fence(sh, slot.fence, seq)?;
+        reset_fence(sh, slot.fence)?;
     }
     Ok(())
+}
+
+/// Waits for `fence` (of frame `seq`), up to [`FENCE_TIMEOUT_NS`].
+pub(super) fn wait_fence(sh: &Shared, fence: vk::Fence, seq: u64) -> Result<(), RenderError> {
+    // SAFETY: the fence is live (its slot is held by the caller) and has a submission pending or done;
+    // waiting needs no external synchronisation.
+    let waited = unsafe {
+        sh.gpu
+            .device
+            .wait_for_fences(&[fence], true, FENCE_TIMEOUT_NS)
+    };
+    match waited {
+        Ok(()) => Ok(()),
+        Err(vk::Result::TIMEOUT) => Err(RenderError::Timeout {
+            seq,
+            ms: FENCE_TIMEOUT_NS / 1_000_000,
+        }),
+        Err(e) => Err(RenderError::Vk {
+            what: "vkWaitForFences",
+            source: e,
+        }),
+    }
+}
+
+/// Resets a signalled `fence` for its slot's next submission.
+pub(super) fn reset_fence(sh: &Shared, fence: vk::Fence) -> Result<(), RenderError> {
+    // SAFETY: the fence is live and signalled, and no other thread uses it now (the waiter thread is done
+    // with it: see `inflight`).
+    unsafe { sh.gpu.device.reset_fences(&[fence]) }.map_err(vkerr("vkResetFences"))
 }

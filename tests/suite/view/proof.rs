@@ -305,6 +305,13 @@ fn view_check_zero_copy_passes_on_dmabuf_paths_and_fails_on_shm() {
     assert!(!shown.is_empty(), "{trace:?}");
     for r in &shown {
         let g = &r["gpu"];
+        // The loop learnt of the conversion's end from the waiter thread's eventfd: it never waited on the
+        // GPU itself (frames in flight).
+        assert_eq!(g["completion"], "waiter-thread", "{r}");
+        assert!(
+            r["t_gpu_submit_ns"].as_u64().unwrap() <= g["t_done_ns"].as_u64().unwrap(),
+            "{r}"
+        );
         assert_eq!(g["import_inodes"][0], r["camera"][0]["inode"], "{r}");
         assert_eq!(r["display"]["inodes"][0], g["output"]["inode"], "{r}");
         assert_ne!(g["output"]["inode"], r["camera"][0]["inode"], "{r}");

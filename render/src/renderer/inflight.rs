@@ -1,0 +1,200 @@
+//! Frames in flight: a conversion submitted and not yet waited for ([`Pending`]), and how its owner learns
+//! that it is done without blocking: a waiter thread waits for each submission's fence in turn and then
+//! signals an eventfd the owner polls with its other fds ([`Renderer::completion_fd`]). The owner's loop
+//! never blocks in `vkWaitForFences`; the camera buffer a frame reads is given back only after its
+//! [`Pending`] is done.
+//!
+//! A fence is touched by one thread at a time: the waiter waits for it, and only once the waiter has said
+//! so does the owner reset it (in [`Renderer::finish`], or when a [`Pending`] is dropped unfinished).
+//!
+//! [`Renderer::completion_fd`]: super::Renderer::completion_fd
+//! [`Renderer::finish`]: super::Renderer::finish
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use ash::vk;
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+use super::output::OutputSlot;
+use super::pipeline::Shared;
+use super::submit::{reset_fence, wait_fence};
+use crate::RenderError;
+
+/// What the waiter found for one submission.
+#[derive(Default)]
+pub(super) struct Done {
+    result: Mutex<Option<Result<(), RenderError>>>,
+    cv: Condvar,
+}
+
+impl Done {
+    fn set(&self, r: Result<(), RenderError>) {
+        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        self.cv.notify_all();
+    }
+
+    fn is_set(&self) -> bool {
+        self.result
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Blocks until the waiter has said; returns what it found.
+    fn wait(&self) -> Result<(), RenderError> {
+        let mut r = self.result.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(r) = r.take() {
+                return r;
+            }
+            r = self.cv.wait(r).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// One submission for the waiter.
+struct Job {
+    fence: vk::Fence,
+    seq: u64,
+    done: Arc<Done>,
+}
+
+/// The waiter thread and the eventfd it signals (one count per finished submission).
+pub(super) struct Waiter {
+    efd: Arc<EventFd>,
+    jobs: Option<Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Waiter {
+    pub(super) fn start(shared: Arc<Shared>) -> Result<Waiter, RenderError> {
+        let efd =
+            EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map_err(|e| {
+                RenderError::Os {
+                    what: "eventfd for GPU completions",
+                    source: e.into(),
+                }
+            })?;
+        let efd = Arc::new(efd);
+        let (tx, rx) = channel::<Job>();
+        let signal = efd.clone();
+        let thread = std::thread::Builder::new()
+            .name("dmacam-gpu-wait".into())
+            .spawn(move || {
+                for job in rx {
+                    let r = wait_fence(&shared, job.fence, job.seq);
+                    job.done.set(r);
+                    // A full counter (2^64 - 2 completions) cannot happen; a failed write is only logged.
+                    if let Err(e) = signal.write(1) {
+                        tracing::warn!("GPU completion eventfd: {e}");
+                    }
+                }
+            })
+            .map_err(|e| RenderError::Os {
+                what: "the GPU waiter thread",
+                source: e,
+            })?;
+        Ok(Waiter {
+            efd,
+            jobs: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The fd that is readable while finished submissions have not been [`Waiter::clear`]ed.
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
+        self.efd.as_fd()
+    }
+
+    /// Takes the readable state off the fd.
+    pub(super) fn clear(&self) {
+        let _ = self.efd.read();
+    }
+
+    /// Hands a submitted fence to the waiter.
+    pub(super) fn watch(&self, fence: vk::Fence, seq: u64) -> Arc<Done> {
+        let done = Arc::new(Done::default());
+        let job = Job {
+            fence,
+            seq,
+            done: done.clone(),
+        };
+        if let Some(Err(e)) = self.jobs.as_ref().map(|tx| tx.send(job)) {
+            // The thread is gone (it cannot panic short of a bug): say so rather than hang the owner.
+            e.0.done.set(Err(RenderError::Os {
+                what: "the GPU waiter thread",
+                source: std::io::Error::other("it has stopped"),
+            }));
+        }
+        done
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once it has waited for every job it was given.
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A conversion on the GPU. [`super::Renderer::finish`] turns it into the [`super::OutputFrame`] once
+/// [`Pending::is_done`]; dropped unfinished, it waits for the GPU before its output buffer is reused.
+pub struct Pending {
+    pub(super) slot: Option<Arc<OutputSlot>>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) seq: u64,
+    pub(super) done: Arc<Done>,
+}
+
+impl Pending {
+    /// Whether the GPU has finished (the waiter has said); never blocks.
+    pub fn is_done(&self) -> bool {
+        self.done.is_set()
+    }
+
+    /// The renderer's frame sequence number of this conversion.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Waits (if need be) for the waiter's word, resets the fence for the slot's next use and gives the
+    /// slot back.
+    pub(super) fn complete(&mut self) -> Result<Arc<OutputSlot>, RenderError> {
+        let slot = self.slot.take().expect("a pending frame completes once");
+        let r = self.done.wait();
+        reset_fence(&self.shared, slot.fence)?;
+        match r {
+            Ok(()) => Ok(slot),
+            Err(e) => {
+                slot.in_use.store(false, Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.slot.is_some() {
+            if let Ok(slot) = self.complete() {
+                slot.in_use.store(false, Ordering::Release);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("seq", &self.seq)
+            .field("done", &self.is_done())
+            .finish()
+    }
+}
