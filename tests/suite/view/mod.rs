@@ -370,7 +370,8 @@ pub(crate) fn vivid_reference(fourcc: &str) -> Vec<u8> {
         "-d",
         VIVID,
         &format!("--set-fmt-video=width=640,height=360,pixelformat={fourcc}"),
-        "--set-ctrl=osd_text_mode=2",
+        // The 75 % bars (a test before may have left another pattern).
+        "--set-ctrl=osd_text_mode=2,test_pattern=0",
         "--stream-mmap",
         "--stream-count=1",
         &format!("--stream-to={}", file.display()),
