@@ -406,6 +406,30 @@ pub fn kill_and_reap(child: &mut Child) -> Option<std::process::ExitStatus> {
     }
 }
 
+/// Sets V4L2 controls (`v4l2-ctl -c` syntax) on each of its nodes when dropped: for a test that changes
+/// vivid's controls, which persist on the device, to leave them as later tests expect, pass or fail.
+pub struct SetOnDrop {
+    nodes: &'static [&'static str],
+    controls: &'static str,
+}
+
+impl SetOnDrop {
+    pub fn new(nodes: &'static [&'static str], controls: &'static str) -> SetOnDrop {
+        SetOnDrop { nodes, controls }
+    }
+}
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        for node in self.nodes {
+            let _ = run_with_deadline(
+                Command::new("v4l2-ctl").args(["-d", node, "-c", self.controls]),
+                Duration::from_secs(30),
+            );
+        }
+    }
+}
+
 /// Number of open fds of process `pid` (`/proc/PID/fd`).
 pub fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))

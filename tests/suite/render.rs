@@ -502,22 +502,11 @@ fn render_vivid_frames_in_every_format_match_the_cpu_reference() {
     use dmacam_capture::{Device, FormatRequest, Stream, StreamOptions};
     use std::time::Duration;
     require_vm();
-    /// vivid's pattern and colorimetry controls persist on the device: put back at the end (pass or fail),
-    /// so that later tests see the 75 % bars and default colorimetry they expect.
-    struct Restore;
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            for node in ["/dev/video0", "/dev/video1"] {
-                let _ = dmacam_tests::run(std::process::Command::new("v4l2-ctl").args([
-                    "-d",
-                    node,
-                    "-c",
-                    "test_pattern=0,y_cbcr_encoding=0,quantization=0",
-                ]));
-            }
-        }
-    }
-    let _restore = Restore;
+    // vivid's pattern and colorimetry controls persist: put back at the end (pass or fail) for later tests.
+    let _restore = dmacam_tests::SetOnDrop::new(
+        &["/dev/video0", "/dev/video1"],
+        "test_pattern=0,y_cbcr_encoding=0,quantization=0",
+    );
     let mut r = renderer(ImportPreference::Auto);
     let spec = ProcessSpec::default();
     let cases: [(&str, &str); 9] = [
