@@ -77,7 +77,7 @@ pub struct Args {
     #[arg(long, hide = true, value_name = "FOURCC:MODIFIER", value_parser = parse_modifier)]
     pub test_dmabuf_modifier: Option<(dmacam_capture::Fourcc, u64)>,
     /// Test aid: act on the window's frame as if the user had, once the first frame is shown: a comma-separated
-    /// list of wait:SECONDS, resize:WxH (the whole window's new size), maximize, unmaximize, minimize,
+    /// list of wait:SECONDS, until:PATH (a file appears), resize:WxH (the whole window's new size), maximize, unmaximize, minimize,
     /// double-click (on the title bar) and close.
     #[arg(long, hide = true, value_name = "ACTIONS")]
     pub frame_actions: Option<dmacam_display::FrameScript>,

@@ -8,6 +8,7 @@
 //! is shown, for a test-bed without a pointer.
 
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,6 +93,8 @@ pub(super) fn is_double_click(last: Option<u32>, now: u32) -> bool {
 pub enum FrameStep {
     /// `wait:SECONDS`: the next step no sooner than this after the previous one.
     Wait(Duration),
+    /// `until:PATH`: the next step once the file PATH exists (a test says when it has seen enough).
+    Until(PathBuf),
     /// `resize:WxH`: a new window size, as an interactive resize by the frame's borders ends in (the size
     /// of the whole window, frame included, as a configure carries it).
     Resize(u32, u32),
@@ -120,6 +123,7 @@ impl FromStr for FrameStep {
             )
             .map(FrameStep::Wait)
             .map_err(|e| format!("wait:{a}: {e}"))?,
+            ("until", Some(a)) if !a.is_empty() => FrameStep::Until(PathBuf::from(a)),
             ("resize", Some(a)) => {
                 let size = a.split_once('x').and_then(|(w, h)| {
                     Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?))
@@ -136,7 +140,7 @@ impl FromStr for FrameStep {
             ("close", None) => FrameStep::Close,
             _ => {
                 return Err(format!(
-                    "'{s}' is not a frame action (wait:SECONDS, resize:WxH, maximize, unmaximize, minimize, \
+                    "'{s}' is not a frame action (wait:SECONDS, until:PATH, resize:WxH, maximize, unmaximize, minimize, \
                      double-click, close)"
                 ))
             }
@@ -179,10 +183,17 @@ impl FrameScript {
                 return None;
             }
             let step = self.steps.get(self.next)?.clone();
-            self.next += 1;
             match step {
-                FrameStep::Wait(d) => self.not_before = Some(now + d),
-                s => return Some(s),
+                FrameStep::Until(p) if !p.exists() => return None,
+                FrameStep::Until(_) => self.next += 1,
+                FrameStep::Wait(d) => {
+                    self.next += 1;
+                    self.not_before = Some(now + d);
+                }
+                s => {
+                    self.next += 1;
+                    return Some(s);
+                }
             }
         }
     }
@@ -345,7 +356,7 @@ impl State {
                 self.title_bar_press(t.wrapping_add(DOUBLE_CLICK_MS / 2), None);
             }
             FrameStep::Close => self.frame_action(FrameAction::Close, None),
-            FrameStep::Wait(_) => {}
+            FrameStep::Wait(_) | FrameStep::Until(_) => {}
         }
     }
 }
@@ -363,13 +374,14 @@ mod tests {
 
     #[test]
     fn scripts_parse_and_refuse_what_they_do_not_know() {
-        let s: FrameScript = "wait:1.5, resize:800x600,maximize,double-click,close"
+        let s: FrameScript = "wait:1.5, until:/tmp/go,resize:800x600,maximize,double-click,close"
             .parse()
             .unwrap();
         assert_eq!(
             s.steps,
             vec![
                 FrameStep::Wait(Duration::from_millis(1500)),
+                FrameStep::Until("/tmp/go".into()),
                 FrameStep::Resize(800, 600),
                 FrameStep::Maximize,
                 FrameStep::DoubleClick,
@@ -377,6 +389,7 @@ mod tests {
             ]
         );
         for bad in [
+            "until:",
             "resize:800",
             "resize:0x600",
             "wait:x",
@@ -398,6 +411,18 @@ mod tests {
         assert_eq!(s.due(t0 + Duration::from_secs(9)), None);
         assert_eq!(s.due(t0 + Duration::from_secs(11)), Some(FrameStep::Close));
         assert_eq!(s.due(t0 + Duration::from_secs(12)), None);
+    }
+
+    #[test]
+    fn scripts_wait_for_a_file() {
+        let dir = std::env::temp_dir().join(format!("dmacam-frame-script-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        let mut s: FrameScript = format!("until:{},close", dir.display()).parse().unwrap();
+        let t0 = Instant::now();
+        assert_eq!(s.due(t0), None);
+        std::fs::write(&dir, b"").unwrap();
+        assert_eq!(s.due(t0), Some(FrameStep::Close));
+        std::fs::remove_file(&dir).unwrap();
     }
 
     #[test]

@@ -653,5 +653,6 @@ fn view_forced_passthrough_without_dmabuf_is_refused() {
 }
 
 mod colour;
+mod decorations;
 mod endurance;
 mod proof;

@@ -1,0 +1,190 @@
+//! Client-side decorations under Weston's desktop shell, which offers no xdg-decoration: `dmacam view` draws
+//! its own frame (sctk's fallback frame: title bar and borders in 0x242424, 0x3a3a3a when focused) around
+//! the bars, and the frame's actions, fed by `--frame-actions` (the test-bed has no pointer), resize the
+//! window and close it.
+
+use super::*;
+
+/// The fallback frame's title bar (24) plus its top border (4), and a border's width.
+const TITLE: u32 = 28;
+const BORDER: u32 = 4;
+
+/// Whether a screenshot pixel is the frame's colour (inactive or focused).
+fn is_frame(p: [u8; 3]) -> bool {
+    p[0] == p[1] && p[1] == p[2] && (p[0].abs_diff(0x24) <= 1 || p[0].abs_diff(0x3a) <= 1)
+}
+
+/// Where a window's frame is in a screenshot: its outer rectangle (x, y, w, h), found as the top-most row
+/// with a long run of the frame's colour (the top border) and the left border's height below it.
+fn find_frame(shot: &Shot) -> Option<(u32, u32, u32, u32)> {
+    for y in 0..shot.h {
+        let mut x = 0;
+        while x < shot.w {
+            if !is_frame(shot.at(x, y)) {
+                x += 1;
+                continue;
+            }
+            let start = x;
+            while x < shot.w && is_frame(shot.at(x, y)) {
+                x += 1;
+            }
+            if x - start >= 100 {
+                let h = (y..shot.h)
+                    .take_while(|&yy| is_frame(shot.at(start + 1, yy)))
+                    .count() as u32;
+                return Some((start, y, x - start, h));
+            }
+        }
+    }
+    None
+}
+
+/// What is wrong with the frame and the bars in it, expecting content of `content` size: nothing if the
+/// frame is there at that size, its title bar and borders drawn, and the bars fill the content area.
+fn frame_mismatches(
+    shot: &Shot,
+    content: (u32, u32),
+    expect: &dyn Fn(usize) -> [u8; 3],
+) -> Vec<String> {
+    let Some((x, y, w, h)) = find_frame(shot) else {
+        return vec!["no window frame in the screenshot".into()];
+    };
+    let mut bad = Vec::new();
+    let want = (content.0 + 2 * BORDER, content.1 + TITLE + BORDER);
+    if (w, h) != want {
+        bad.push(format!(
+            "the frame at ({x},{y}) is {w}x{h}, not {}x{}",
+            want.0, want.1
+        ));
+        return bad;
+    }
+    // The title bar is a band of the frame's colour above the content (its middle has no buttons).
+    for row in [y, y + TITLE / 2, y + TITLE - 1] {
+        let p = shot.at(x + w / 2, row);
+        if !is_frame(p) {
+            bad.push(format!("title bar at ({},{row}) is {p:?}", x + w / 2));
+        }
+    }
+    // The right and bottom borders.
+    for (px, py) in [(x + w - 2, y + h / 2), (x + w / 2, y + h - 2)] {
+        if !is_frame(shot.at(px, py)) {
+            bad.push(format!("border at ({px},{py}) is {:?}", shot.at(px, py)));
+        }
+    }
+    // The bars fill the content area, below the title bar, inside the borders.
+    let (cx, cy) = (x + BORDER, y + TITLE);
+    for fy in [content.1 / 4, content.1 / 2, content.1 * 3 / 4] {
+        for bar in 0..8 {
+            let px = cx + (2 * bar as u32 + 1) * content.0 / 16;
+            let got = shot.at(px, cy + fy);
+            let want = expect(bar);
+            if (0..3).any(|c| (i32::from(got[c]) - i32::from(want[c])).abs() > 12) {
+                bad.push(format!(
+                    "bar {bar} at ({px},{}): got {got:?}, want {want:?}",
+                    cy + fy
+                ));
+            }
+        }
+    }
+    bad
+}
+
+/// Screenshots until the frame and the bars are as expected (or [`dmacam_tests::SHOW_WITHIN_S`] pass).
+fn await_frame(
+    weston: &Weston,
+    child: &mut std::process::Child,
+    tag: &str,
+    content: (u32, u32),
+    expect: &dyn Fn(usize) -> [u8; 3],
+) {
+    let start = Instant::now();
+    for n in 0.. {
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{tag}: dmacam view exited early"
+        );
+        let shot = screenshot(weston, &format!("{tag}-{n}"), || {
+            std::thread::sleep(Duration::from_millis(50))
+        });
+        let bad = frame_mismatches(&shot, content, expect);
+        if bad.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(dmacam_tests::SHOW_WITHIN_S),
+            "{tag}: after {} screenshots: {}\n{}",
+            n + 1,
+            bad.join("\n"),
+            weston.state()
+        );
+    }
+}
+
+#[test]
+fn view_draws_its_own_frame_under_a_desktop_shell_and_the_frame_resizes_and_closes_the_window() {
+    require_vm();
+    let reference = reference_bars("YUYV", &vivid_reference("YUYV"));
+    let expect = |bar: usize| reference[bar];
+    let weston = Weston::start_desktop("wayland-6", &[]);
+    let dir = results_dir().join("view-decorations");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (resize_now, close_now) = (dir.join("resize-now"), dir.join("close-now"));
+    let json = dir.join("stats.json");
+    // The whole window after the resize (frame included, as a configure carries it): 480x270 of content,
+    // smaller than before so that it stays on the output wherever the shell placed the window.
+    let (rw, rh) = (480 + 2 * BORDER, 270 + TITLE + BORDER);
+    let actions = format!(
+        "until:{},resize:{rw}x{rh},until:{},close",
+        resize_now.display(),
+        close_now.display()
+    );
+    let mut cmd = dmacam();
+    weston.env(&mut cmd);
+    let mut child = cmd
+        .env("RUST_LOG", "info")
+        .args([
+            "view", "-d", VIVID, "--format", "YUYV", "--size", "640x360", "--fps", "5",
+        ])
+        .args(["--ctrl", "osd_text_mode=2", "--path", "passthrough"])
+        .args(["--duration", "400", "--stats-json"])
+        .arg(&json)
+        .args(["--frame-actions", &actions])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dmacam view");
+
+    // The frame around the bars at the camera's size: 640x360 of content.
+    await_frame(&weston, &mut child, "decorations-640", (640, 360), &expect);
+    // The frame's resize: the window and its content take the new size, the bars still fill it.
+    std::fs::write(&resize_now, b"").unwrap();
+    await_frame(&weston, &mut child, "decorations-480", (480, 270), &expect);
+    // The frame's close button: dmacam stops, successfully, and says why.
+    std::fs::write(&close_now, b"").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "dmacam view does not stop at the frame's close"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "dmacam view failed: {stderr}");
+    for said in [
+        "the compositor draws no window frame: drawing our own",
+        "width=480 height=270",
+        "the window's close button was pressed: stopping",
+    ] {
+        assert!(stderr.contains(said), "no '{said}' in: {stderr}");
+    }
+    let s = read_summary(&json);
+    assert_eq!(s["path"], "passthrough", "{s}");
+    assert_eq!(s["cpu_bytes_copied_total"], 0, "{s}");
+    weston.assert_shown(&s, 5, "decorations");
+    assert!(weston.is_alive(), "weston died: {}", weston.state());
+}
