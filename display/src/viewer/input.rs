@@ -48,9 +48,8 @@ impl SeatHandler for State {
             }
         }
         if capability == Capability::Pointer {
-            if let Some(p) = self.decorations.pointer.take() {
-                p.pointer().release();
-            }
+            // Dropping it releases the pointer.
+            self.decorations.pointer = None;
         }
     }
 

@@ -109,7 +109,7 @@ impl State {
     /// the waiting frame committed.
     pub(super) fn resize_content(&mut self, size: (u32, u32), qh: &QueueHandle<State>) {
         if self.layout.configured && size != self.layout.window_size {
-            tracing::info!(width = size.0, height = size.1, "window content resized");
+            tracing::info!("window content resized to {}x{}", size.0, size.1);
         }
         self.layout.window_size = size;
         self.layout.configured = true;

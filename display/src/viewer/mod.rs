@@ -326,9 +326,8 @@ impl Drop for Viewer {
         }
         // The frame's subsurfaces go before the toplevel they hang from.
         st.decorations.frame = None;
-        if let Some(p) = st.decorations.pointer.take() {
-            p.pointer().release();
-        }
+        // Releases the pointer, destroys its cursor surface.
+        st.decorations.pointer = None;
         st.layout.subsurface.destroy();
         st.layout.video.destroy();
         let _ = self.conn.flush();

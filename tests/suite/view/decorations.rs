@@ -1,7 +1,7 @@
 //! Client-side decorations under Weston's desktop shell, which offers no xdg-decoration: `dmacam view` draws
 //! its own frame (sctk's fallback frame: title bar and borders in 0x242424, 0x3a3a3a when focused) around
 //! the bars, and the frame's actions, fed by `--frame-actions` (the test-bed has no pointer), resize the
-//! window and close it.
+//! window, make it fullscreen (a double click on the title bar) and close it.
 
 use super::*;
 
@@ -122,7 +122,7 @@ fn await_frame(
 }
 
 #[test]
-fn view_draws_its_own_frame_under_a_desktop_shell_and_the_frame_resizes_and_closes_the_window() {
+fn view_draws_its_own_frame_under_a_desktop_shell_whose_actions_resize_fullscreen_and_close_it() {
     require_vm();
     let reference = reference_bars("YUYV", &vivid_reference("YUYV"));
     let expect = |bar: usize| reference[bar];
@@ -130,14 +130,19 @@ fn view_draws_its_own_frame_under_a_desktop_shell_and_the_frame_resizes_and_clos
     let dir = results_dir().join("view-decorations");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let (resize_now, close_now) = (dir.join("resize-now"), dir.join("close-now"));
+    let (resize_now, fullscreen_now, close_now) = (
+        dir.join("resize-now"),
+        dir.join("fullscreen-now"),
+        dir.join("close-now"),
+    );
     let json = dir.join("stats.json");
     // The whole window after the resize (frame included, as a configure carries it): 480x270 of content,
     // smaller than before so that it stays on the output wherever the shell placed the window.
     let (rw, rh) = (480 + 2 * BORDER, 270 + TITLE + BORDER);
     let actions = format!(
-        "until:{},resize:{rw}x{rh},until:{},close",
+        "until:{},resize:{rw}x{rh},until:{},double-click,until:{},close",
         resize_now.display(),
+        fullscreen_now.display(),
         close_now.display()
     );
     let mut cmd = dmacam();
@@ -162,22 +167,43 @@ fn view_draws_its_own_frame_under_a_desktop_shell_and_the_frame_resizes_and_clos
     // The frame's resize: the window and its content take the new size, the bars still fill it.
     std::fs::write(&resize_now, b"").unwrap();
     await_frame(&weston, &mut child, "decorations-480", (480, 270), &expect);
+    // A double click on the title bar: the compositor makes the window fullscreen (a configure with the
+    // output's size), the frame is hidden, the bars fill the output.
+    std::fs::write(&fullscreen_now, b"").unwrap();
+    let start = Instant::now();
+    for n in 0.. {
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "dmacam view exited early"
+        );
+        let shot = screenshot(&weston, &format!("decorations-fullscreen-{n}"), || {
+            std::thread::sleep(Duration::from_millis(50))
+        });
+        let mut bad = bar_mismatches(&shot, 12, &expect);
+        if let Some(f) = find_frame(&shot) {
+            bad.push(format!("a frame is still drawn at {f:?}"));
+        }
+        if bad.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(dmacam_tests::SHOW_WITHIN_S),
+            "fullscreen after a double click on the title bar: {}\n{}",
+            bad.join("\n"),
+            weston.state()
+        );
+    }
     // The frame's close button: dmacam stops, successfully, and says why.
     std::fs::write(&close_now, b"").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "dmacam view does not stop at the frame's close"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = await_exit(child, 60, "dmacam view does not stop at the frame's close");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "dmacam view failed: {stderr}");
     for said in [
         "the compositor draws no window frame: drawing our own",
-        "width=480 height=270",
+        "window content resized to 480x270",
+        "title bar double-clicked: toggling fullscreen",
+        "window content resized to 1280x720",
         "the window's close button was pressed: stopping",
     ] {
         assert!(stderr.contains(said), "no '{said}' in: {stderr}");
