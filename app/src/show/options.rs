@@ -303,6 +303,19 @@ mod tests {
     }
 
     #[test]
+    fn frame_actions_need_the_wayland_window() {
+        for output in ["null", "kms"] {
+            let mut v = view(output, Some(7), None);
+            v.frame_actions = Some("resize:800x600,close".parse().unwrap());
+            let e = ask("auto")
+                .view(v)
+                .err()
+                .expect("frame actions without a window");
+            assert!(e.to_string().contains("needs --output wayland"), "{e}");
+        }
+    }
+
+    #[test]
     fn view_counts_frames_taken_and_kms_frames_shown() {
         let p = ask("auto").view(view("null", Some(7), None)).unwrap();
         assert_eq!(stop(&p), (Some(7), None));
