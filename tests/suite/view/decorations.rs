@@ -1,7 +1,7 @@
 //! Client-side decorations under Weston's desktop shell, which offers no xdg-decoration: `dmacam view` draws
 //! its own frame (sctk's fallback frame: title bar and borders in 0x242424, 0x3a3a3a when focused) around
 //! the bars, and the frame's actions, fed by `--frame-actions` (the test-bed has no pointer), resize the
-//! window, make it fullscreen (a double click on the title bar) and close it.
+//! window, maximise it, make it fullscreen (a double click on the title bar) and close it.
 
 use super::*;
 
@@ -71,11 +71,20 @@ fn frame_mismatches(
             bad.push(format!("border at ({px},{py}) is {:?}", shot.at(px, py)));
         }
     }
-    // The bars fill the content area, below the title bar, inside the borders.
-    let (cx, cy) = (x + BORDER, y + TITLE);
-    for fy in [content.1 / 4, content.1 / 2, content.1 * 3 / 4] {
+    // The bars (16:9) fill the content area's height or width, centred, below the title bar, inside the
+    // borders.
+    let (vw, vh) = if content.0 * 9 >= content.1 * 16 {
+        (content.1 * 16 / 9, content.1)
+    } else {
+        (content.0, content.0 * 9 / 16)
+    };
+    let (cx, cy) = (
+        x + BORDER + (content.0 - vw) / 2,
+        y + TITLE + (content.1 - vh) / 2,
+    );
+    for fy in [vh / 4, vh / 2, vh * 3 / 4] {
         for bar in 0..8 {
-            let px = cx + (2 * bar as u32 + 1) * content.0 / 16;
+            let px = cx + (2 * bar as u32 + 1) * vw / 16;
             let got = shot.at(px, cy + fy);
             let want = expect(bar);
             if (0..3).any(|c| (i32::from(got[c]) - i32::from(want[c])).abs() > 12) {
@@ -203,7 +212,8 @@ fn view_draws_no_frame_when_fullscreen_under_the_kiosk_shell() {
 }
 
 #[test]
-fn view_draws_its_own_frame_under_a_desktop_shell_whose_actions_resize_fullscreen_and_close_it() {
+fn view_draws_its_own_frame_under_a_desktop_shell_whose_actions_resize_maximise_fullscreen_and_close(
+) {
     require_vm();
     let reference = reference_bars("YUYV", &vivid_reference("YUYV"));
     let expect = |bar: usize| reference[bar];
@@ -211,8 +221,9 @@ fn view_draws_its_own_frame_under_a_desktop_shell_whose_actions_resize_fullscree
     let dir = results_dir().join("view-decorations");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let (resize_now, fullscreen_now, close_now) = (
+    let (resize_now, maximize_now, fullscreen_now, close_now) = (
         dir.join("resize-now"),
+        dir.join("maximize-now"),
         dir.join("fullscreen-now"),
         dir.join("close-now"),
     );
@@ -221,8 +232,9 @@ fn view_draws_its_own_frame_under_a_desktop_shell_whose_actions_resize_fullscree
     // smaller than before so that it stays on the output wherever the shell placed the window.
     let (rw, rh) = (480 + 2 * BORDER, 270 + TITLE + BORDER);
     let actions = format!(
-        "until:{},resize:{rw}x{rh},until:{},double-click,until:{},close",
+        "until:{},resize:{rw}x{rh},until:{},maximize,until:{},double-click,until:{},close",
         resize_now.display(),
+        maximize_now.display(),
         fullscreen_now.display(),
         close_now.display()
     );
@@ -236,6 +248,16 @@ fn view_draws_its_own_frame_under_a_desktop_shell_whose_actions_resize_fullscree
     std::fs::write(&resize_now, b"").unwrap();
     await_shot(&weston, &mut child, "decorations-480", &|shot| {
         frame_mismatches(shot, (480, 270), &expect)
+    });
+    // The frame's maximise button: the compositor's configure brings the output's size; the frame is
+    // at the output's origin around 1272x688 of content, the bars pillarboxed in it.
+    std::fs::write(&maximize_now, b"").unwrap();
+    await_shot(&weston, &mut child, "decorations-maximized", &|shot| {
+        let mut bad = frame_mismatches(shot, (OUT_W - 2 * BORDER, OUT_H - TITLE - BORDER), &expect);
+        if bad.is_empty() && find_frame(shot).is_some_and(|f| (f.0, f.1) != (0, 0)) {
+            bad.push(format!("the maximised frame is at {:?}", find_frame(shot)));
+        }
+        bad
     });
     // A double click on the title bar: the compositor makes the window fullscreen (a configure with the
     // output's size), the frame is hidden, the bars are scaled to the output's size. (Where: this Weston's
@@ -252,6 +274,7 @@ fn view_draws_its_own_frame_under_a_desktop_shell_whose_actions_resize_fullscree
     for said in [
         "the compositor draws no window frame: drawing our own",
         "window content resized to 480x270",
+        "window content resized to 1272x688",
         "title bar double-clicked: toggling fullscreen",
         "window content resized to 1280x720",
         "the window's close button was pressed: stopping",
