@@ -20,5 +20,7 @@ pub use dmacam_capture::DRM_FORMAT_MOD_LINEAR;
 pub use path::{colour_mismatch, select_path, BufferPath, PathDecision, PathInputs, PathRequest};
 pub use stats::{DecodeSummary, Intake, Stats, Summary};
 pub use trace::{DisplayRecord, FrameTrace};
-pub use viewer::{BufferMode, Capabilities, DisplayError, Picture, Viewer, ViewerOptions};
+pub use viewer::{
+    BufferMode, Capabilities, DisplayError, FrameScript, Picture, Viewer, ViewerOptions,
+};
 pub use wayland_probe::{probe_wayland, ProbeError, WaylandReport};

@@ -249,6 +249,16 @@ impl Weston {
     /// Starts Weston on socket `name` with `extra` arguments (e.g. `--renderer=pixman` for a compositor
     /// without linux-dmabuf).
     pub fn start(name: &str, extra: &[&str]) -> Weston {
+        Weston::start_shell(name, "kiosk", extra)
+    }
+
+    /// Starts Weston with its desktop shell (floating windows that draw their own frame, as on a desktop;
+    /// no panel, no animations, background 0x203040) instead of the kiosk shell.
+    pub fn start_desktop(name: &str, extra: &[&str]) -> Weston {
+        Weston::start_shell(name, "desktop", extra)
+    }
+
+    fn start_shell(name: &str, shell: &str, extra: &[&str]) -> Weston {
         let runtime_dir = PathBuf::from(
             std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/run/user/0".to_owned()),
         );
@@ -256,6 +266,7 @@ impl Weston {
         let out = run(Command::new(&script)
             .arg(name)
             .args(extra)
+            .env("WESTON_SHELL", shell)
             .env("XDG_RUNTIME_DIR", &runtime_dir));
         assert!(
             out.status.success(),

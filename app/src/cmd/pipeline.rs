@@ -78,6 +78,7 @@ fn report(
         mode: BufferMode::Dmabuf,
         allow_shm_fallback: true,
         modifier_override: None,
+        frame_actions: Default::default(),
     })
     .map(|v| v.capabilities().clone())
     .map_err(|e| e.to_string());

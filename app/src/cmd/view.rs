@@ -76,6 +76,11 @@ pub struct Args {
     /// and the fallback can be seen.
     #[arg(long, hide = true, value_name = "FOURCC:MODIFIER", value_parser = parse_modifier)]
     pub test_dmabuf_modifier: Option<(dmacam_capture::Fourcc, u64)>,
+    /// Test aid: act on the window's frame as if the user had, once the first frame is shown: a comma-separated
+    /// list of wait:SECONDS, until:PATH (a file appears), resize:WxH (the whole window's new size), maximize, unmaximize, minimize,
+    /// double-click (on the title bar) and close.
+    #[arg(long, hide = true, value_name = "ACTIONS")]
+    pub frame_actions: Option<dmacam_display::FrameScript>,
 }
 
 fn parse_modifier(s: &str) -> Result<(dmacam_capture::Fourcc, u64), String> {
@@ -104,6 +109,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         health_every: args.health_every,
         keys: args.keys,
         test_dmabuf_modifier: args.test_dmabuf_modifier,
+        frame_actions: args.frame_actions,
     })?;
     crate::show::run(plan)
 }

@@ -228,6 +228,7 @@ pub fn prove(req: Request) -> Result<ExitCode> {
         health_every: 1000,
         keys: None,
         test_dmabuf_modifier: None,
+        frame_actions: None,
     });
     let ran = plan.and_then(crate::show::run);
     let text = std::fs::read_to_string(&trace);

@@ -161,6 +161,9 @@ fn stream_loop(
             return Ok(());
         }
         if sink.close_requested() {
+            if let Some(why) = sink.close_reason() {
+                eprintln!("dmacam {}: {why}: stopping", cfg.who);
+            }
             return Ok(());
         }
         if done(cfg, progress, sink) {

@@ -41,6 +41,11 @@ pub trait Sink {
     fn close_requested(&self) -> bool {
         false
     }
+    /// Why the user quit, once [`Sink::close_requested`] says so (e.g. "the window's close button was
+    /// pressed").
+    fn close_reason(&self) -> Option<String> {
+        None
+    }
     /// Keys pressed for the loop to act on (camera controls).
     fn take_keys(&mut self) -> Vec<char> {
         Vec::new()

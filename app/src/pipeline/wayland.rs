@@ -57,6 +57,10 @@ impl Sink for WaylandSink {
         self.viewer.close_requested()
     }
 
+    fn close_reason(&self) -> Option<String> {
+        self.viewer.close_reason().map(str::to_owned)
+    }
+
     fn take_keys(&mut self) -> Vec<char> {
         self.viewer.take_keys()
     }

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use dmacam_capture::format::parse_fourcc;
 use dmacam_capture::{Fourcc, IoMode};
 use dmacam_display::kms::ModeRequest;
-use dmacam_display::PathRequest;
+use dmacam_display::{FrameScript, PathRequest};
 use dmacam_render::ProcessSpec;
 
 use super::plan::{Kms, KmsOpts, Output, Plan, Window};
@@ -66,16 +66,22 @@ pub struct ViewAsk {
     pub health_every: u64,
     pub keys: Option<String>,
     pub test_dmabuf_modifier: Option<(Fourcc, u64)>,
+    /// Test aid: frame actions run once the first frame is shown (Wayland only).
+    pub frame_actions: Option<FrameScript>,
 }
 
 impl Ask {
     /// `view`'s plan. With `--output kms` it is `kms-view`'s, whose frames are those on the screen.
     pub fn view(self, v: ViewAsk) -> Result<Plan> {
+        if v.frame_actions.is_some() && v.output != "wayland" {
+            bail!("--frame-actions works the Wayland window's frame: it needs --output wayland");
+        }
         let output = match v.output.as_str() {
             "wayland" => Output::Wayland(Window {
                 display: v.display,
                 fullscreen: v.fullscreen,
                 test_dmabuf_modifier: v.test_dmabuf_modifier,
+                frame_actions: v.frame_actions.unwrap_or_default(),
             }),
             "null" => Output::Plain(|| Box::<NullSink>::default()),
             "kms" => {
@@ -288,11 +294,25 @@ mod tests {
             health_every: 5,
             keys: Some("b".into()),
             test_dmabuf_modifier: None,
+            frame_actions: None,
         }
     }
 
     fn stop(plan: &Plan) -> (Option<u64>, Option<u64>) {
         (plan.stop.taken, plan.stop.shown)
+    }
+
+    #[test]
+    fn frame_actions_need_the_wayland_window() {
+        for output in ["null", "kms"] {
+            let mut v = view(output, Some(7), None);
+            v.frame_actions = Some("resize:800x600,close".parse().unwrap());
+            let e = ask("auto")
+                .view(v)
+                .err()
+                .expect("frame actions without a window");
+            assert!(e.to_string().contains("needs --output wayland"), "{e}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use dmacam_capture::{Fourcc, IoMode, Source};
 use dmacam_display::kms::ModeRequest;
-use dmacam_display::PathRequest;
+use dmacam_display::{FrameScript, PathRequest};
 use dmacam_render::ProcessSpec;
 
 use crate::capture_opts::CaptureOpts;
@@ -54,6 +54,8 @@ pub struct Window {
     pub fullscreen: bool,
     /// Test aid: the DRM format modifier announced for every dma-buf of that format.
     pub test_dmabuf_modifier: Option<(Fourcc, u64)>,
+    /// Test aid: frame actions run once the first frame is shown.
+    pub frame_actions: FrameScript,
 }
 
 /// The bare DRM/KMS display.

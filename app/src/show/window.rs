@@ -39,6 +39,7 @@ pub fn connect(plan: &Plan, window: &Window) -> Result<Box<dyn Output>> {
         mode: BufferMode::Dmabuf,
         allow_shm_fallback: plan.path == PathRequest::Auto,
         modifier_override: window.test_dmabuf_modifier,
+        frame_actions: window.frame_actions.clone(),
     })
     .map_err(one_line_display_error)?;
     Ok(Box::new(WaylandSink::new(viewer)))

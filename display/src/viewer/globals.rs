@@ -2,6 +2,7 @@
 //! with its video subsurface, and learning what the compositor offers; the registry and output handlers.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use dmacam_capture::Fourcc;
 use smithay_client_toolkit::compositor::CompositorState;
@@ -22,6 +23,7 @@ use wayland_protocols::wp::presentation_time::client::wp_presentation;
 use wayland_protocols::wp::viewporter::client::wp_viewporter;
 
 use super::capabilities::Capabilities;
+use super::decorations::Decorations;
 use super::error::DisplayError;
 use super::layout::{RegionData, ViewportData};
 use super::options::ViewerOptions;
@@ -45,9 +47,10 @@ impl State {
         };
         let compositor =
             CompositorState::bind(globals, qh).map_err(|_| missing("wl_compositor"))?;
-        let subcompositor =
+        let subcompositor = Arc::new(
             SubcompositorState::bind(compositor.wl_compositor().clone(), globals, qh)
-                .map_err(|_| missing("wl_subcompositor"))?;
+                .map_err(|_| missing("wl_subcompositor"))?,
+        );
         let xdg = XdgShell::bind(globals, qh).map_err(|_| missing("xdg_wm_base"))?;
         let shm = Shm::bind(globals, qh).map_err(|_| missing("wl_shm"))?;
         let dmabuf = DmabufState::new(globals, qh);
@@ -90,7 +93,7 @@ impl State {
             globals: Globals {
                 registry,
                 outputs,
-                _compositor: compositor,
+                compositor,
             },
             shm: ShmBuffers {
                 global: shm,
@@ -112,6 +115,7 @@ impl State {
                 close_requested: false,
                 keys: Vec::new(),
             },
+            decorations: Decorations::new(subcompositor, opts.frame_actions.clone()),
             layout: Layout {
                 window,
                 subsurface,

@@ -1,4 +1,4 @@
-//! Keyboard input: the seat's keyboard, the keys the viewer handles itself (quit, fullscreen), and the others,
+//! Keyboard input (the pointer is in `pointer.rs`): the seat's keyboard, the keys the viewer handles itself (quit, fullscreen), and the others,
 //! kept for the application.
 
 use smithay_client_toolkit::seat::keyboard::{
@@ -30,6 +30,9 @@ impl SeatHandler for State {
                 Err(e) => tracing::warn!("no keyboard input (q/Esc/f keys will not work): {e}"),
             }
         }
+        if capability == Capability::Pointer && self.decorations.pointer.is_none() {
+            self.new_pointer(qh, &seat);
+        }
     }
 
     fn remove_capability(
@@ -43,6 +46,10 @@ impl SeatHandler for State {
             if let Some(k) = self.input.keyboard.take() {
                 k.release();
             }
+        }
+        if capability == Capability::Pointer {
+            // Dropping it releases the pointer.
+            self.decorations.pointer = None;
         }
     }
 
@@ -83,7 +90,7 @@ impl KeyboardHandler for State {
         match event.keysym {
             Keysym::q | Keysym::Q | Keysym::Escape => {
                 tracing::info!("quit key pressed");
-                self.input.close_requested = true;
+                self.request_close("a quit key was pressed");
             }
             Keysym::f | Keysym::F | Keysym::F11 => self.toggle_fullscreen(),
             _ => {

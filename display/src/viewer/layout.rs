@@ -77,7 +77,14 @@ impl State {
             vp.set_destination(ww as i32, wh as i32);
         }
         surface.damage_buffer(0, 0, i32::MAX, i32::MAX);
-        self.layout.window.set_window_geometry(0, 0, ww, wh);
+        // With our own frame, the window geometry takes in its title bar and borders (drawn outside the
+        // content, at negative offsets), so the compositor's sizes are the whole window's.
+        let (gx, gy, gw, gh) = self.window_geometry((ww, wh));
+        self.layout
+            .window
+            .xdg_surface()
+            .set_window_geometry(gx, gy, gw as i32, gh as i32);
+        self.draw_frame();
         let (x, y, w, h) = fit_rect(self.layout.frame_size, (ww, wh));
         match &self.layout.video_viewport {
             Some(vp) => {
@@ -96,6 +103,18 @@ impl State {
         surface.commit();
         self.layout.layout_dirty = false;
         tracing::debug!(window = ?(ww, wh), video = ?(x, y, w, h), "layout");
+    }
+
+    /// The content (the area the video is fitted in, without the frame) takes `size`: laid out again, and
+    /// the waiting frame committed.
+    pub(super) fn resize_content(&mut self, size: (u32, u32), qh: &QueueHandle<State>) {
+        if self.layout.configured && size != self.layout.window_size {
+            tracing::info!("window content resized to {}x{}", size.0, size.1);
+        }
+        self.layout.window_size = size;
+        self.layout.configured = true;
+        self.apply_layout(qh);
+        self.try_commit(qh);
     }
 
     fn black_buffer(
@@ -122,8 +141,8 @@ impl State {
 
 impl WindowHandler for State {
     fn request_close(&mut self, _: &Connection, _: &QueueHandle<Self>, _: &Window) {
-        tracing::info!("the window was closed");
-        self.input.close_requested = true;
+        tracing::info!("the compositor closed the window");
+        self.request_close("the compositor closed the window");
     }
 
     fn configure(
@@ -134,17 +153,21 @@ impl WindowHandler for State {
         configure: WindowConfigure,
         _: u32,
     ) {
-        let size = match configure.new_size {
-            (Some(w), Some(h)) => (w.get(), h.get()),
-            _ if self.layout.configured => self.layout.window_size,
-            _ => self.layout.frame_size,
-        };
         self.layout.fullscreen = configure.state.contains(WindowState::FULLSCREEN);
-        tracing::debug!(?size, fullscreen = self.layout.fullscreen, "configure");
-        self.layout.window_size = size;
-        self.layout.configured = true;
-        self.apply_layout(qh);
-        self.try_commit(qh);
+        let content = self.configure_frame(
+            configure.new_size,
+            configure.decoration_mode,
+            configure.state,
+            configure.capabilities,
+            qh,
+        );
+        let size = match content {
+            Some(s) => s,
+            None if self.layout.configured => self.layout.window_size,
+            None => self.layout.frame_size,
+        };
+        tracing::debug!(?size, fullscreen = self.layout.fullscreen, decorations = ?configure.decoration_mode, "configure");
+        self.resize_content(size, qh);
     }
 }
 

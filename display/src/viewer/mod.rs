@@ -8,12 +8,14 @@
 
 mod capabilities;
 mod connection;
+mod decorations;
 mod dmabuf;
 mod error;
 mod globals;
 mod input;
 mod layout;
 mod options;
+mod pointer;
 mod presentation;
 mod shm;
 mod state;
@@ -30,9 +32,11 @@ use wayland_client::{Connection, EventQueue, Proxy};
 use crate::stats::Stats;
 
 pub use capabilities::Capabilities;
+pub use decorations::{FrameScript, FrameStep};
 pub use error::DisplayError;
 pub use layout::fit_rect;
 pub use options::{BufferMode, Picture, ViewerOptions};
+use smithay_client_toolkit::reexports::csd_frame::DecorationsFrame;
 
 use connection::{connect, disconnected, display_name, poll_fds};
 use state::{ImportState, State};
@@ -109,9 +113,12 @@ impl Viewer {
         self.state.fallback_reason = None;
     }
 
-    /// Sets the window title.
+    /// Sets the window title (the frame's too, when the viewer draws its own).
     pub fn set_title(&mut self, title: &str) {
         self.state.layout.window.set_title(title.to_owned());
+        if let Some(f) = self.state.decorations.frame.as_mut() {
+            f.set_title(title);
+        }
     }
 
     /// The display this viewer talks to.
@@ -127,6 +134,16 @@ impl Viewer {
     /// Whether the user asked to quit (q, Escape or the close button).
     pub fn close_requested(&self) -> bool {
         self.state.input.close_requested
+    }
+
+    /// Why the window is closing (the frame's close button, the compositor, a quit key), once it is.
+    pub fn close_reason(&self) -> Option<&str> {
+        self.state.decorations.close_reason.as_deref()
+    }
+
+    /// Whether the viewer draws the window's frame itself (the compositor offers none).
+    pub fn client_side_decorations(&self) -> bool {
+        self.state.decorations.visible()
     }
 
     /// The keys pressed since the last call that the viewer does not handle itself (q, Escape, f and F11
@@ -248,6 +265,8 @@ impl Viewer {
         self.queue
             .dispatch_pending(&mut self.state)
             .map_err(|e| disconnected(&self.conn, &self.state.display, &e.to_string()))?;
+        let qh = self.queue.handle();
+        self.state.run_frame_script(&qh);
         self.check()
     }
 
@@ -305,6 +324,10 @@ impl Drop for Viewer {
         if let Some(f) = st.dmabuf.feedback_obj.take() {
             f.destroy();
         }
+        // The frame's subsurfaces go before the toplevel they hang from.
+        st.decorations.frame = None;
+        // Releases the pointer, destroys its cursor surface.
+        st.decorations.pointer = None;
         st.layout.subsurface.destroy();
         st.layout.video.destroy();
         let _ = self.conn.flush();

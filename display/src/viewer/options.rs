@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use dmacam_capture::{Dmabuf, Fourcc};
 
+use super::decorations::FrameScript;
 use crate::trace::FrameTrace;
 
 /// How the viewer hands frames to the compositor.
@@ -35,6 +36,9 @@ pub struct ViewerOptions {
     /// Test aid: announce this modifier for every dma-buf of this format instead of its own (the import
     /// then fails).
     pub modifier_override: Option<(Fourcc, u64)>,
+    /// Test aid: frame actions (close, maximise, a resize…) run as if the user had used the window's frame,
+    /// from the first frame shown on.
+    pub frame_actions: FrameScript,
 }
 
 impl Default for ViewerOptions {
@@ -47,6 +51,7 @@ impl Default for ViewerOptions {
             mode: BufferMode::Dmabuf,
             allow_shm_fallback: true,
             modifier_override: None,
+            frame_actions: FrameScript::default(),
         }
     }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use dmacam_capture::monotonic_ns;
 use smithay_client_toolkit::compositor::{CompositorHandler, FrameCallbackData};
+use smithay_client_toolkit::reexports::csd_frame::DecorationsFrame;
+use smithay_client_toolkit::shell::WaylandSurface;
 use wayland_client::protocol::{wl_output, wl_surface};
 use wayland_client::{Connection, Dispatch, QueueHandle};
 use wayland_protocols::wp::presentation_time::client::wp_presentation_feedback::Kind;
@@ -88,9 +90,18 @@ impl CompositorHandler for State {
         &mut self,
         _: &Connection,
         _: &QueueHandle<Self>,
-        _: &wl_surface::WlSurface,
-        _: i32,
+        surface: &wl_surface::WlSurface,
+        factor: i32,
     ) {
+        // The video and the background are scaled by wp_viewporter; only our own frame is drawn at the
+        // output's scale.
+        if surface == self.layout.window.wl_surface() {
+            if let Some(f) = self.decorations.frame.as_mut() {
+                f.set_scaling_factor(f64::from(factor));
+                self.draw_frame();
+                surface.commit();
+            }
+        }
     }
 
     fn transform_changed(

@@ -23,12 +23,13 @@ use wayland_protocols::wp::presentation_time::client::wp_presentation;
 use wayland_protocols::wp::viewporter::client::wp_viewport;
 
 use super::capabilities::Capabilities;
+use super::decorations::Decorations;
 use super::error::DisplayError;
 use super::options::{BufferMode, Picture};
 use crate::stats::Stats;
 
 // Field order is drop order (after the `Drop` of `Viewer`): the registry's, shm's, dma-buf's and the seat's
-// globals, then the window and its surfaces.
+// globals, the frame's subsurfaces and the pointer, then the window and its surfaces.
 /// The Dispatch target of the viewer's event queue: all its event handlers read and change.
 pub(super) struct State {
     pub(super) display: String,
@@ -36,6 +37,7 @@ pub(super) struct State {
     pub(super) shm: ShmBuffers,
     pub(super) dmabuf: DmabufBuffers,
     pub(super) input: Input,
+    pub(super) decorations: Decorations,
     pub(super) layout: Layout,
     pub(super) presentation: PresentationState,
     pub(super) caps: Capabilities,
@@ -50,7 +52,7 @@ pub(super) struct State {
 pub(super) struct Globals {
     pub(super) registry: RegistryState,
     pub(super) outputs: OutputState,
-    pub(super) _compositor: CompositorState,
+    pub(super) compositor: CompositorState,
 }
 
 /// The xdg toplevel (black background), the video subsurface inside it, and their sizes.
@@ -68,7 +70,7 @@ pub(super) struct Layout {
     pub(super) bg: Option<(RawPool, wl_buffer::WlBuffer, (u32, u32))>,
 }
 
-/// The seat's keyboard and what the user asked for.
+/// The seat's keyboard and what the user asked for (the pointer works the frame: [`Decorations`]).
 pub(super) struct Input {
     pub(super) seat: SeatState,
     pub(super) keyboard: Option<wl_keyboard::WlKeyboard>,

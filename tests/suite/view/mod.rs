@@ -437,6 +437,20 @@ fn view_vivid_with(
     view_vivid_expecting(weston, fourcc, path, tag, extra, 12, &expect)
 }
 
+/// Waits up to `secs` seconds for `child` to exit (failing with `what` if it does not), and collects its output.
+pub(crate) fn await_exit(
+    mut child: std::process::Child,
+    secs: u64,
+    what: &str,
+) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// [`view_vivid_with`] against the bar colours `expect(bar)`, within `tol` per channel.
 pub(crate) fn view_vivid_expecting(
     weston: &Weston,
@@ -497,15 +511,11 @@ pub(crate) fn view_vivid_expecting(
     // A few more frames after the picture is right, so the statistics cover a running stream.
     std::thread::sleep(Duration::from_secs(2));
     dmacam_tests::signal(child.id(), libc::SIGINT);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "{tag}: dmacam view does not stop on SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = await_exit(
+        child,
+        30,
+        &format!("{tag}: dmacam view does not stop on SIGINT"),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{tag}: dmacam view failed: {stderr}");
     check_bars(
@@ -654,5 +664,6 @@ fn view_forced_passthrough_without_dmabuf_is_refused() {
 }
 
 mod colour;
+mod decorations;
 mod endurance;
 mod proof;
