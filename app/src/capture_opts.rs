@@ -1,6 +1,7 @@
 //! The capture options every command shares ([`CaptureOpts`]: `-d`, `--size`, `--fps`, `--io`, `--set`,
 //! `--timeout`, `--from`) and opening what they name ([`open`]): `-d` names a V4L2 node or the pattern source
-//! (`pattern`, `pattern:bars`, `pattern:gradient`, `pattern:noise`); `--from` names a `dmacam serve` socket
+//! (`pattern`, `pattern:bars`, `pattern:gradient`, `pattern:noise`) or a PipeWire video source (`pipewire`,
+//! `pipewire:NODE`); `--from` names a `dmacam serve` socket
 //! instead. Also the checks of a source's buffers for outputs that need dma-bufs.
 
 use std::path::PathBuf;
@@ -57,7 +58,8 @@ fn parse_fps(s: &str) -> Result<u32, String> {
 #[derive(clap::Args, Clone, Debug)]
 pub struct CaptureOpts {
     /// The V4L2 capture node, or the built-in test pattern: `pattern` (colour bars), `pattern:bars`,
-    /// `pattern:gradient` or `pattern:noise` (no camera needed).
+    /// `pattern:gradient` or `pattern:noise` (no camera needed), or a PipeWire video source: `pipewire`
+    /// (the default camera) or `pipewire:NODE` (an id, a node name or the camera's device path).
     #[arg(short, long, default_value = "/dev/video0")]
     pub device: PathBuf,
     /// Size, WIDTHxHEIGHT (the closest size the device offers is used).
@@ -138,6 +140,28 @@ pub fn open(opts: &CaptureOpts) -> Result<Input> {
             );
         }
         return Ok(Input::Remote(dmacam_capture::RemoteInput::connect(socket)?));
+    }
+    if let Some(target) = opts
+        .device
+        .to_str()
+        .and_then(dmacam_capture::pipewire::Target::parse)
+    {
+        let target = target?;
+        if !opts.ctrls.is_empty() {
+            bail!(
+                "--set: {} is a PipeWire node; set camera controls where the camera is (v4l2-ctl on its device)",
+                target.display_name()
+            );
+        }
+        if io != IoMode::Mmap {
+            bail!(
+                "--io: {} is a PipeWire node whose buffers its producer allocates; drop --io",
+                target.display_name()
+            );
+        }
+        return Ok(Input::PipeWire(Box::new(
+            dmacam_capture::pipewire::PwInput::open(&target)?,
+        )));
     }
     if let Some(kind) = opts.device.to_str().and_then(parse_source_name) {
         let kind = kind?;

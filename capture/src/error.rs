@@ -70,6 +70,12 @@ pub enum StreamError {
         #[source]
         source: crate::jpeg::JpegError,
     },
+    #[error("{source}")]
+    PipeWire {
+        path: PathBuf,
+        #[source]
+        source: crate::pipewire::PwError,
+    },
 }
 
 impl StreamError {

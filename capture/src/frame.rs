@@ -33,6 +33,8 @@ pub enum Origin {
     Decode,
     /// `dmacam serve` handed it over from another process (what wrote it is the server's to say).
     Served,
+    /// A PipeWire producer handed it over (a camera's v4l2 node, another application, another dmacam).
+    PipeWire,
 }
 
 impl Origin {
@@ -44,6 +46,7 @@ impl Origin {
             Origin::Pattern => "pattern",
             Origin::Decode => "mjpeg-decode",
             Origin::Served => "served",
+            Origin::PipeWire => "pipewire",
         }
     }
 

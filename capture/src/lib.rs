@@ -25,6 +25,7 @@ pub mod format;
 mod frame;
 pub mod jpeg;
 pub mod pattern;
+pub mod pipewire;
 mod raw;
 mod ring;
 pub mod share;

@@ -19,6 +19,7 @@ use crate::format::{
 };
 use crate::jpeg::{JpegDecoder, JpegError, JpegStats, DECODED};
 use crate::pattern::{self, PatternKind, PatternSource};
+use crate::pipewire::{PwInput, PwSource};
 use crate::ring::Ring;
 use crate::share::client::{RemoteInput, RemoteSource};
 use crate::stream::{
@@ -64,12 +65,14 @@ impl PatternInput {
     }
 }
 
-/// An opened capture input: a V4L2 device, the built-in pattern, or a `dmacam serve` socket.
+/// An opened capture input: a V4L2 device, the built-in pattern, a `dmacam serve` socket, or a PipeWire
+/// video source node.
 #[derive(Debug)]
 pub enum Input {
     Device(Device),
     Pattern(PatternInput),
     Remote(RemoteInput),
+    PipeWire(Box<PwInput>),
 }
 
 impl Input {
@@ -84,6 +87,7 @@ impl Input {
             Input::Device(d) => d.path(),
             Input::Pattern(p) => &p.name,
             Input::Remote(r) => r.path(),
+            Input::PipeWire(p) => p.path(),
         }
     }
 
@@ -91,14 +95,14 @@ impl Input {
     pub fn device(&self) -> Option<&Device> {
         match self {
             Input::Device(d) => Some(d),
-            Input::Pattern(_) | Input::Remote(_) => None,
+            Input::Pattern(_) | Input::Remote(_) | Input::PipeWire(_) => None,
         }
     }
 
     /// The pattern kind, if this is the pattern source.
     pub fn pattern_kind(&self) -> Option<PatternKind> {
         match self {
-            Input::Device(_) | Input::Remote(_) => None,
+            Input::Device(_) | Input::Remote(_) | Input::PipeWire(_) => None,
             Input::Pattern(p) => Some(p.kind),
         }
     }
@@ -113,6 +117,17 @@ impl Input {
                 flags: 0,
                 supported: true,
             }]),
+            // What a node offers is agreed in negotiation; these are what dmacam can take from one.
+            Input::PipeWire(_) => Ok(crate::format::CATALOGUE
+                .iter()
+                .filter(|p| p.capture && !p.multi_buffer && p.spa.is_some())
+                .map(|p| FormatDesc {
+                    fourcc: p.fourcc,
+                    description: format!("{} (through PipeWire)", p.name()),
+                    flags: 0,
+                    supported: true,
+                })
+                .collect()),
             Input::Pattern(_) => Ok(pattern::formats()
                 .into_iter()
                 .map(|p| FormatDesc {
@@ -132,6 +147,7 @@ impl Input {
         let p = match self {
             Input::Device(d) => return d.negotiate(req),
             Input::Remote(r) => return remote_negotiate(r, req),
+            Input::PipeWire(p) => return p.negotiate(req),
             Input::Pattern(p) => p,
         };
         let (current, fps) = p.state();
@@ -172,6 +188,7 @@ impl Input {
                 numerator: 1,
                 denominator: p.state().1,
             }),
+            Input::PipeWire(p) => Ok(p.frame_interval()),
         }
     }
 }
@@ -207,6 +224,7 @@ pub enum Source {
     V4l2(Stream),
     Pattern(PatternSource),
     Remote(RemoteSource),
+    PipeWire(Box<PwSource>),
     Decoded(Box<Decoded>),
 }
 
@@ -228,6 +246,8 @@ impl Source {
             }
             // The server already streams, in the buffers it chose.
             Input::Remote(r) => Ok(Source::Remote(r.into_source())),
+            // PipeWire agreed the format and the producer's buffers in `negotiate`.
+            Input::PipeWire(p) => p.into_source().map(|s| Source::PipeWire(Box::new(s))),
         }?;
         if compressed {
             Ok(Source::Decoded(Box::new(Decoded::new(source, opts)?)))
@@ -257,6 +277,7 @@ impl Source {
             Source::V4l2(s) => s.start(),
             Source::Pattern(p) => p.start(),
             Source::Remote(_) => Ok(()),
+            Source::PipeWire(p) => p.start(),
             Source::Decoded(d) => d.start(),
         }
     }
@@ -266,6 +287,7 @@ impl Source {
             Source::V4l2(s) => s.stop(),
             Source::Pattern(p) => p.stop(),
             Source::Remote(_) => Ok(()),
+            Source::PipeWire(p) => p.stop(),
             Source::Decoded(d) => d.stop(),
         }
     }
@@ -276,6 +298,7 @@ impl Source {
             Source::V4l2(s) => s.next_frame(timeout),
             Source::Pattern(p) => p.next_frame(timeout),
             Source::Remote(r) => r.next_frame(timeout),
+            Source::PipeWire(p) => p.next_frame(timeout),
             Source::Decoded(d) => d.next_frame(timeout),
         }
     }
@@ -286,6 +309,7 @@ impl Source {
             Source::V4l2(s) => s.device().as_fd(),
             Source::Pattern(p) => p.fd(),
             Source::Remote(r) => r.fd(),
+            Source::PipeWire(p) => p.fd(),
             Source::Decoded(d) => d.fd(),
         }
     }
@@ -295,6 +319,7 @@ impl Source {
             Source::V4l2(s) => s.format(),
             Source::Pattern(p) => p.format(),
             Source::Remote(r) => r.format(),
+            Source::PipeWire(p) => p.format(),
             Source::Decoded(d) => d.format(),
         }
     }
@@ -304,6 +329,7 @@ impl Source {
             Source::V4l2(s) => s.pixel_format(),
             Source::Pattern(p) => p.pixel_format(),
             Source::Remote(r) => r.pixel_format(),
+            Source::PipeWire(p) => p.pixel_format(),
             Source::Decoded(d) => d.pixel_format(),
         }
     }
@@ -314,6 +340,7 @@ impl Source {
             Source::V4l2(s) => s.io(),
             Source::Pattern(p) => p.io(),
             Source::Remote(r) => r.io(),
+            Source::PipeWire(p) => p.io(),
             Source::Decoded(d) => d.io(),
         }
     }
@@ -323,6 +350,7 @@ impl Source {
             Source::V4l2(s) => s.buffer_count(),
             Source::Pattern(p) => p.buffer_count(),
             Source::Remote(r) => r.buffer_count(),
+            Source::PipeWire(p) => p.buffer_count(),
             Source::Decoded(d) => d.buffer_count(),
         }
     }
@@ -333,6 +361,7 @@ impl Source {
             Source::V4l2(s) => s.buffer_memory(index),
             Source::Pattern(p) => p.buffer_memory(index),
             Source::Remote(r) => r.buffer_memory(index),
+            Source::PipeWire(p) => p.buffer_memory(index),
             Source::Decoded(d) => d.buffer_memory(index),
         }
     }
@@ -343,6 +372,7 @@ impl Source {
             Source::V4l2(s) => s.device().path(),
             Source::Pattern(p) => p.name(),
             Source::Remote(r) => r.path(),
+            Source::PipeWire(p) => p.path(),
             Source::Decoded(d) => d.path(),
         }
     }
@@ -351,7 +381,7 @@ impl Source {
     pub fn device(&self) -> Option<&Device> {
         match self {
             Source::V4l2(s) => Some(s.device()),
-            Source::Pattern(_) | Source::Remote(_) => None,
+            Source::Pattern(_) | Source::Remote(_) | Source::PipeWire(_) => None,
             // Controls while streaming go to the camera behind the decoder.
             Source::Decoded(d) => d.inner().device(),
         }
@@ -360,7 +390,7 @@ impl Source {
     /// The pattern source, if this is one.
     pub fn pattern(&self) -> Option<&PatternSource> {
         match self {
-            Source::V4l2(_) | Source::Remote(_) => None,
+            Source::V4l2(_) | Source::Remote(_) | Source::PipeWire(_) => None,
             // The decoded picture is the pattern's only approximately (JPEG is lossy).
             Source::Decoded(_) => None,
             Source::Pattern(p) => Some(p),
@@ -374,6 +404,7 @@ impl Source {
             Source::V4l2(_) => None,
             Source::Pattern(p) => p.not_dmabuf_reason(),
             Source::Remote(r) => r.not_dmabuf_reason(),
+            Source::PipeWire(p) => p.not_dmabuf_reason(),
             Source::Decoded(d) => d.not_dmabuf_reason(),
         }
     }

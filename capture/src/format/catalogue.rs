@@ -2,6 +2,8 @@
 //! the names users give it, and whether capture streams it. Every other crate derives its answers (DRM codes
 //! for KMS and linux-dmabuf, the shader's input kind, the shm converter, the dump's Y4M header) from here.
 
+use pipewire::spa::sys as spa;
+
 use crate::dmabuf::Fourcc;
 
 /// How the colour components of a pixel format are laid out in memory. Only formats dmacam knows how to
@@ -53,6 +55,9 @@ pub struct PixelFormat {
     pub alias: Option<&'static str>,
     /// Whether dmacam can capture it: stream it from a device, describe it as a dma-buf and read it.
     pub capture: bool,
+    /// The PipeWire (SPA) video format of the same bytes (`spa_video_format`, named after memory order as
+    /// GStreamer does: `YUY2`, `BGRx`), for the single-buffer entry; `None` where SPA has none.
+    pub spa: Option<u32>,
 }
 
 const fn entry(code: &[u8; 4], layout: Layout) -> PixelFormat {
@@ -64,6 +69,7 @@ const fn entry(code: &[u8; 4], layout: Layout) -> PixelFormat {
         y4m: None,
         alias: None,
         capture: true,
+        spa: None,
     }
 }
 
@@ -76,6 +82,11 @@ impl PixelFormat {
     const fn multi(mut self, alias: &'static str) -> Self {
         self.multi_buffer = true;
         self.alias = Some(alias);
+        self
+    }
+
+    const fn spa(mut self, format: u32) -> Self {
+        self.spa = Some(format);
         self
     }
 
@@ -119,15 +130,39 @@ const C420: &str = "C420mpeg2";
 /// single-buffer or current V4L2 name comes first (it is the one [`PixelFormat::from_drm`] answers).
 pub const CATALOGUE: &[PixelFormat] = &[
     // Packed 4:2:2: the same code and bytes in both APIs.
-    entry(b"YUYV", packed(0, 1, 2, 3)).drm(b"YUYV").y4m(C422),
-    entry(b"YVYU", packed(0, 3, 2, 1)).drm(b"YVYU").y4m(C422),
-    entry(b"UYVY", packed(1, 0, 3, 2)).drm(b"UYVY").y4m(C422),
-    entry(b"VYUY", packed(1, 2, 3, 0)).drm(b"VYUY").y4m(C422),
+    entry(b"YUYV", packed(0, 1, 2, 3))
+        .drm(b"YUYV")
+        .y4m(C422)
+        .spa(spa::SPA_VIDEO_FORMAT_YUY2),
+    entry(b"YVYU", packed(0, 3, 2, 1))
+        .drm(b"YVYU")
+        .y4m(C422)
+        .spa(spa::SPA_VIDEO_FORMAT_YVYU),
+    entry(b"UYVY", packed(1, 0, 3, 2))
+        .drm(b"UYVY")
+        .y4m(C422)
+        .spa(spa::SPA_VIDEO_FORMAT_UYVY),
+    entry(b"VYUY", packed(1, 2, 3, 0))
+        .drm(b"VYUY")
+        .y4m(C422)
+        .spa(spa::SPA_VIDEO_FORMAT_VYUY),
     // Semi-planar; the `...M` forms are the same planes, one dma-buf each.
-    entry(b"NV12", semi(2, false)).drm(b"NV12").y4m(C420),
-    entry(b"NV21", semi(2, true)).drm(b"NV21").y4m(C420),
-    entry(b"NV16", semi(1, false)).drm(b"NV16").y4m(C422),
-    entry(b"NV61", semi(1, true)).drm(b"NV61").y4m(C422),
+    entry(b"NV12", semi(2, false))
+        .drm(b"NV12")
+        .y4m(C420)
+        .spa(spa::SPA_VIDEO_FORMAT_NV12),
+    entry(b"NV21", semi(2, true))
+        .drm(b"NV21")
+        .y4m(C420)
+        .spa(spa::SPA_VIDEO_FORMAT_NV21),
+    entry(b"NV16", semi(1, false))
+        .drm(b"NV16")
+        .y4m(C422)
+        .spa(spa::SPA_VIDEO_FORMAT_NV16),
+    entry(b"NV61", semi(1, true))
+        .drm(b"NV61")
+        .y4m(C422)
+        .spa(spa::SPA_VIDEO_FORMAT_NV61),
     entry(b"NM12", semi(2, false))
         .drm(b"NV12")
         .y4m(C420)
@@ -145,29 +180,57 @@ pub const CATALOGUE: &[PixelFormat] = &[
         .y4m(C422)
         .multi("NV61M"),
     // Planar 4:2:0: V4L2 YUV420 'YU12' is DRM YUV420 'YU12', YVU420 'YV12' is DRM YVU420 'YV12'.
-    entry(b"YU12", YU12).drm(b"YU12").y4m(C420).alias("YUV420"),
-    entry(b"YV12", YV12).drm(b"YV12").y4m(C420).alias("YVU420"),
+    entry(b"YU12", YU12)
+        .drm(b"YU12")
+        .y4m(C420)
+        .alias("YUV420")
+        .spa(spa::SPA_VIDEO_FORMAT_I420),
+    entry(b"YV12", YV12)
+        .drm(b"YV12")
+        .y4m(C420)
+        .alias("YVU420")
+        .spa(spa::SPA_VIDEO_FORMAT_YV12),
     entry(b"YM12", YU12).drm(b"YU12").y4m(C420).multi("YUV420M"),
     entry(b"YM21", YV12).drm(b"YV12").y4m(C420).multi("YVU420M"),
     // Luma only. DRM R8 has the same bytes but means red, so no DRM twin.
-    entry(b"GREY", Layout::Grey).y4m("Cmono"),
+    entry(b"GREY", Layout::Grey)
+        .y4m("Cmono")
+        .spa(spa::SPA_VIDEO_FORMAT_GRAY8),
     // 24-bit: V4L2 RGB24 is bytes R, G, B = DRM BGR888 'BG24'; V4L2 BGR24 is B, G, R = DRM RGB888 'RG24'.
-    entry(b"RGB3", rgb(3, 0, 1, 2)).drm(b"BG24").alias("RGB24"),
-    entry(b"BGR3", rgb(3, 2, 1, 0)).drm(b"RG24").alias("BGR24"),
+    entry(b"RGB3", rgb(3, 0, 1, 2))
+        .drm(b"BG24")
+        .alias("RGB24")
+        .spa(spa::SPA_VIDEO_FORMAT_RGB),
+    entry(b"BGR3", rgb(3, 2, 1, 0))
+        .drm(b"RG24")
+        .alias("BGR24")
+        .spa(spa::SPA_VIDEO_FORMAT_BGR),
     // Motion-JPEG (most USB webcams above 640x480) and still JPEG: decoded on the CPU, see `crate::decode`.
     entry(b"MJPG", Layout::Jpeg),
     entry(b"JPEG", Layout::Jpeg),
     // 32-bit. DRM codes name a little-endian word from the high bits down, V4L2 names the bytes in memory;
     // the fourccs were chosen to agree. V4L2 XBGR32/ABGR32 'XR24'/'AR24': bytes B, G, R, X/A = DRM
     // XRGB8888/ARGB8888.
-    entry(b"XR24", rgb(4, 2, 1, 0)).drm(b"XR24"),
-    entry(b"AR24", rgb(4, 2, 1, 0)).drm(b"AR24"),
+    entry(b"XR24", rgb(4, 2, 1, 0))
+        .drm(b"XR24")
+        .spa(spa::SPA_VIDEO_FORMAT_BGRx),
+    entry(b"AR24", rgb(4, 2, 1, 0))
+        .drm(b"AR24")
+        .spa(spa::SPA_VIDEO_FORMAT_BGRA),
     // V4L2 XRGB32/ARGB32 'BX24'/'BA24': bytes X/A, R, G, B = DRM BGRX8888/BGRA8888.
-    entry(b"BX24", rgb(4, 1, 2, 3)).drm(b"BX24"),
-    entry(b"BA24", rgb(4, 1, 2, 3)).drm(b"BA24"),
+    entry(b"BX24", rgb(4, 1, 2, 3))
+        .drm(b"BX24")
+        .spa(spa::SPA_VIDEO_FORMAT_xRGB),
+    entry(b"BA24", rgb(4, 1, 2, 3))
+        .drm(b"BA24")
+        .spa(spa::SPA_VIDEO_FORMAT_ARGB),
     // V4L2 RGBX32/RGBA32 'XB24'/'AB24': bytes R, G, B, X/A = DRM XBGR8888/ABGR8888.
-    entry(b"XB24", rgb(4, 0, 1, 2)).drm(b"XB24"),
-    entry(b"AB24", rgb(4, 0, 1, 2)).drm(b"AB24"),
+    entry(b"XB24", rgb(4, 0, 1, 2))
+        .drm(b"XB24")
+        .spa(spa::SPA_VIDEO_FORMAT_RGBx),
+    entry(b"AB24", rgb(4, 0, 1, 2))
+        .drm(b"AB24")
+        .spa(spa::SPA_VIDEO_FORMAT_RGBA),
     // V4L2 BGRX32/BGRA32 'RX24'/'RA24': bytes X/A, B, G, R = DRM RGBX8888/RGBA8888.
     entry(b"RX24", rgb(4, 3, 2, 1)).drm(b"RX24").not_captured(),
     entry(b"RA24", rgb(4, 3, 2, 1)).drm(b"RA24").not_captured(),
@@ -192,6 +255,14 @@ impl PixelFormat {
             .iter()
             .copied()
             .find(|p| p.drm == Some(drm) && !p.multi_buffer)
+    }
+
+    /// The single-buffer V4L2 format whose bytes PipeWire video format `spa` describes.
+    pub fn from_spa(spa: u32) -> Option<PixelFormat> {
+        CATALOGUE
+            .iter()
+            .copied()
+            .find(|p| p.spa == Some(spa) && !p.multi_buffer && p.capture)
     }
 
     /// Number of colour planes (1 for packed formats).

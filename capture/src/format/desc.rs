@@ -207,6 +207,8 @@ pub enum FormatError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    PipeWire(#[from] crate::pipewire::PwError),
 }
 
 pub(super) fn format_from_raw(f: &b::v4l2_format) -> Format {

@@ -257,6 +257,16 @@ fn prepare(args: &Args) -> Result<(Input, Vec<Fourcc>, Expect)> {
             return Ok((input, formats, Expect::Pattern(kind)));
         }
         (Input::Device(d), None) => d,
+        // A PipeWire node offers what its producer agrees to: without --formats, the format it gives by
+        // default is the one tested. Its pixels are whatever the producer shows (no pattern is set).
+        (Input::PipeWire(_), None) => {
+            let formats = if args.formats.is_empty() {
+                vec![input.negotiate(&Default::default())?.fourcc]
+            } else {
+                formats_to_test(args, &input)?
+            };
+            return Ok((input, formats, Expect::Nothing));
+        }
         (Input::Pattern(_) | Input::Remote(_), None) => {
             unreachable!("a pattern input has a kind; --from was refused above")
         }
