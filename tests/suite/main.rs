@@ -7,6 +7,7 @@ mod faults;
 mod kms;
 mod mjpeg;
 mod pattern;
+mod pipewire;
 mod render;
 mod share;
 mod smoke;
