@@ -195,6 +195,8 @@ fn node_info(global: &pw::registry::GlobalObject<&spa::utils::dict::DictRef>) ->
 struct Connected {
     stream: pw::stream::StreamRc,
     _listener: pw::stream::StreamListener<()>,
+    /// The link dmacam made itself from the named node to this stream (dropped with it).
+    _link: Rc<RefCell<Option<pw::link::Link>>>,
 }
 
 /// Buffers the dmacam side holds, by index (queued again on release).
@@ -280,6 +282,7 @@ fn connect(
     accepting: &Rc<Cell<bool>>,
     wanted: Wanted,
     target: Option<String>,
+    node: Option<u32>,
 ) -> Result<Connected, String> {
     let mut props = pw::properties::PropertiesBox::new();
     props.insert("media.type", "Video");
@@ -301,10 +304,27 @@ fn connect(
     let (held_remove, held_proc) = (held.clone(), held.clone());
     let accepting = accepting.clone();
     let was_streaming = Rc::new(Cell::new(false));
+    let link = Rc::new(RefCell::new(None));
+    let (link_state, core_state) = (link.clone(), core.clone());
     let listener = stream
         .add_local_listener_with_user_data(())
-        .state_changed(move |_, _, _old, new| match new {
+        .state_changed(move |stream, _, _old, new| match new {
             StreamState::Error(e) => ev_state.send(Event::Failed(e)),
+            // A named node is linked by dmacam itself, as `pw-link` would: a session manager may not
+            // link to it (WirePlumber 0.5 drops a camera node whose controls it cannot read).
+            StreamState::Paused if link_state.borrow().is_none() => {
+                if let Some(out) = node {
+                    let mut props = pw::properties::PropertiesBox::new();
+                    props.insert("link.output.node", out.to_string());
+                    props.insert("link.input.node", stream.node_id().to_string());
+                    match core_state.create_object::<pw::link::Link>("link-factory", &props) {
+                        Ok(l) => *link_state.borrow_mut() = Some(l),
+                        Err(e) => {
+                            ev_state.send(Event::Failed(format!("linking to node {out}: {e}")))
+                        }
+                    }
+                }
+            }
             StreamState::Streaming => was_streaming.set(true),
             StreamState::Unconnected if was_streaming.get() => ev_state.send(Event::Gone),
             _ => {}
@@ -380,17 +400,18 @@ fn connect(
         pod::to_bytes(pod::enum_format(&formats, &wanted, None)),
     ];
     let mut params = pod::pods(&bytes);
+    let flags = if node.is_some() {
+        StreamFlags::DONT_RECONNECT
+    } else {
+        StreamFlags::AUTOCONNECT | StreamFlags::DONT_RECONNECT
+    };
     stream
-        .connect(
-            spa::utils::Direction::Input,
-            None,
-            StreamFlags::AUTOCONNECT | StreamFlags::DONT_RECONNECT,
-            &mut params,
-        )
+        .connect(spa::utils::Direction::Input, None, flags, &mut params)
         .map_err(|e| format!("connecting the stream: {e}"))?;
     Ok(Connected {
         stream,
         _listener: listener,
+        _link: link,
     })
 }
 
@@ -474,7 +495,7 @@ pub(super) fn run(
             held.borrow_mut().clear();
             watched.set(node);
             accepting.set(false);
-            match connect(&core, &events, &held, &accepting, wanted, target) {
+            match connect(&core, &events, &held, &accepting, wanted, target, node) {
                 Ok(c) => *connected.borrow_mut() = Some(c),
                 Err(e) => events.send(Event::Failed(e)),
             }
