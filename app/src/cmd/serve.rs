@@ -1,13 +1,17 @@
 //! `dmacam serve`: owns the camera and shares its buffers with consumers over a Unix socket (by fd, no copy).
 //! Consumers are the other commands with `--from SOCKET`. Protocol and safety rules: `dmacam_capture::share`.
+//! With `--pipewire` it publishes the camera as a PipeWire video source node instead
+//! (`dmacam_capture::pipewire::PwProducer`), which every PipeWire application can take.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use dmacam_capture::format::parse_fourcc;
+use dmacam_capture::format::{parse_fourcc, Fraction};
+use dmacam_capture::pipewire::{ProducerOptions, PwProducer};
 use dmacam_capture::{ServeOptions, Server, Source, StreamOptions};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::capture_opts::{negotiate, open, CaptureOpts};
 
@@ -19,8 +23,25 @@ pub struct Args {
     #[arg(long = "format", value_name = "FOURCC")]
     pub format_arg: Option<String>,
     /// Where to listen (a Unix socket path; created mode 0600).
-    #[arg(long, value_name = "PATH")]
-    pub socket: PathBuf,
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "pipewire",
+        conflicts_with = "pipewire"
+    )]
+    pub socket: Option<PathBuf>,
+    /// Publish the camera as a PipeWire video source node (its buffers handed over as dma-bufs) instead of
+    /// on a socket.
+    #[arg(long)]
+    pub pipewire: bool,
+    /// The PipeWire node's name (what consumers target: `-d pipewire:NAME`, `pipewiresrc target-object=NAME`).
+    #[arg(
+        long,
+        default_value = "dmacam",
+        value_name = "NAME",
+        requires = "pipewire"
+    )]
+    pub pipewire_name: String,
     /// Create the socket mode 0660 and accept consumers of the server's group too (default: its uid only).
     #[arg(long)]
     pub allow_group: bool,
@@ -67,6 +88,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .map(parse_fourcc)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+    if args.pipewire_name.trim().is_empty() {
+        bail!("--pipewire-name: give the node a name, e.g. dmacam");
+    }
     crate::signals::install()?;
     let input = open(&args.capture)?;
     let (format, interval) = negotiate(&input, fourcc, &args.capture)?;
@@ -78,10 +102,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             io: args.capture.io()?,
         },
     )?;
+    let Some(socket) = args.socket.clone() else {
+        return publish(&args, source, interval);
+    };
     let mut server = Server::new(
         &source,
         ServeOptions {
-            socket: args.socket.clone(),
+            socket: socket.clone(),
             allow_group: args.allow_group,
             max_hold: Duration::from_secs_f64(args.max_hold),
             max_clients: args.max_clients,
@@ -94,7 +121,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         source.format(),
         source.buffer_count(),
         source.io().as_str(),
-        args.socket.display(),
+        socket.display(),
         if args.allow_group { "0660" } else { "0600" }
     );
     let stop = crate::signals::stop_requested;
@@ -103,7 +130,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if !server.wait_for_clients(args.wait_clients, timeout, &stop)? && !stop() {
             bail!(
                 "{}: {} of {} consumers connected within {}s (--wait-clients, --timeout)",
-                args.socket.display(),
+                socket.display(),
                 server.clients(),
                 args.wait_clients,
                 timeout.as_secs()
@@ -123,6 +150,82 @@ pub fn run(args: Args) -> Result<ExitCode> {
         stats.dropped_slow,
         stats.dropped_protocol,
         stats.camera_dropped
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `serve --pipewire`: the camera as a PipeWire node; runs until Ctrl-C, `--frames`, or the camera or the node
+/// fails.
+fn publish(args: &Args, mut source: Source, interval: Fraction) -> Result<ExitCode> {
+    if args.wait_clients > 0 || args.allow_group {
+        bail!("--wait-clients and --allow-group are for --socket; PipeWire decides who may link to the node");
+    }
+    let producer = PwProducer::new(
+        &source,
+        (interval.numerator, interval.denominator),
+        ProducerOptions {
+            name: args.pipewire_name.clone(),
+            description: format!("dmacam: {}", source.path().display()),
+        },
+    )?;
+    eprintln!(
+        "dmacam serve: {} {} ({} buffers, {}) as PipeWire node {} '{}'",
+        source.path().display(),
+        source.format(),
+        source.buffer_count(),
+        source.io().as_str(),
+        producer.node_id().unwrap_or_default(),
+        args.pipewire_name
+    );
+    crate::decoding::announce("serve", &source);
+    source.start()?;
+    let stop = crate::signals::stop_requested;
+    let timeout = Duration::from_secs(args.capture.timeout.max(1));
+    let mut taken = 0u64;
+    let mut last = Instant::now();
+    while !stop() && args.frames.is_none_or(|n| producer.stats().published < n) {
+        if let Some(what) = producer.failed() {
+            bail!(
+                "{}: PipeWire node '{}': {what}",
+                source.path().display(),
+                args.pipewire_name
+            );
+        }
+        let ready = {
+            let mut fds = [PollFd::new(source.fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(100u8)) {
+                Ok(n) => n > 0,
+                Err(nix::errno::Errno::EINTR) => false,
+                Err(e) => bail!("{}: poll: {e}", source.path().display()),
+            }
+        };
+        if !ready {
+            if last.elapsed() > timeout {
+                bail!(
+                    "{} delivered no frame within {}s (is the device producing frames?)",
+                    source.path().display(),
+                    timeout.as_secs()
+                );
+            }
+            continue;
+        }
+        let frame = source.next_frame(timeout)?;
+        last = Instant::now();
+        taken += 1;
+        producer.publish(frame);
+    }
+    let stats = producer.stats();
+    drop(producer);
+    crate::decoding::report("serve", &source);
+    eprintln!(
+        "dmacam serve: {} frames published on PipeWire of {taken} taken: {} in the camera's own buffers (no copy), \
+         {} copied by the CPU into memfds ({} bytes) for consumers that take no dma-buf, {} not published \
+         (no consumer linked, buffer still out, or a newer frame came first)",
+        stats.published,
+        stats.shared,
+        stats.copied,
+        stats.copied_bytes,
+        stats.skipped
     );
     Ok(ExitCode::SUCCESS)
 }

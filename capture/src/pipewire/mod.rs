@@ -15,6 +15,7 @@
 
 mod consumer;
 pub mod pod;
+mod producer;
 mod source;
 
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ use std::sync::Once;
 
 use thiserror::Error;
 
+pub use producer::{ProducerOptions, ProducerStats, PwProducer};
 pub use source::{Memory, PwInput, PwSource};
 
 /// How `-d` names a PipeWire node: `pipewire` (the default video source) or `pipewire:NODE`.
