@@ -8,6 +8,7 @@ mod kms;
 mod mjpeg;
 mod pattern;
 mod pipewire;
+mod pipewire_serve;
 mod render;
 mod share;
 mod smoke;

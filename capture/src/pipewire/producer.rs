@@ -274,9 +274,11 @@ impl Node {
                 );
                 Fill::Copy(Box::new(map))
             }
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "the consumer takes neither dma-bufs nor memfds (allowed data types {allowed:#x})"
-            )),
+            ))
+            }
         };
         // SAFETY: user_data is ours to set.
         unsafe { (*buffer).user_data = index as *mut std::ffi::c_void };
