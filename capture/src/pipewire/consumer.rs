@@ -21,16 +21,21 @@ use pw::stream::{StreamFlags, StreamState};
 use super::pod::{self, Negotiated, Wanted};
 use super::PwError;
 
+/// What to connect to: the wishes, `target` (an object serial or node name, or the default source), and the
+/// target's node id (to link it and to notice it vanish).
+#[derive(Debug)]
+pub(super) struct Request {
+    pub wanted: Wanted,
+    pub target: Option<String>,
+    pub node: Option<u32>,
+}
+
 /// What the dmacam side asks of the PipeWire thread.
 #[derive(Debug)]
 pub(super) enum Cmd {
     /// Connect the stream (again) with these wishes, to `target` (an object serial or node name) or the
     /// default source; `node` is the target's id (to notice it vanish).
-    Connect {
-        wanted: Wanted,
-        target: Option<String>,
-        node: Option<u32>,
-    },
+    Connect(Request),
     /// Start or stop passing frames on (while stopped, each buffer goes straight back to the producer: a
     /// stream that is not active does not agree a format).
     Activate(bool),
@@ -191,12 +196,62 @@ fn node_info(global: &pw::registry::GlobalObject<&spa::utils::dict::DictRef>) ->
     })
 }
 
+/// Links a named node to the stream, as `pw-link` does, once both ports exist (PipeWire 1.x's link-factory
+/// wants ports, and the stream's input port appears only after the stream is connected).
+#[derive(Default)]
+struct Linker {
+    /// (output node, input node) to link, once the stream's node id is known.
+    want: Option<(u32, u32)>,
+    /// Ports the registry announced: (port id, node id, is output).
+    ports: Vec<(u32, u32, bool)>,
+    link: Option<pw::link::Link>,
+}
+
+impl Linker {
+    fn try_link(&mut self, core: &pw::core::CoreRc, events: &Events) {
+        let Some((out_node, in_node)) = self.want.filter(|_| self.link.is_none()) else {
+            return;
+        };
+        let port = |node: u32, out: bool| {
+            self.ports
+                .iter()
+                .find(|p| p.1 == node && p.2 == out)
+                .map(|p| p.0)
+        };
+        let (Some(out_port), Some(in_port)) = (port(out_node, true), port(in_node, false)) else {
+            return;
+        };
+        let mut props = pw::properties::PropertiesBox::new();
+        props.insert("link.output.node", out_node.to_string());
+        props.insert("link.output.port", out_port.to_string());
+        props.insert("link.input.node", in_node.to_string());
+        props.insert("link.input.port", in_port.to_string());
+        tracing::debug!("linking node {out_node} port {out_port} to node {in_node} port {in_port}");
+        match core.create_object::<pw::link::Link>("link-factory", &props) {
+            Ok(l) => self.link = Some(l),
+            Err(e) => events.send(Event::Failed(format!("linking to node {out_node}: {e}"))),
+        }
+    }
+}
+
+type SharedLinker = Rc<RefCell<Linker>>;
+
+/// A port as the registry lists it: (port id, node id, is output).
+fn port_info(
+    global: &pw::registry::GlobalObject<&spa::utils::dict::DictRef>,
+) -> Option<(u32, u32, bool)> {
+    if global.type_ != pw::types::ObjectType::Port {
+        return None;
+    }
+    let props = global.props?;
+    let node = props.get("node.id")?.parse().ok()?;
+    Some((global.id, node, props.get("port.direction")? == "out"))
+}
+
 /// The thread's state of one connected stream.
 struct Connected {
     stream: pw::stream::StreamRc,
     _listener: pw::stream::StreamListener<()>,
-    /// The link dmacam made itself from the named node to this stream (dropped with it).
-    _link: Rc<RefCell<Option<pw::link::Link>>>,
 }
 
 /// Buffers the dmacam side holds, by index (queued again on release).
@@ -280,10 +335,14 @@ fn connect(
     events: &Events,
     held: &Held,
     accepting: &Rc<Cell<bool>>,
-    wanted: Wanted,
-    target: Option<String>,
-    node: Option<u32>,
+    request: Request,
+    linker: &SharedLinker,
 ) -> Result<Connected, String> {
+    let Request {
+        wanted,
+        target,
+        node,
+    } = request;
     let mut props = pw::properties::PropertiesBox::new();
     props.insert("media.type", "Video");
     props.insert("media.category", "Capture");
@@ -304,30 +363,25 @@ fn connect(
     let (held_remove, held_proc) = (held.clone(), held.clone());
     let accepting = accepting.clone();
     let was_streaming = Rc::new(Cell::new(false));
-    let link = Rc::new(RefCell::new(None));
-    let (link_state, core_state) = (link.clone(), core.clone());
+    let (linker_state, core_state, ev_link) = (linker.clone(), core.clone(), events.clone());
     let listener = stream
         .add_local_listener_with_user_data(())
         .state_changed(move |stream, _, _old, new| match new {
             StreamState::Error(e) => ev_state.send(Event::Failed(e)),
-            // A named node is linked by dmacam itself, as `pw-link` would: a session manager may not
-            // link to it (WirePlumber 0.5 drops a camera node whose controls it cannot read).
-            StreamState::Paused if link_state.borrow().is_none() => {
+            ref state if stream.node_id() != u32::MAX && linker_state.borrow().want.is_none() => {
+                tracing::debug!("stream {state:?}, node {}", stream.node_id());
                 if let Some(out) = node {
-                    let mut props = pw::properties::PropertiesBox::new();
-                    props.insert("link.output.node", out.to_string());
-                    props.insert("link.input.node", stream.node_id().to_string());
-                    match core_state.create_object::<pw::link::Link>("link-factory", &props) {
-                        Ok(l) => *link_state.borrow_mut() = Some(l),
-                        Err(e) => {
-                            ev_state.send(Event::Failed(format!("linking to node {out}: {e}")))
-                        }
-                    }
+                    let mut l = linker_state.borrow_mut();
+                    l.want = Some((out, stream.node_id()));
+                    l.try_link(&core_state, &ev_link);
+                }
+                if matches!(state, StreamState::Streaming) {
+                    was_streaming.set(true);
                 }
             }
             StreamState::Streaming => was_streaming.set(true),
             StreamState::Unconnected if was_streaming.get() => ev_state.send(Event::Gone),
-            _ => {}
+            other => tracing::debug!("stream {other:?}, node {}", stream.node_id()),
         })
         .param_changed(move |stream, _, id, param| {
             let Some(param) = param.filter(|_| id == ParamType::Format.as_raw()) else {
@@ -411,7 +465,6 @@ fn connect(
     Ok(Connected {
         stream,
         _listener: listener,
-        _link: link,
     })
 }
 
@@ -447,12 +500,19 @@ pub(super) fn run(
     };
     let nodes = Rc::new(RefCell::new(Vec::new()));
     let watched = Rc::new(Cell::new(None::<u32>));
+    let linker: SharedLinker = Rc::new(RefCell::new(Linker::default()));
     let (nodes_g, watched_r, ev_r) = (nodes.clone(), watched.clone(), events.clone());
+    let (linker_g, core_g, ev_g) = (linker.clone(), core.clone(), events.clone());
     let _registry_listener = registry
         .add_listener_local()
         .global(move |g| {
             if let Some(n) = node_info(g) {
                 nodes_g.borrow_mut().push(n);
+            }
+            if let Some(port) = port_info(g) {
+                let mut l = linker_g.borrow_mut();
+                l.ports.push(port);
+                l.try_link(&core_g, &ev_g);
             }
         })
         .global_remove(move |id| {
@@ -471,6 +531,7 @@ pub(super) fn run(
             }
         })
         .error(move |id, _seq, res, message| {
+            tracing::debug!("PipeWire error on object {id}: {message} ({res})");
             if id == pw::core::PW_ID_CORE {
                 ev_e.send(Event::Failed(format!(
                     "the daemon: {message} ({})",
@@ -484,18 +545,20 @@ pub(super) fn run(
     let accepting = Rc::new(Cell::new(false));
     let ml = mainloop.clone();
     let _commands = commands.attach(mainloop.loop_(), move |cmd| match cmd {
-        Cmd::Connect {
-            wanted,
-            target,
-            node,
-        } => {
+        Cmd::Connect(request) => {
+            let node = request.node;
             if let Some(old) = connected.borrow_mut().take() {
                 let _ = old.stream.disconnect();
             }
             held.borrow_mut().clear();
             watched.set(node);
+            {
+                let mut l = linker.borrow_mut();
+                l.want = None;
+                l.link = None;
+            }
             accepting.set(false);
-            match connect(&core, &events, &held, &accepting, wanted, target, node) {
+            match connect(&core, &events, &held, &accepting, request, &linker) {
                 Ok(c) => *connected.borrow_mut() = Some(c),
                 Err(e) => events.send(Event::Failed(e)),
             }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use pipewire as pw;
 use pw::spa::buffer::DataType;
 
-use super::consumer::{self, Block, Cmd, CmdTx, Event, EventRx, FrameInfo, NodeInfo};
+use super::consumer::{self, Block, Cmd, CmdTx, Event, EventRx, FrameInfo, NodeInfo, Request};
 use super::pod::{self, Negotiated, Wanted};
 use super::{PwError, Target};
 use crate::colour::v4l2 as cv;
@@ -151,6 +151,8 @@ fn resolve(name: &str, target: &Target, nodes: &[NodeInfo]) -> Result<Option<Nod
             || n.description.as_deref() == Some(want)
             || n.object_path.as_deref() == Some(want)
             || n.v4l2_path.as_deref() == Some(want)
+            // The registry's announcement carries `object.path` (`v4l2:/dev/video0`), not the device path.
+            || n.object_path.as_deref() == Some(&format!("v4l2:{want}"))
     });
     match hit {
         Some(n) => Ok(Some(n.clone())),
@@ -264,11 +266,11 @@ impl PwInput {
             .node
             .as_ref()
             .map(|n| n.serial.clone().unwrap_or_else(|| n.name.clone()));
-        let _ = self.thread.cmd.send(Cmd::Connect {
+        let _ = self.thread.cmd.send(Cmd::Connect(Request {
             wanted,
             target,
             node: self.node.as_ref().map(|n| n.id),
-        });
+        }));
         let deadline = Instant::now() + HANDSHAKE;
         let negotiated = loop {
             match wait_event(&self.events, &name, deadline).map_err(|e| self.err(e))? {
@@ -743,9 +745,12 @@ mod tests {
 
     #[test]
     fn targets_resolve_by_id_serial_name_and_device() {
+        let mut bare = node(42, "v4l2_input.other", None);
+        bare.object_path = Some("v4l2:/dev/video2".into());
         let nodes = [
             node(40, "v4l2_input.vivid", Some("/dev/video0")),
             node(41, "dmacam-serve", None),
+            bare,
         ];
         let find = |s: &str| {
             resolve("pipewire:x", &Target::Named(s.into()), &nodes).map(|n| n.unwrap().id)
@@ -755,6 +760,7 @@ mod tests {
         assert_eq!(find("dmacam-serve").unwrap(), 41);
         assert_eq!(find("/dev/video0").unwrap(), 40);
         assert_eq!(find("v4l2:/dev/video0").unwrap(), 40);
+        assert_eq!(find("/dev/video2").unwrap(), 42);
         let e = find("nope").unwrap_err().to_string();
         assert!(
             e.contains("no video source node 'nope'") && e.contains("40 (v4l2_input.vivid)"),
