@@ -5,7 +5,7 @@
 //! never mapped).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::mpsc;
@@ -186,9 +186,86 @@ fn node_info(global: &pw::registry::GlobalObject<&spa::utils::dict::DictRef>) ->
         name: get("node.name").unwrap_or_default(),
         description: get("node.description"),
         object_path: get("object.path"),
-        v4l2_path: get("api.v4l2.path"),
+        // The registry's global carries only a subset of a node's properties: `api.v4l2.path` is not among
+        // them (PipeWire 1.4), `object.path` ("v4l2:/dev/video0") is.
+        v4l2_path: get("api.v4l2.path").or_else(|| {
+            get("object.path").and_then(|p| p.strip_prefix("v4l2:").map(str::to_owned))
+        }),
         media_class: class.to_owned(),
     })
+}
+
+/// The link dmacam makes from a named node to its stream, which must wait until the daemon has the stream's
+/// input port: the stream is `Paused` (its node is bound) before the daemon has announced the port, and
+/// link-factory refuses a link to a node without one (silently, as far as the stream can tell).
+#[derive(Default)]
+pub(super) struct PortWatch {
+    /// Nodes the daemon has announced an input port of.
+    with_input: HashSet<u32>,
+    /// The link to make once `input` has a port: (output node, input node, where the link proxy lives).
+    waiting: Option<(u32, u32, LinkSlot)>,
+}
+
+type LinkSlot = Rc<RefCell<Option<pw::link::Link>>>;
+
+impl PortWatch {
+    /// Links `out` to `input` now if the daemon has `input`'s port, else as soon as it announces it.
+    fn link_when_ready(
+        watch: &Rc<RefCell<PortWatch>>,
+        core: &pw::core::CoreRc,
+        events: &Events,
+        out: u32,
+        input: u32,
+        slot: LinkSlot,
+    ) {
+        let ready = watch.borrow().with_input.contains(&input);
+        if ready {
+            make_link(core, events, out, input, &slot);
+        } else {
+            watch.borrow_mut().waiting = Some((out, input, slot));
+        }
+    }
+
+    /// A port global: makes the waiting link if this is its stream's input port.
+    fn port_announced(
+        watch: &Rc<RefCell<PortWatch>>,
+        core: &pw::core::CoreRc,
+        events: &Events,
+        node: u32,
+    ) {
+        let waiting = {
+            let mut w = watch.borrow_mut();
+            w.with_input.insert(node);
+            match &w.waiting {
+                Some((_, input, _)) if *input == node => w.waiting.take(),
+                _ => None,
+            }
+        };
+        if let Some((out, input, slot)) = waiting {
+            make_link(core, events, out, input, &slot);
+        }
+    }
+}
+
+/// Asks link-factory for a link from node `out` to node `input`, as `pw-link` would.
+fn make_link(core: &pw::core::CoreRc, events: &Events, out: u32, input: u32, slot: &LinkSlot) {
+    let mut props = pw::properties::PropertiesBox::new();
+    props.insert("link.output.node", out.to_string());
+    props.insert("link.input.node", input.to_string());
+    match core.create_object::<pw::link::Link>("link-factory", &props) {
+        Ok(l) => *slot.borrow_mut() = Some(l),
+        Err(e) => events.send(Event::Failed(format!("linking to node {out}: {e}"))),
+    }
+}
+
+/// The node an input port global belongs to.
+fn input_port_node(global: &pw::registry::GlobalObject<&spa::utils::dict::DictRef>) -> Option<u32> {
+    if global.type_ != pw::types::ObjectType::Port {
+        return None;
+    }
+    let props = global.props?;
+    (props.get("port.direction")? == "in").then_some(())?;
+    props.get("node.id")?.parse().ok()
 }
 
 /// The thread's state of one connected stream.
@@ -275,6 +352,8 @@ unsafe fn frame_of(index: u32, buffer: *mut pw::sys::pw_buffer) -> FrameInfo {
 }
 
 /// Connects a consumer stream as `cmd` says; its callbacks send events.
+// The thread's shared state, passed as it is; bundling it would only rename it.
+#[allow(clippy::too_many_arguments)]
 fn connect(
     core: &pw::core::CoreRc,
     events: &Events,
@@ -283,7 +362,9 @@ fn connect(
     wanted: Wanted,
     target: Option<String>,
     node: Option<u32>,
+    ports: &Rc<RefCell<PortWatch>>,
 ) -> Result<Connected, String> {
+    let ports = ports.clone();
     let mut props = pw::properties::PropertiesBox::new();
     props.insert("media.type", "Video");
     props.insert("media.category", "Capture");
@@ -314,15 +395,14 @@ fn connect(
             // link to it (WirePlumber 0.5 drops a camera node whose controls it cannot read).
             StreamState::Paused if link_state.borrow().is_none() => {
                 if let Some(out) = node {
-                    let mut props = pw::properties::PropertiesBox::new();
-                    props.insert("link.output.node", out.to_string());
-                    props.insert("link.input.node", stream.node_id().to_string());
-                    match core_state.create_object::<pw::link::Link>("link-factory", &props) {
-                        Ok(l) => *link_state.borrow_mut() = Some(l),
-                        Err(e) => {
-                            ev_state.send(Event::Failed(format!("linking to node {out}: {e}")))
-                        }
-                    }
+                    PortWatch::link_when_ready(
+                        &ports,
+                        &core_state,
+                        &ev_state,
+                        out,
+                        stream.node_id(),
+                        link_state.clone(),
+                    );
                 }
             }
             StreamState::Streaming => was_streaming.set(true),
@@ -448,11 +528,16 @@ pub(super) fn run(
     let nodes = Rc::new(RefCell::new(Vec::new()));
     let watched = Rc::new(Cell::new(None::<u32>));
     let (nodes_g, watched_r, ev_r) = (nodes.clone(), watched.clone(), events.clone());
+    let ports = Rc::new(RefCell::new(PortWatch::default()));
+    let (ports_g, core_g, ev_g) = (ports.clone(), core.clone(), events.clone());
     let _registry_listener = registry
         .add_listener_local()
         .global(move |g| {
             if let Some(n) = node_info(g) {
                 nodes_g.borrow_mut().push(n);
+            }
+            if let Some(node) = input_port_node(g) {
+                PortWatch::port_announced(&ports_g, &core_g, &ev_g, node);
             }
         })
         .global_remove(move |id| {
@@ -495,7 +580,10 @@ pub(super) fn run(
             held.borrow_mut().clear();
             watched.set(node);
             accepting.set(false);
-            match connect(&core, &events, &held, &accepting, wanted, target, node) {
+            ports.borrow_mut().waiting = None;
+            match connect(
+                &core, &events, &held, &accepting, wanted, target, node, &ports,
+            ) {
                 Ok(c) => *connected.borrow_mut() = Some(c),
                 Err(e) => events.send(Event::Failed(e)),
             }
