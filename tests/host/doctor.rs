@@ -110,3 +110,54 @@ fn doctor_as_an_ordinary_user_says_what_it_can_open() {
         );
     }
 }
+
+/// `dmacam doctor` with `PIPEWIRE_REMOTE` set: one PipeWire line either way, and a report that still
+/// succeeds when no daemon answers (dmacam works without PipeWire). A socket nobody listens on is "no
+/// daemon reachable" with the reason and what to do; a listening socket (a plain connect is all doctor
+/// tries) is "reachable".
+#[test]
+fn doctor_says_whether_a_pipewire_daemon_is_reachable() {
+    let dir = std::env::temp_dir().join(format!("dmacam-doctor-pw-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let doctor = |remote: &std::path::Path, args: &[&str]| {
+        let out = dmacam_tests::host::dmacam()
+            .arg("doctor")
+            .args(args)
+            .env("PIPEWIRE_REMOTE", remote)
+            .env_remove("WAYLAND_DISPLAY")
+            .output()
+            .expect("run dmacam doctor");
+        assert!(
+            out.status.success(),
+            "doctor failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let missing = dir.join("pipewire-0");
+    let text = doctor(&missing, &[]);
+    let want = format!(
+        "PipeWire: no daemon reachable at {} (No such file or directory (os error 2)); -d pipewire needs \
+         one: start pipewire and wireplumber in the session (V4L2 devices and the pattern work without it)",
+        missing.display()
+    );
+    assert!(text.lines().any(|l| l == want), "no '{want}' in:\n{text}");
+    let report: serde_json::Value = serde_json::from_str(&doctor(&missing, &["--json"])).unwrap();
+    assert_eq!(report["pipewire"]["reachable"], false, "{report}");
+    assert_eq!(
+        report["pipewire"]["socket"],
+        missing.display().to_string(),
+        "{report}"
+    );
+
+    let _listener = std::os::unix::net::UnixListener::bind(&missing).expect("bind a socket");
+    let text = doctor(&missing, &[]);
+    let want = format!(
+        "PipeWire: daemon reachable at {} (-d pipewire[:NODE] can be used)",
+        missing.display()
+    );
+    assert!(text.lines().any(|l| l == want), "no '{want}' in:\n{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

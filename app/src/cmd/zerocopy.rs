@@ -50,6 +50,7 @@ fn source_link(r: &FrameRecord) -> String {
     let exp = &r.camera[0].exp_name;
     match r.origin.as_str() {
         "camera-import" => format!("camera writes into an imported dma-buf ({exp})"),
+        "pipewire" => format!("PipeWire producer's dma-buf ({exp})"),
         _ => format!("camera export ({exp})"),
     }
 }
@@ -70,6 +71,9 @@ fn first_link(r: &FrameRecord) -> Option<String> {
                 )
             }),
         "camera-import" => None,
+        // Handed over by another process as it is (a camera's v4l2 node, another application): dmacam
+        // writes nothing into it; a memfd, which is no dma-buf, fails the identity check below.
+        "pipewire" => None,
         "pattern" | "mjpeg-decode" => Some(format!(
             "1 CPU write per frame ({}), then zero-copy: not a camera's zero-copy frame",
             if r.origin == "pattern" {
@@ -362,6 +366,17 @@ mod tests {
         pattern.origin = "pattern".into();
         let mut decoded = imported.clone();
         decoded.origin = "mjpeg-decode".into();
+        let mut pipewire = imported.clone();
+        pipewire.origin = "pipewire".into();
+        pipewire.camera[0].exp_name = "videobuf2_vmalloc".into();
+        let v = judge(&[pipewire.clone()]);
+        assert_eq!(v.unbroken, 1, "{:?}", v.broken);
+        assert!(v
+            .chain
+            .starts_with("PipeWire producer's dma-buf (videobuf2_vmalloc)"));
+        // A producer's memfd is no dma-buf: no identity, so no zero-copy chain.
+        pipewire.camera[0].exp_name = String::new();
+        assert!(judge(&[pipewire]).broken[0].contains("not an identified dma-buf"));
         let mut unknown = imported;
         unknown.origin = String::new();
         let bad = judge(&[not_vb2, pattern, decoded, unknown]);

@@ -19,7 +19,9 @@ use crate::colour::v4l2 as cv;
 use crate::dmabuf::{Dmabuf, DmabufPlane, Mapping};
 use crate::format::{fourcc_name, Format, FormatError, FormatRequest, Fraction, PixelFormat};
 use crate::format::{PlaneFormat, CATALOGUE};
-use crate::frame::{Frame, FrameMeta, FramePool, Origin, BUF_FLAG_ERROR};
+use crate::frame::{
+    Frame, FrameMeta, FramePool, Origin, BUF_FLAG_ERROR, BUF_FLAG_TIMESTAMP_MONOTONIC,
+};
 use crate::stream::{buffer_dmabuf, IoMode, StreamError};
 
 /// How long connecting, listing the nodes and agreeing a format may each take.
@@ -372,6 +374,7 @@ impl PwInput {
             format,
             input: self,
             sequence: 0,
+            redelivered: 0,
         })
     }
 }
@@ -504,6 +507,8 @@ pub struct PwSource {
     pixel: PixelFormat,
     /// Our own count, for producers that send no header meta.
     sequence: u32,
+    /// Frames skipped because the producer sent again a buffer dmacam still held (said once).
+    redelivered: u64,
 }
 
 impl PwSource {
@@ -540,6 +545,21 @@ impl PwSource {
         loop {
             let event = wait_event(&self.input.events, &name, deadline).map_err(|e| self.err(e))?;
             match event {
+                Some(Event::Frame(info)) if self.holds(info.index) => {
+                    // PipeWire's v4l2 source gives a buffer back to the driver whether or not the
+                    // consumer has queued it (seen with PipeWire 1.4 when a compositor holds one frame
+                    // on screen): it arrives again, refilled, while our frame of it lives. It is not a
+                    // second frame; the buffer goes back once, when our frame is dropped.
+                    self.redelivered += 1;
+                    if self.redelivered == 1 {
+                        tracing::warn!(
+                            source = %name,
+                            "the PipeWire producer refilled buffer {} while dmacam still held it (the frame \
+                             shown from it may tear); frames it sends in buffers dmacam holds are skipped",
+                            info.index
+                        );
+                    }
+                }
                 Some(Event::Frame(info)) => return self.frame(info),
                 Some(Event::Buffer { index, blocks }) => {
                     add_buffer(&self.input.pool, index, blocks).map_err(|e| self.err(e))?
@@ -566,6 +586,16 @@ impl PwSource {
                 }
             }
         }
+    }
+
+    /// Whether a frame of buffer `index` is still held by dmacam.
+    fn holds(&self, index: u32) -> bool {
+        self.input
+            .pool
+            .slots
+            .get(index as usize)
+            .and_then(OnceLock::get)
+            .is_some_and(|s| s.held.load(Ordering::SeqCst))
     }
 
     fn frame(&mut self, info: FrameInfo) -> Result<Frame, StreamError> {
@@ -626,7 +656,10 @@ impl PwSource {
                 dmabuf,
                 sequence,
                 timestamp: Duration::from_nanos(timestamp),
-                flags: if info.corrupted { BUF_FLAG_ERROR } else { 0 },
+                // Either way the timestamp is CLOCK_MONOTONIC: say so, as a V4L2 driver does, or the frame
+                // has no capture time (`Frame::capture_time`) and no latency can be measured from it.
+                flags: BUF_FLAG_TIMESTAMP_MONOTONIC
+                    | if info.corrupted { BUF_FLAG_ERROR } else { 0 },
                 field: 0,
                 bytesused: info.chunks.iter().map(|c| c.size).collect(),
                 data_offset,

@@ -88,6 +88,12 @@ pub(super) fn plane_refs(
         .collect()
 }
 
+/// Whether `dup` is still an open fd of the same file as `original` (same device and inode).
+fn still_same_file(dup: &OwnedFd, original: &OwnedFd) -> bool {
+    let id = |fd: &OwnedFd| nix::sys::stat::fstat(fd.as_raw_fd()).map(|st| (st.st_dev, st.st_ino));
+    matches!((id(dup), id(original)), (Ok(a), Ok(b)) if a == b)
+}
+
 pub(super) fn inode(fd: &Arc<OwnedFd>, plane: usize) -> Result<u64, RenderError> {
     nix::sys::stat::fstat(fd.as_raw_fd())
         .map(|st| st.st_ino)
@@ -235,10 +241,23 @@ pub(super) fn import_memory(
     }
     // SAFETY: valid allocate info; the fd is a dma-buf (sized above) whose memory types include `ty`
     // (VUID-VkImportMemoryFdInfoKHR-handleType-00670). On success Vulkan owns the fd (released below).
-    let memory = unsafe { gpu.device.allocate_memory(&info, None) }.map_err(|e| ImportFailure {
-        what: "vkAllocateMemory (dma-buf import)",
-        reason: Ok(e),
-    })?;
+    let memory = match unsafe { gpu.device.allocate_memory(&info, None) } {
+        Ok(m) => m,
+        Err(e) => {
+            // A failed import leaves the fd with us (VUID-VkImportMemoryFdInfoKHR-fd-00668's "on
+            // success"), but lavapipe (Mesa 25.0) closes it even when the import fails (seen with the
+            // read-only dma-bufs PipeWire's v4l2 source exports): closing it again would close
+            // whatever now has that number (and aborts a debug build). Close it only if it is still
+            // the same dma-buf.
+            if !still_same_file(&dup, fd) {
+                let _ = dup.into_raw_fd();
+            }
+            return Err(ImportFailure {
+                what: "vkAllocateMemory (dma-buf import)",
+                reason: Ok(e),
+            });
+        }
+    };
     // The driver owns the duplicate now: forget it without closing.
     let _ = dup.into_raw_fd();
     Ok(memory)

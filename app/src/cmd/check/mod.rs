@@ -374,6 +374,13 @@ fn fail(r: &mut CaseResult, msg: String) {
 fn stream_and_check(args: &Args, fourcc: Fourcc, expect: Expect, r: &mut CaseResult) -> Result<()> {
     let dev = match expect {
         Expect::Pattern(kind) => crate::capture_opts::pattern_input(kind, &args.capture),
+        // A PipeWire node is opened again as `-d` names it, not as a device path.
+        Expect::Nothing
+            if dmacam_capture::pipewire::Target::parse(&args.capture.device.to_string_lossy())
+                .is_some() =>
+        {
+            open(&args.capture)?
+        }
         _ => Input::Device(Device::open(&args.capture.device)?),
     };
     let format = dev.negotiate(&FormatRequest {

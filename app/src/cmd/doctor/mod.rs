@@ -85,6 +85,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }),
         Err(e) => json!({ "error": e.to_string() }),
     };
+    // PipeWire is optional: without a daemon only `-d pipewire` is unavailable.
+    let pipewire = match dmacam_capture::pipewire::daemon_reachable() {
+        Ok(socket) => json!({ "reachable": true, "socket": socket.display().to_string() }),
+        Err((socket, e)) => json!({
+            "reachable": false,
+            "socket": socket.display().to_string(),
+            "error": e.to_string(),
+        }),
+    };
     let report = json!({
         "v4l2": nodes,
         "allocators": allocators,
@@ -93,6 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "drm": drm_cards,
         "vulkan": vulkan,
         "wayland": wayland,
+        "pipewire": pipewire,
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -174,6 +184,22 @@ fn print_text(r: &serde_json::Value) {
                 .unwrap_or_else(|| "absent".into())
         };
         println!("Wayland: zwp_linux_dmabuf_v1 {}, wl_shm {}, xdg_wm_base {}, wp_presentation {}, wp_viewporter {}", v("linux_dmabuf"), v("wl_shm"), v("xdg_wm_base"), v("wp_presentation"), v("wp_viewporter"));
+    }
+    println!("{}", pipewire_line(&r["pipewire"]));
+}
+
+/// The PipeWire line: where the daemon answers, or why it does not and what to do (not an error: dmacam
+/// needs PipeWire only for `-d pipewire`).
+fn pipewire_line(p: &serde_json::Value) -> String {
+    let socket = p["socket"].as_str().unwrap_or("?");
+    if p["reachable"] == true {
+        format!("PipeWire: daemon reachable at {socket} (-d pipewire[:NODE] can be used)")
+    } else {
+        format!(
+            "PipeWire: no daemon reachable at {socket} ({}); -d pipewire needs one: start pipewire and \
+             wireplumber in the session (V4L2 devices and the pattern work without it)",
+            p["error"].as_str().unwrap_or("?")
+        )
     }
 }
 

@@ -1,7 +1,9 @@
 //! PipeWire in the test-bed, proved with PipeWire peers alone (GStreamer's pipewiresrc and pipewiresink): the
 //! daemon and WirePlumber come up, vivid's /dev/video0 is a v4l2 Video/Source node that streams real frames,
 //! and a GStreamer producer publishes a Video/Source node a consumer reads. These are the two shapes dmacam's
-//! own PipeWire producer and consumer will be tested against.
+//! own PipeWire producer and consumer will be tested against. dmacam's own PipeWire input (`-d pipewire:NODE`)
+//! is tested on vivid's node in `input.rs` (dump, view, check) and `failures.rs` (bad input, a node or
+//! daemon that goes away mid-stream).
 //!
 //! One fact bites (PipeWire 1.4.2 and WirePlumber 0.5.8 of Debian trixie, upstream pipewire#5431): vivid has
 //! an integer array control ("S32 2 Element Array") that the SPA v4l2 plugin registers as a scalar property;
@@ -11,6 +13,9 @@
 //! stream that targets it (`target-object=NAME`, `=SERIAL` or `path=ID`) fails with "target not found". So a
 //! consumer of vivid's node connects with autoconnect off and the test links it with `pw-link`, which needs
 //! no session manager. Nodes of ordinary clients (pipewiresink) are linked by WirePlumber as usual.
+
+mod failures;
+mod input;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -263,4 +268,48 @@ fn gstreamer_pipewiresink_publishes_a_node() {
         memory_types(&log),
         memory_types(&producer_log)
     );
+}
+
+/// vivid's single-planar capture node, which the test-bed's PipeWire makes a v4l2 Video/Source node of.
+const SP: &str = "/dev/video0";
+
+/// The id and `node.name` of vivid's PipeWire node; panics with the daemons' logs if there is none.
+fn vivid_node(pw: &PipeWire) -> (u32, String) {
+    pw.node_for(SP)
+        .unwrap_or_else(|| panic!("no v4l2 node of {SP}: {:?}\n{}", pw.nodes(), pw.logs()))
+}
+
+/// `dmacam ARGS...` in PipeWire's environment.
+fn dmacam_in(pw: &PipeWire) -> Command {
+    let mut cmd = dmacam_tests::dmacam();
+    pw.apply_env(&mut cmd);
+    cmd
+}
+
+/// The lines of `stderr` that are not log records (`RUST_LOG=...=info` adds those, coloured): what a user
+/// sees.
+fn message_lines(stderr: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(strip_ansi)
+        .filter(|l| !l.trim().is_empty() && !l.contains(" INFO ") && !l.contains(" DEBUG "))
+        .collect()
+}
+
+/// `line` without its ANSI escape sequences (ESC [ ... letter).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
