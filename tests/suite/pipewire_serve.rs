@@ -76,6 +76,8 @@ fn serve(pw: &PipeWire, log: &str) -> Child {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // WirePlumber links pipewiresrc's `target-object` only once it has taken the node in.
+    std::thread::sleep(Duration::from_secs(1));
     child
 }
 

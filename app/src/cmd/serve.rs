@@ -166,6 +166,7 @@ fn publish(args: &Args, mut source: Source, interval: Fraction) -> Result<ExitCo
         ProducerOptions {
             name: args.pipewire_name.clone(),
             description: format!("dmacam: {}", source.path().display()),
+            max_hold: Duration::from_secs_f64(args.max_hold),
         },
     )?;
     eprintln!(
@@ -200,6 +201,7 @@ fn publish(args: &Args, mut source: Source, interval: Fraction) -> Result<ExitCo
             }
         };
         if !ready {
+            producer.tick();
             if last.elapsed() > timeout {
                 bail!(
                     "{} delivered no frame within {}s (is the device producing frames?)",
@@ -220,12 +222,15 @@ fn publish(args: &Args, mut source: Source, interval: Fraction) -> Result<ExitCo
     eprintln!(
         "dmacam serve: {} frames published on PipeWire of {taken} taken: {} in the camera's own buffers (no copy), \
          {} copied by the CPU into memfds ({} bytes) for consumers that take no dma-buf, {} not published \
-         (no consumer linked, buffer still out, or a newer frame came first)",
+         (no consumer linked, buffer still out, or a newer frame came first); {} buffers taken back after \
+         --max-hold {}s",
         stats.published,
         stats.shared,
         stats.copied,
         stats.copied_bytes,
-        stats.skipped
+        stats.skipped,
+        stats.reclaimed,
+        args.max_hold
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -37,6 +37,9 @@ pub struct ProducerOptions {
     pub name: String,
     /// `node.description` (what desktop camera pickers show).
     pub description: String,
+    /// How long PipeWire may keep a camera buffer before the producer takes it back for the camera (a
+    /// consumer killed while holding buffers does not always give them back, and the camera would starve).
+    pub max_hold: Duration,
 }
 
 /// What the producer did, for its final report.
@@ -53,11 +56,15 @@ pub struct ProducerStats {
     /// Frames not published: no consumer linked, or the buffer still out with a consumer, or a newer frame
     /// came before PipeWire asked for one.
     pub skipped: u64,
+    /// Buffers taken back for the camera after `max_hold` without PipeWire returning them.
+    pub reclaimed: u64,
 }
 
 /// What the app tells the PipeWire thread.
 enum Cmd {
     Frame(Frame),
+    /// Time passes: take back buffers kept over `max_hold` (the camera may be starved of every buffer).
+    Tick,
     Quit,
 }
 
@@ -190,6 +197,12 @@ impl PwProducer {
         let _ = self.cmd.send(Cmd::Frame(frame));
     }
 
+    /// Lets the node take back buffers PipeWire kept over `max_hold`; call it when no frame came for a while
+    /// (every buffer may be out, so no frame will come to do it).
+    pub fn tick(&self) {
+        let _ = self.cmd.send(Cmd::Tick);
+    }
+
     pub fn stats(&self) -> ProducerStats {
         self.lock().stats
     }
@@ -228,9 +241,10 @@ struct Node {
     buffers: Vec<Buffer>,
     /// Buffers dequeued and free, by index.
     free: HashMap<usize, *mut pw::sys::pw_buffer>,
-    /// Camera frames out with consumers, by buffer index.
-    out: HashMap<usize, Frame>,
+    /// Camera frames out with consumers, by buffer index, and since when.
+    out: HashMap<usize, (Frame, Instant)>,
     pending: Option<Frame>,
+    max_hold: Duration,
 }
 
 impl Node {
@@ -361,7 +375,7 @@ impl Node {
         unsafe { stream.queue_raw_buffer(ptr) };
         match copied {
             None => {
-                self.out.insert(index, frame);
+                self.out.insert(index, (frame, Instant::now()));
                 count(shared, |s| {
                     s.published += 1;
                     s.shared += 1;
@@ -373,6 +387,31 @@ impl Node {
                 s.copied_bytes += n;
             }),
         }
+    }
+
+    /// Takes back, for the camera, every buffer PipeWire has kept longer than `max_hold`; the buffer is
+    /// used again as if returned. Returns how many.
+    fn reclaim(&mut self) -> u64 {
+        let stale: Vec<usize> = self
+            .out
+            .iter()
+            .filter(|(_, (_, since))| since.elapsed() > self.max_hold)
+            .map(|(&i, _)| i)
+            .collect();
+        for &i in &stale {
+            self.out.remove(&i);
+            if let Some(b) = self.buffers.get(i).filter(|b| !b.ptr.is_null()) {
+                self.free.insert(i, b.ptr);
+            }
+        }
+        if !stale.is_empty() {
+            tracing::warn!(
+                "PipeWire kept {} buffers over {:?}: taken back for the camera (a consumer went away holding them?)",
+                stale.len(),
+                self.max_hold
+            );
+        }
+        stale.len() as u64
     }
 
     /// Where the frame's payload is in each block, and its header.
@@ -495,6 +534,7 @@ fn run(
         free: HashMap::new(),
         out: HashMap::new(),
         pending: None,
+        max_hold: opts.max_hold,
     }));
     let (n_add, n_remove, n_proc) = (node.clone(), node.clone(), node.clone());
     let (s_state, s_param, s_add, s_proc) = (
@@ -580,12 +620,24 @@ fn run(
     let (n_cmd, s_cmd, st_cmd) = (node.clone(), shared.clone(), stream.clone());
     let _commands = commands.attach(mainloop.loop_(), move |cmd| match cmd {
         Cmd::Frame(frame) => {
-            if n_cmd.borrow_mut().pending.replace(frame).is_some() {
+            let mut n = n_cmd.borrow_mut();
+            let reclaimed = n.reclaim();
+            if reclaimed > 0 {
+                count(&s_cmd, |s| s.reclaimed += reclaimed);
+            }
+            if n.pending.replace(frame).is_some() {
                 count(&s_cmd, |s| s.skipped += 1);
             }
+            drop(n);
             // SAFETY: the stream is alive (owned by this thread) and a driver. When no consumer is linked
             // (the node is not running) the frame waits and the next one replaces it.
             let _ = unsafe { pw::sys::pw_stream_trigger_process(st_cmd.as_raw_ptr()) };
+        }
+        Cmd::Tick => {
+            let reclaimed = n_cmd.borrow_mut().reclaim();
+            if reclaimed > 0 {
+                count(&s_cmd, |s| s.reclaimed += reclaimed);
+            }
         }
         Cmd::Quit => ml.quit(),
     });
