@@ -9,12 +9,14 @@
 //!
 //! - [`PwInput`] / [`PwSource`] ([`source`]): the input and the streaming source, behind
 //!   [`crate::Input::PipeWire`] and [`crate::Source::PipeWire`];
+//! - `pool.rs`: the producer's buffers as frames hold them (a release queues the buffer back);
 //! - [`pod`]: the SPA parameters both directions negotiate with (formats from the catalogue's `spa` codes,
 //!   dma-buf modifiers, buffer types);
 //! - [`daemon_socket`]: where the daemon listens (for `doctor` and the error lines).
 
 mod consumer;
 pub mod pod;
+mod pool;
 mod producer;
 mod source;
 
@@ -23,8 +25,9 @@ use std::sync::Once;
 
 use thiserror::Error;
 
+pub use pool::Memory;
 pub use producer::{ProducerOptions, ProducerStats, PwProducer};
-pub use source::{Memory, PwInput, PwSource};
+pub use source::{PwInput, PwSource};
 
 /// How `-d` names a PipeWire node: `pipewire` (the default video source) or `pipewire:NODE`.
 pub const PREFIX: &str = "pipewire";

@@ -4,50 +4,28 @@
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pipewire as pw;
-use pw::spa::buffer::DataType;
 
 use super::consumer::{self, Block, Cmd, CmdTx, Event, EventRx, FrameInfo, NodeInfo, Request};
 use super::pod::{self, Negotiated, Wanted};
+use super::pool::{add_buffer, Memory, Pool, Slot, MAX_BUFFERS};
 use super::{PwError, Target};
 use crate::colour::v4l2 as cv;
-use crate::dmabuf::{Dmabuf, DmabufPlane, Mapping};
+use crate::dmabuf::{Dmabuf, DmabufPlane};
 use crate::format::{fourcc_name, Format, FormatError, FormatRequest, Fraction, PixelFormat};
 use crate::format::{PlaneFormat, CATALOGUE};
-use crate::frame::{
-    Frame, FrameMeta, FramePool, Origin, BUF_FLAG_ERROR, BUF_FLAG_TIMESTAMP_MONOTONIC,
-};
+use crate::frame::{Frame, FrameMeta, BUF_FLAG_ERROR, BUF_FLAG_TIMESTAMP_MONOTONIC};
 use crate::stream::{buffer_dmabuf, IoMode, StreamError};
 
 /// How long connecting, listing the nodes and agreeing a format may each take.
 const HANDSHAKE: Duration = Duration::from_secs(5);
 /// After the first buffer, how long to wait for the rest of the set before streaming.
 const BUFFERS_SETTLE: Duration = Duration::from_millis(300);
-/// Buffers a stream may have (PipeWire negotiates 2 to 16; room for a renegotiation).
-const MAX_BUFFERS: usize = 64;
-
-/// What memory the producer's buffers are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Memory {
-    /// SPA_DATA_DmaBuf: the producer's dma-bufs, no copy.
-    DmaBuf,
-    /// SPA_DATA_MemFd: shared memory, readable by the CPU only.
-    MemFd,
-}
-
-impl Memory {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Memory::DmaBuf => "dma-buf",
-            Memory::MemFd => "memfd",
-        }
-    }
-}
 
 /// The PipeWire thread: told to quit and joined when the input or source using it is dropped.
 #[derive(Debug)]
@@ -62,53 +40,6 @@ impl Drop for Thread {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
-    }
-}
-
-#[derive(Debug)]
-struct Slot {
-    memory: Vec<Arc<OwnedFd>>,
-    mapoffsets: Vec<u32>,
-    kind: Memory,
-    maps: OnceLock<Vec<Mapping>>,
-    held: AtomicBool,
-}
-
-/// The producer's buffers, shared by every frame handed out.
-#[derive(Debug)]
-struct Pool {
-    name: PathBuf,
-    cmd: Mutex<CmdTx>,
-    slots: Vec<OnceLock<Slot>>,
-}
-
-impl FramePool for Pool {
-    fn name(&self) -> &Path {
-        &self.name
-    }
-
-    fn memory(&self, index: usize) -> &[Arc<OwnedFd>] {
-        self.slots[index].get().map_or(&[], |s| &s.memory)
-    }
-
-    fn maps(&self, index: usize) -> &OnceLock<Vec<Mapping>> {
-        &self.slots[index]
-            .get()
-            .expect("a frame's buffer was received before the frame")
-            .maps
-    }
-
-    fn release(&self, index: usize) {
-        if let Some(slot) = self.slots[index].get() {
-            slot.held.store(false, Ordering::SeqCst);
-        }
-        let cmd = self.cmd.lock().unwrap_or_else(|p| p.into_inner());
-        // The thread is gone when the source was dropped first: nothing to give back to.
-        let _ = cmd.send(Cmd::Release(index as u32));
-    }
-
-    fn origin(&self) -> Origin {
-        Origin::PipeWire
     }
 }
 
@@ -387,52 +318,6 @@ fn supported_names() -> String {
         .collect();
     v.dedup();
     v.join(" ")
-}
-
-/// Takes buffer `index`'s memory; `Err(why)` when dmacam cannot take it without a copy.
-fn add_buffer(pool: &Pool, index: u32, blocks: Vec<Block>) -> Result<(), PwError> {
-    let name = pool.name.display().to_string();
-    let Some(slot) = pool.slots.get(index as usize) else {
-        return Err(PwError::Stream {
-            name,
-            what: format!("more than {MAX_BUFFERS} buffers"),
-        });
-    };
-    let kind = if blocks.iter().all(|b| b.kind == DataType::DmaBuf) {
-        Memory::DmaBuf
-    } else {
-        Memory::MemFd
-    };
-    let mut memory = Vec::new();
-    let mut mapoffsets = Vec::new();
-    for b in blocks {
-        let Some(fd) = b.fd else {
-            return Err(PwError::Stream {
-                name,
-                what: "its producer's buffers are plain process memory (SPA_DATA_MemPtr, no fd), which \
-                       dmacam does not copy; use a producer that offers dma-bufs or memfds (a camera's \
-                       v4l2 node, `dmacam serve --pipewire`)"
-                    .into(),
-            });
-        };
-        tracing::trace!(
-            source = %pool.name.display(),
-            "buffer {index}: {:?} fd, {} bytes at {}",
-            b.kind,
-            b.maxsize,
-            b.mapoffset
-        );
-        memory.push(Arc::new(fd));
-        mapoffsets.push(b.mapoffset);
-    }
-    let _ = slot.set(Slot {
-        memory,
-        mapoffsets,
-        kind,
-        maps: OnceLock::new(),
-        held: AtomicBool::new(false),
-    });
-    Ok(())
 }
 
 /// Waits for the next event until `deadline`; `Ok(None)` when the deadline passed.
