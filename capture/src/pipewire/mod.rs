@@ -4,10 +4,10 @@
 //! that opens the V4L2 node itself finds it busy. A PipeWire input connects a consumer stream to a video
 //! source node (the camera's v4l2 node, GStreamer's `pipewiresink`, another dmacam) and takes its buffers as
 //! they are: dma-bufs when the producer offers them (SPA_DATA_DmaBuf, no copy), memfds otherwise (said, like
-//! the pattern's memfd fallback). The PipeWire side runs on a thread of its own ([`consumer`]): its loop is
+//! the pattern's memfd fallback). The PipeWire side runs on a thread of its own (`consumer.rs`): its loop is
 //! not `Send`, and a frame is released from whichever thread drops it last.
 //!
-//! - [`PwInput`] / [`PwSource`] ([`source`]): the input and the streaming source, behind
+//! - [`PwInput`] / [`PwSource`] (`source.rs`): the input and the streaming source, behind
 //!   [`crate::Input::PipeWire`] and [`crate::Source::PipeWire`];
 //! - `pool.rs`: the producer's buffers as frames hold them (a release queues the buffer back);
 //! - [`pod`]: the SPA parameters both directions negotiate with (formats from the catalogue's `spa` codes,
