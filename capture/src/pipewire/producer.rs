@@ -96,7 +96,7 @@ struct Shared {
     failed: Option<String>,
 }
 
-/// A camera published as a PipeWire node (see the [module docs](self)).
+/// A camera published as a PipeWire node: a Video/Source node whose buffers are the camera's own.
 pub struct PwProducer {
     name: String,
     cmd: pw::channel::Sender<Cmd>,
