@@ -112,6 +112,8 @@ fn dmacam_consumer(pw: &PipeWire, tag: &str, frames: u32) -> Child {
     let (o, e) = log_file(&format!("pw-serve-{tag}.log"));
     pw.apply_env(dmacam().args([
         "dump",
+        // -v: the line that says which memory PipeWire agreed.
+        "-v",
         "-d",
         &format!("pipewire:{NODE}"),
         "--frames",
