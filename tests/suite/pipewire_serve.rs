@@ -107,6 +107,33 @@ fn gst_consumer(pw: &PipeWire, out: &Path, buffers: Option<u32>, log: &str) -> C
     .expect("spawn gst-launch-1.0 pipewiresrc")
 }
 
+/// [`gst_consumer`] once it receives frames: WirePlumber sometimes answers a fresh node's `target-object`
+/// with "target not found" (it has not taken the node in yet); then the consumer is started again, up to 3
+/// times.
+fn gst_consumer_streaming(pw: &PipeWire, out: &Path, buffers: Option<u32>, log: &str) -> Child {
+    for attempt in 1..=3 {
+        let _ = std::fs::remove_file(out);
+        let mut child = gst_consumer(pw, out, buffers, log);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if std::fs::metadata(out).map(|m| m.len()).unwrap_or(0) > 0 {
+                return child;
+            }
+            if child.try_wait().expect("try_wait").is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        kill_and_reap(&mut child);
+        eprintln!(
+            "pipewiresrc attempt {attempt} got no frame:\n{}",
+            read_log(log)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    panic!("pipewiresrc got no frame in 3 attempts");
+}
+
 fn dmacam_consumer(pw: &PipeWire, tag: &str, frames: u32) -> Child {
     let dir = results_dir();
     let (o, e) = log_file(&format!("pw-serve-{tag}.log"));
