@@ -238,8 +238,12 @@ fn serve_pipewire_feeds_gstreamer_and_dmacam_the_cameras_own_buffers() {
     let server_pid = kids.0[0].id();
     let gst_out = dir.join("pw-serve-gst.raw");
     let _ = std::fs::remove_file(&gst_out);
-    kids.0
-        .push(gst_consumer(&pw, &gst_out, Some(30), "pw-serve-gst.log"));
+    kids.0.push(gst_consumer_streaming(
+        &pw,
+        &gst_out,
+        Some(30),
+        "pw-serve-gst.log",
+    ));
     kids.0.push(dmacam_consumer(&pw, "dump", 30));
     // Both consumers at once; the server's dma-bufs while they run.
     std::thread::sleep(Duration::from_secs(2));
@@ -309,8 +313,12 @@ fn a_pipewire_consumer_killed_mid_stream_costs_the_other_nothing() {
     let dir = results_dir();
     let mut kids = Reap(vec![serve(&pw, "pw-kill-serve.log")]);
     let gst_out = dir.join("pw-kill-gst.raw");
-    kids.0
-        .push(gst_consumer(&pw, &gst_out, None, "pw-kill-gst.log"));
+    kids.0.push(gst_consumer_streaming(
+        &pw,
+        &gst_out,
+        None,
+        "pw-kill-gst.log",
+    ));
     kids.0.push(dmacam_consumer(&pw, "survivor", 90));
     std::thread::sleep(Duration::from_secs(2));
     // SIGKILL: no goodbye, its buffers are taken back by PipeWire.
