@@ -305,21 +305,9 @@ unsafe fn frame_of(index: u32, buffer: *mut pw::sys::pw_buffer) -> FrameInfo {
             }
         })
         .collect();
-    let mut seq = None;
-    let mut pts_ns = None;
-    for i in 0..spa_buf.n_metas as usize {
-        // SAFETY: i < n_metas.
-        let m = unsafe { &*spa_buf.metas.add(i) };
-        if m.type_ == spa::sys::SPA_META_Header
-            && m.size as usize >= std::mem::size_of::<spa::sys::spa_meta_header>()
-            && !m.data.is_null()
-        {
-            // SAFETY: a header meta of at least its size.
-            let h = unsafe { &*(m.data as *const spa::sys::spa_meta_header) };
-            seq = Some(h.seq);
-            pts_ns = Some(h.pts);
-        }
-    }
+    // SAFETY: the dequeued buffer's metas (the caller's contract); the header is read at once.
+    let header = unsafe { super::header_meta(spa_buf).map(|h| ((*h).seq, (*h).pts)) };
+    let (seq, pts_ns) = (header.map(|h| h.0), header.map(|h| h.1));
     FrameInfo {
         index,
         chunks,
@@ -476,16 +464,12 @@ pub(super) fn run(
     commands: pw::channel::Receiver<Cmd>,
     started: mpsc::Sender<Result<(), PwError>>,
 ) {
-    super::init();
     let setup = || -> Result<_, PwError> {
-        let no_daemon = || PwError::NoDaemon {
+        let (mainloop, context, core) = super::connect_daemon(&name)?;
+        let registry = core.get_registry_rc().map_err(|_| PwError::NoDaemon {
             name: name.clone(),
             socket: super::daemon_socket(),
-        };
-        let mainloop = pw::main_loop::MainLoopRc::new(None).map_err(|_| no_daemon())?;
-        let context = pw::context::ContextRc::new(&mainloop, None).map_err(|_| no_daemon())?;
-        let core = context.connect_rc(None).map_err(|_| no_daemon())?;
-        let registry = core.get_registry_rc().map_err(|_| no_daemon())?;
+        })?;
         Ok((mainloop, context, core, registry))
     };
     let (mainloop, _context, core, registry) = match setup() {

@@ -112,6 +112,47 @@ pub(crate) fn init() {
     INIT.call_once(pipewire::init);
 }
 
+/// Connects to the session's daemon on a new loop (on the calling thread, which then runs the loop); one
+/// [`PwError::NoDaemon`] for any step that fails.
+pub(crate) fn connect_daemon(
+    name: &str,
+) -> Result<
+    (
+        pipewire::main_loop::MainLoopRc,
+        pipewire::context::ContextRc,
+        pipewire::core::CoreRc,
+    ),
+    PwError,
+> {
+    init();
+    let no_daemon = |_| PwError::NoDaemon {
+        name: name.to_owned(),
+        socket: daemon_socket(),
+    };
+    let mainloop = pipewire::main_loop::MainLoopRc::new(None).map_err(no_daemon)?;
+    let context = pipewire::context::ContextRc::new(&mainloop, None).map_err(no_daemon)?;
+    let core = context.connect_rc(None).map_err(no_daemon)?;
+    Ok((mainloop, context, core))
+}
+
+/// The header meta (sequence, timestamp) of a PipeWire buffer, if it has one of the full size.
+///
+/// # Safety
+/// `buffer` must be a valid `spa_buffer` with `n_metas` valid metas; the pointer is valid while the buffer is.
+pub(crate) unsafe fn header_meta(
+    buffer: &pipewire::spa::sys::spa_buffer,
+) -> Option<*mut pipewire::spa::sys::spa_meta_header> {
+    use pipewire::spa::sys as s;
+    (0..buffer.n_metas as usize).find_map(|i| {
+        // SAFETY: i < n_metas (the caller's contract).
+        let m = unsafe { &*buffer.metas.add(i) };
+        (m.type_ == s::SPA_META_Header
+            && m.size as usize >= std::mem::size_of::<s::spa_meta_header>()
+            && !m.data.is_null())
+        .then_some(m.data as *mut s::spa_meta_header)
+    })
+}
+
 /// Where the PipeWire daemon of this session listens: `$PIPEWIRE_REMOTE` (a socket name or path) under
 /// `$XDG_RUNTIME_DIR` (or `$PIPEWIRE_RUNTIME_DIR`), `pipewire-0` by default.
 pub fn daemon_socket() -> PathBuf {

@@ -435,21 +435,13 @@ impl Node {
                 0
             };
         }
-        for i in 0..spa_buf.n_metas as usize {
-            // SAFETY: i < n_metas.
-            let m = unsafe { &*spa_buf.metas.add(i) };
-            if m.type_ == spa::sys::SPA_META_Header
-                && m.size as usize >= std::mem::size_of::<spa::sys::spa_meta_header>()
-                && !m.data.is_null()
-            {
-                // SAFETY: a header meta of at least its size, ours to write while the buffer is dequeued.
-                let h = unsafe { &mut *(m.data as *mut spa::sys::spa_meta_header) };
-                h.seq = u64::from(frame.sequence());
-                h.pts = frame.timestamp().as_nanos() as i64;
-                h.flags = 0;
-                h.offset = 0;
-                h.dts_offset = 0;
-            }
+        // SAFETY: the dequeued buffer's metas; the header is ours to write while the buffer is dequeued.
+        if let Some(h) = unsafe { super::header_meta(spa_buf).map(|h| &mut *h) } {
+            h.seq = u64::from(frame.sequence());
+            h.pts = frame.timestamp().as_nanos() as i64;
+            h.flags = 0;
+            h.offset = 0;
+            h.dts_offset = 0;
         }
     }
 }
@@ -481,15 +473,8 @@ fn run(
     node_id: Arc<AtomicU32>,
     started: mpsc::Sender<Result<(), PwError>>,
 ) {
-    super::init();
-    let no_daemon = || PwError::NoDaemon {
-        name: name.clone(),
-        socket: super::daemon_socket(),
-    };
     let setup = || -> Result<_, PwError> {
-        let mainloop = pw::main_loop::MainLoopRc::new(None).map_err(|_| no_daemon())?;
-        let context = pw::context::ContextRc::new(&mainloop, None).map_err(|_| no_daemon())?;
-        let core = context.connect_rc(None).map_err(|_| no_daemon())?;
+        let (mainloop, context, core) = super::connect_daemon(&name)?;
         let mut props = pw::properties::PropertiesBox::new();
         props.insert("media.type", "Video");
         props.insert("media.category", "Capture");

@@ -332,23 +332,13 @@ fn wait_event(rx: &EventRx, name: &str, deadline: Instant) -> Result<Option<Even
         if left.is_zero() {
             return Ok(None);
         }
-        let mut fds = [nix::poll::PollFd::new(
-            rx.fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
         let ms = left.as_millis().min(i32::MAX as u128) as i32;
-        match nix::poll::poll(
-            &mut fds,
-            nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX),
-        ) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => {
-                return Err(PwError::Io {
-                    name: name.into(),
-                    what: "poll",
-                    source: e.into(),
-                })
-            }
+        if let Err(source) = crate::share::sock::wait_readable(rx.fd(), ms) {
+            return Err(PwError::Io {
+                name: name.into(),
+                what: "poll",
+                source,
+            });
         }
     }
 }

@@ -40,7 +40,7 @@
 
 pub(crate) mod client;
 mod server;
-mod sock;
+pub(crate) mod sock;
 pub mod wire;
 
 pub use crate::error::ShareError;
