@@ -2,6 +2,7 @@
 //! Every test starts with `require_vm()`, so this binary fails, never passes, outside the VM.
 
 mod capture;
+mod demo;
 mod examples;
 mod faults;
 mod kms;

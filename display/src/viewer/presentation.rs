@@ -233,6 +233,10 @@ impl Dispatch<wp_presentation_feedback::WpPresentationFeedback, FeedbackInfo> fo
                     dmacam_capture::monotonic_now().checked_sub(cap)
                 });
                 state.stats.record_presented(when, latency);
+                if state.stats.presented == 1 {
+                    // What a script waits for before it takes a screenshot (the demo does).
+                    tracing::info!("first picture presented by the compositor");
+                }
                 if let Some(t) = &info.trace {
                     t.update(|r| r.latency_ns = latency.map(|l| l.as_nanos() as u64));
                     let offset = if clock == nix::libc::CLOCK_MONOTONIC as u32 {

@@ -22,19 +22,19 @@ const OUT_H: u32 = 720;
 
 /// An RGB screenshot.
 pub(crate) struct Shot {
-    w: u32,
-    h: u32,
+    pub(crate) w: u32,
+    pub(crate) h: u32,
     rgb: Vec<u8>,
 }
 
 impl Shot {
-    fn at(&self, x: u32, y: u32) -> [u8; 3] {
+    pub(crate) fn at(&self, x: u32, y: u32) -> [u8; 3] {
         let i = ((y * self.w + x) * 3) as usize;
         [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
     }
 }
 
-fn decode_png(path: &Path) -> Shot {
+pub(crate) fn decode_png(path: &Path) -> Shot {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     let mut reader = png::Decoder::new(file).read_info().expect("png header");
     let mut buf = vec![0; reader.output_buffer_size()];
