@@ -3,7 +3,7 @@
 
 use dmacam_capture::format::fourcc_name;
 use dmacam_capture::Source;
-use dmacam_display::DecodeSummary;
+use dmacam_display::{CpuWrites, DecodeSummary, SourceWrite};
 
 /// Says once, at start, that `source`'s frames are decoded on the CPU, if they are.
 pub fn announce(cmd: &str, source: &Source) {
@@ -22,7 +22,7 @@ pub fn announce(cmd: &str, source: &Source) {
 }
 
 /// What the decode did so far, if `source` decodes.
-pub fn summary(source: &Source) -> Option<DecodeSummary> {
+pub fn summary_of_decode(source: &Source) -> Option<DecodeSummary> {
     let c = source.compressed_format()?;
     let stats = source.decode_stats()?;
     Some(DecodeSummary::new(
@@ -37,9 +37,24 @@ pub fn summary(source: &Source) -> Option<DecodeSummary> {
     ))
 }
 
+/// Adds the source's CPU writes to a viewer's summary: the MJPEG decode, or the pattern's painting. Each is
+/// one CPU write per frame and joins the copied totals.
+pub fn add_to(summary: &mut impl CpuWrites, source: &Source) {
+    if let Some(d) = summary_of_decode(source) {
+        summary.add_decode(d);
+    }
+    if let Some((what, w)) = source.cpu_writes() {
+        summary.add_source_write(SourceWrite {
+            what: what.to_owned(),
+            frames: w.frames,
+            cpu_bytes_written: w.bytes,
+        });
+    }
+}
+
 /// One line for the end of a run that has no summary of its own (`dump`, `serve`, `check`).
 pub fn report(cmd: &str, source: &Source) {
-    if let Some(d) = summary(source) {
+    if let Some(d) = summary_of_decode(source) {
         eprintln!("dmacam {cmd}: {}: {d}", source.path().display());
     }
 }

@@ -60,6 +60,16 @@ impl Origin {
     }
 }
 
+/// What a source's own CPU write put into its frames so far (the pattern paints each frame): counted where it
+/// happens, like the MJPEG decode's bytes, so that no summary calls such frames copy-free.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuWrites {
+    /// Frames the CPU wrote.
+    pub frames: u64,
+    /// Bytes it wrote into them.
+    pub bytes: u64,
+}
+
 /// Where a [`Frame`]'s buffer comes from, and where it goes back when the frame's last clone is dropped: a
 /// V4L2 queue ([`Stream`]) or the ring of the built-in pattern source.
 pub(crate) trait FramePool: std::fmt::Debug + Send + Sync {

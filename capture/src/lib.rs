@@ -41,4 +41,4 @@ pub use format::{Format, FormatError, FormatRequest, Layout, PixelFormat};
 pub use pattern::{PatternKind, PatternSource};
 pub use share::{RemoteInput, RemoteSource, ServeOptions, ServeStats, Server, ShareError};
 pub use source::{Input, Source};
-pub use stream::{Frame, IoMode, Origin, Stream, StreamError, StreamOptions};
+pub use stream::{CpuWrites, Frame, IoMode, Origin, Stream, StreamError, StreamOptions};

@@ -264,6 +264,15 @@ impl Source {
         }
     }
 
+    /// What the source's own CPU write put into its frames so far, and what that write is, if the CPU makes
+    /// the frames (the pattern; the MJPEG decode has [`Source::decode_stats`]).
+    pub fn cpu_writes(&self) -> Option<(&'static str, crate::CpuWrites)> {
+        match self {
+            Source::Pattern(p) => Some(("the pattern", p.cpu_writes())),
+            _ => None,
+        }
+    }
+
     /// The format the input delivers before decoding (`MJPG` ...), if frames are decoded.
     pub fn compressed_format(&self) -> Option<&Format> {
         match self {

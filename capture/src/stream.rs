@@ -33,7 +33,7 @@ use crate::raw::{self, b, BufferArg};
 
 pub use crate::error::StreamError;
 pub use crate::frame::{
-    Frame, Origin, BUF_FLAG_ERROR, BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC,
+    CpuWrites, Frame, Origin, BUF_FLAG_ERROR, BUF_FLAG_TIMESTAMP_MASK, BUF_FLAG_TIMESTAMP_MONOTONIC,
 };
 pub(crate) use crate::frame::{FrameMeta, FramePool};
 

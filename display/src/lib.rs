@@ -18,7 +18,7 @@ pub mod wayland_probe;
 
 pub use dmacam_capture::DRM_FORMAT_MOD_LINEAR;
 pub use path::{colour_mismatch, select_path, BufferPath, PathDecision, PathInputs, PathRequest};
-pub use stats::{DecodeSummary, Intake, Stats, Summary};
+pub use stats::{CpuWrites, DecodeSummary, Intake, SourceWrite, Stats, Summary};
 pub use trace::{DisplayRecord, FrameTrace};
 pub use viewer::{
     BufferMode, Capabilities, DisplayError, FrameScript, Picture, Viewer, ViewerOptions,

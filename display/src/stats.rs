@@ -85,6 +85,39 @@ impl std::fmt::Display for DecodeSummary {
     }
 }
 
+/// The source's own CPU write into its frames (the pattern paints each one): like the decode, one CPU write
+/// per frame, counted as copied.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceWrite {
+    /// What wrote, e.g. `the pattern`.
+    pub what: String,
+    pub frames: u64,
+    pub cpu_bytes_written: u64,
+}
+
+impl SourceWrite {
+    /// Bytes written per frame.
+    pub fn bytes_per_frame(&self) -> f64 {
+        if self.frames == 0 {
+            0.0
+        } else {
+            self.cpu_bytes_written as f64 / self.frames as f64
+        }
+    }
+}
+
+impl std::fmt::Display for SourceWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "source (CPU): {} wrote {} frames, {:.0} bytes per frame",
+            self.what,
+            self.frames,
+            self.bytes_per_frame()
+        )
+    }
+}
+
 /// The frames taken from the camera, and whose drops the gaps in their sequence numbers are: the device's
 /// (it had no buffer queued, or skipped frames itself) or dmacam's own (taken, but passed over before the
 /// display: the render stage converts only the newest frame waiting, and skips a frame while every output
@@ -165,18 +198,34 @@ pub struct Summary {
     pub stamped_before_capture: u64,
     /// The CPU decode in front of the viewer, if the input is compressed (MJPEG).
     pub decode: Option<DecodeSummary>,
+    /// The source's own CPU write, if the CPU makes the frames (the pattern).
+    pub source_write: Option<SourceWrite>,
     /// The frames taken from the camera and whose drops the sequence gaps are (filled in by the application).
     pub intake: Option<Intake>,
 }
 
-impl Summary {
-    /// Adds the decode stage: its bytes are CPU copies, so they join the copied totals; per frame, each
-    /// shown frame was decoded once.
-    pub fn add_decode(&mut self, decode: DecodeSummary) {
+/// A summary that counts the CPU writes in front of the display: each is one CPU write per frame and joins
+/// the copied totals.
+pub trait CpuWrites {
+    /// Adds the decode stage (MJPEG): each shown frame was decoded once.
+    fn add_decode(&mut self, decode: DecodeSummary);
+    /// Adds the source's own CPU write (the pattern's painting).
+    fn add_source_write(&mut self, write: SourceWrite);
+}
+
+impl CpuWrites for Summary {
+    fn add_decode(&mut self, decode: DecodeSummary) {
         self.cpu_bytes_copied_total += decode.cpu_bytes_written;
         self.cpu_copied_frames += decode.frames_decoded;
         self.cpu_bytes_copied_per_frame += decode.bytes_per_frame();
         self.decode = Some(decode);
+    }
+
+    fn add_source_write(&mut self, write: SourceWrite) {
+        self.cpu_bytes_copied_total += write.cpu_bytes_written;
+        self.cpu_copied_frames += write.frames;
+        self.cpu_bytes_copied_per_frame += write.bytes_per_frame();
+        self.source_write = Some(write);
     }
 }
 
@@ -249,6 +298,7 @@ impl Stats {
             stamped_before_capture: self.stamped_before_capture,
             shm_wl_buffers: self.shm_wl_buffers,
             decode: None,
+            source_write: None,
             intake: None,
         }
     }
@@ -260,6 +310,9 @@ impl std::fmt::Display for Summary {
         writeln!(f, "path: {}", self.path)?;
         if let Some(d) = &self.decode {
             writeln!(f, "{d}")?;
+        }
+        if let Some(w) = &self.source_write {
+            writeln!(f, "{w}")?;
         }
         if let Some(i) = &self.intake {
             writeln!(f, "{i}")?;

@@ -232,8 +232,8 @@ pub fn finish(
         summary.path = "gpu (the render stage's XR24 dma-bufs, PRIME import, no copy)".into();
         summary.cpu_bytes_copied_total += g.finish_report();
     }
-    if let Some(d) = stream.as_ref().and_then(crate::decoding::summary) {
-        summary.add_decode(d);
+    if let Some(s) = stream.as_ref() {
+        crate::decoding::add_to(&mut summary, s);
     }
     if let Some(wb) = writeback {
         let (path, img) = wb?;

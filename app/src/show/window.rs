@@ -110,8 +110,8 @@ pub fn finish(
         // The render stage reads the camera's dma-bufs in place: anything it copied would be counted here.
         summary.cpu_bytes_copied_total += g.finish_report();
     }
-    if let Some(d) = stream.as_ref().and_then(crate::decoding::summary) {
-        summary.add_decode(d);
+    if let Some(s) = stream.as_ref() {
+        crate::decoding::add_to(&mut summary, s);
     }
     drop(out);
     if let Some(mut stream) = stream {

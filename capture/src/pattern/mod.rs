@@ -45,7 +45,7 @@ use crate::format::{fourcc_name, Format, PixelFormat};
 use crate::raw::b;
 use crate::ring::Ring;
 use crate::stream::{
-    Frame, FrameMeta, FramePool, IoMode, Origin, StreamError, StreamOptions,
+    CpuWrites, Frame, FrameMeta, FramePool, IoMode, Origin, StreamError, StreamOptions,
     BUF_FLAG_TIMESTAMP_MONOTONIC,
 };
 use crate::timer::Timer;
@@ -74,6 +74,8 @@ pub struct PatternSource {
     t0: Option<Duration>,
     /// Frame periods elapsed since start.
     ticks: u64,
+    /// What the CPU painted (or encoded) into the frames handed out so far.
+    written: CpuWrites,
 }
 
 impl PatternSource {
@@ -126,6 +128,7 @@ impl PatternSource {
             timer,
             t0: None,
             ticks: 0,
+            written: CpuWrites::default(),
         })
     }
 
@@ -173,6 +176,11 @@ impl PatternSource {
 
     pub fn format(&self) -> &Format {
         &self.format
+    }
+
+    /// What the CPU painted (or encoded) into the frames handed out so far.
+    pub fn cpu_writes(&self) -> CpuWrites {
+        self.written
     }
 
     pub fn pixel_format(&self) -> PixelFormat {
@@ -248,6 +256,8 @@ impl PatternSource {
                 return Err(e);
             }
         };
+        self.written.frames += 1;
+        self.written.bytes += u64::from(bytesused);
         let slot = self.ring.slot(index);
         let nanos = (self.period.as_nanos() as u64).saturating_mul(tick);
         Ok(Frame::from_pool(

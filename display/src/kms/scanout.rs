@@ -621,6 +621,7 @@ impl<F: ScanoutFrame> Scanout<F> {
             prime_imports: counts.prime_imports,
             framebuffers_added: counts.framebuffers_added,
             decode: None,
+            source_write: None,
             intake: None,
         }
     }

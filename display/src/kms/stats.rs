@@ -66,16 +66,23 @@ pub struct KmsSummary {
     pub framebuffers_added: u64,
     /// The CPU decode in front of the scanout, if the input is compressed (MJPEG).
     pub decode: Option<crate::stats::DecodeSummary>,
+    /// The source's own CPU write, if the CPU makes the frames (the pattern).
+    pub source_write: Option<crate::stats::SourceWrite>,
     /// The frames taken from the camera and whose drops the sequence gaps are (filled in by the application).
     pub intake: Option<crate::stats::Intake>,
 }
 
-impl KmsSummary {
-    /// Adds the decode stage: its bytes are CPU copies (see [`crate::stats::Summary::add_decode`]).
-    pub fn add_decode(&mut self, decode: crate::stats::DecodeSummary) {
+impl crate::stats::CpuWrites for KmsSummary {
+    fn add_decode(&mut self, decode: crate::stats::DecodeSummary) {
         self.cpu_bytes_copied_total += decode.cpu_bytes_written;
         self.cpu_bytes_copied_per_frame += decode.bytes_per_frame();
         self.decode = Some(decode);
+    }
+
+    fn add_source_write(&mut self, write: crate::stats::SourceWrite) {
+        self.cpu_bytes_copied_total += write.cpu_bytes_written;
+        self.cpu_bytes_copied_per_frame += write.bytes_per_frame();
+        self.source_write = Some(write);
     }
 }
 
@@ -149,6 +156,9 @@ impl std::fmt::Display for KmsSummary {
         writeln!(f, "path: {}", self.path)?;
         if let Some(d) = &self.decode {
             writeln!(f, "{d}")?;
+        }
+        if let Some(w) = &self.source_write {
+            writeln!(f, "{w}")?;
         }
         if let Some(i) = &self.intake {
             writeln!(f, "{i}")?;

@@ -497,7 +497,7 @@ fn stream_and_check(args: &Args, fourcc: Fourcc, expect: Expect, r: &mut CaseRes
         }
     }
     stream.stop()?;
-    if let Some(d) = crate::decoding::summary(&stream) {
+    if let Some(d) = crate::decoding::summary_of_decode(&stream) {
         // Corrupt frames were skipped before they reached here: their sequence numbers are not the driver's
         // drops.
         r.drops = r
