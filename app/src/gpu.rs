@@ -1,4 +1,4 @@
-//! The render stage as the streaming loop (`crate::pipeline`) runs it for `view`: the Vulkan renderer for one
+//! The render stage as the streaming loop (`crate::pipeline`) runs it for `view` and `dump`: the Vulkan renderer for one
 //! camera format, its colorimetry and processing spec, and a count of the camera frames skipped because every
 //! output buffer was still on (or on its way to) the screen.
 
@@ -143,6 +143,11 @@ impl GpuStage {
     /// Whether another conversion may start: fewer than [`IN_FLIGHT`] are on the GPU.
     pub fn has_room(&self) -> bool {
         self.in_flight.len() < IN_FLIGHT
+    }
+
+    /// Whether conversions are on the GPU: the loop then listens on [`GpuStage::completion_fd`].
+    pub fn busy(&self) -> bool {
+        !self.in_flight.is_empty()
     }
 
     /// Readable when a conversion in flight has finished; `None` while none is in flight. The loop polls it
