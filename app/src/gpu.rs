@@ -226,9 +226,7 @@ impl GpuStage {
                 .clone();
             let mut record = f.record;
             if let Some(r) = record.as_mut() {
-                let mut g = GpuRecord::new(&self.renderer, f.index, &out);
-                g.completion = "waiter-thread".into();
-                r.gpu = Some(g);
+                r.gpu = Some(GpuRecord::new(&self.renderer, f.index, &out));
             }
             done.push(Converted {
                 out,
