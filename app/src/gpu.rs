@@ -1,4 +1,4 @@
-//! The render stage as the streaming loop (`crate::pipeline`) runs it for `view`: the Vulkan renderer for one
+//! The render stage as the streaming loop (`crate::pipeline`) runs it for `view` and `dump`: the Vulkan renderer for one
 //! camera format, its colorimetry and processing spec, and a count of the camera frames skipped because every
 //! output buffer was still on (or on its way to) the screen.
 
@@ -145,6 +145,11 @@ impl GpuStage {
         self.in_flight.len() < IN_FLIGHT
     }
 
+    /// Whether conversions are on the GPU: the loop then listens on [`GpuStage::completion_fd`].
+    pub fn busy(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
     /// Readable when a conversion in flight has finished; `None` while none is in flight. The loop polls it
     /// with the sink's and the source's fds, and never waits on the GPU itself.
     pub fn completion_fd(&self) -> Option<BorrowedFd<'_>> {
@@ -221,9 +226,7 @@ impl GpuStage {
                 .clone();
             let mut record = f.record;
             if let Some(r) = record.as_mut() {
-                let mut g = GpuRecord::new(&self.renderer, f.index, &out);
-                g.completion = "waiter-thread".into();
-                r.gpu = Some(g);
+                r.gpu = Some(GpuRecord::new(&self.renderer, f.index, &out));
             }
             done.push(Converted {
                 out,

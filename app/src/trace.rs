@@ -57,8 +57,8 @@ pub struct GpuRecord {
     pub output_index: usize,
     pub t_done_ns: u64,
     /// How the loop learnt the GPU was done: `waiter-thread` (a thread waits for the fence and wakes the
-    /// loop through an eventfd: the loop never blocks on the GPU) or `cpu-wait` (the caller waited, as
-    /// `dump` does before reading the output).
+    /// loop through an eventfd: the loop never blocks on the GPU; `view` and `dump` alike) or `cpu-wait`
+    /// (the caller waited; traces written before `dump` ran on the loop).
     #[serde(default)]
     pub completion: String,
 }
@@ -79,7 +79,7 @@ impl GpuRecord {
             output: out.dmabuf().and_then(|d| identities(d).into_iter().next()),
             output_index: out.buffer_index(),
             t_done_ns: monotonic_ns(),
-            completion: "cpu-wait".into(),
+            completion: "waiter-thread".into(),
         }
     }
 }

@@ -1,18 +1,23 @@
 //! `dmacam dump`: stream N frames from a V4L2 node or the built-in pattern to a .raw, .y4m or per-frame
-//! .png/.ppm file, reading pixels only through the frames' dma-bufs.
+//! .png/.ppm file, reading pixels only through the frames' dma-bufs. The options become a run of the one
+//! loop (`crate::pipeline`): the camera, the render stage with `--process`, and the file writer as the sink
+//! (`pipeline/file.rs`), taking every frame in order; then the final line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use dmacam_capture::format::PlaneFormat;
 use dmacam_capture::format::{fourcc_name, parse_fourcc};
-use dmacam_capture::{Format, Fourcc, Mapping, PixelFormat, Source, StreamOptions};
-use dmacam_render::{output_stride, Colorimetry, ProcessSpec, Renderer, OUTPUT_FOURCC};
+use dmacam_capture::stream::StreamError;
+use dmacam_capture::{Format, Fourcc, PixelFormat, Source, StreamOptions};
+use dmacam_render::{output_stride, ProcessSpec, OUTPUT_FOURCC};
 
 use crate::capture_opts::{negotiate, open, require_dmabuf, CaptureOpts};
-use crate::sink::{FileSink, Kind, MappedFrame};
+use crate::gpu::{GpuStage, StageError};
+use crate::pipeline::file::FileOutput;
+use crate::pipeline::{self, Policy, Progress, Sink, Stop};
+use crate::sink::{FileSink, Kind};
 
 fn parse_format(s: &str) -> Result<Fourcc> {
     parse_fourcc(s).map_err(|e| anyhow::anyhow!("--format: {e}"))
@@ -49,13 +54,8 @@ pub struct Args {
     pub trace: Option<PathBuf>,
 }
 
-/// The render stage of `dump --process`, with a CPU mapping of each output buffer (made once).
-struct Gpu {
-    renderer: Renderer,
-    colour: Colorimetry,
-    spec: ProcessSpec,
-    maps: Vec<Option<Mapping>>,
-}
+/// Buffers of the camera.
+const BUFFERS: u32 = 4;
 
 /// Consecutive frames flagged V4L2_BUF_FLAG_ERROR after which `dump` gives up.
 const MAX_ERRORED_IN_A_ROW: u32 = 30;
@@ -82,6 +82,27 @@ fn output_format(camera: &Format, spec: &ProcessSpec) -> Result<Format> {
         ycbcr_enc: 0,
         quantization: QUANTIZATION_FULL_RANGE,
     })
+}
+
+/// The render stage of `dump --process` for `stream`'s frames (from `dev`), in dump's words when it cannot
+/// run.
+fn render_stage(stream: &Source, spec: ProcessSpec, dev: &Path) -> Result<GpuStage> {
+    require_dmabuf(stream, "--process (GPU import)")?;
+    GpuStage::new(stream.format(), spec).map_err(|e| match e {
+        StageError::Colour(e) => anyhow::anyhow!("--process on {}: {e}", dev.display()),
+        StageError::Process(e) => anyhow::anyhow!("--process: {e}"),
+        StageError::Device(e) => {
+            anyhow::anyhow!("--process needs a Vulkan device that imports dma-bufs: {e}")
+        }
+    })
+}
+
+/// Where the frames went, for the final line: the file, or how many.
+fn place(files: &[PathBuf]) -> String {
+    match files {
+        [one] => one.display().to_string(),
+        _ => format!("{} files", files.len()),
+    }
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -111,43 +132,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let dev = open(&args.capture)?;
     let (format, interval) = negotiate(&dev, fourcc, &args.capture)?;
     let path = dev.path().to_path_buf();
+    let io = args.capture.io()?;
     let mut stream = Source::new(
         dev,
         format,
         &StreamOptions {
-            buffers: 4,
-            io: args.capture.io()?,
+            buffers: BUFFERS,
+            io,
         },
     )?;
     let mut gpu = None;
     let (sink_format, sink_pixel) = match spec {
         None => (stream.format().clone(), stream.pixel_format()),
         Some(spec) => {
-            require_dmabuf(&stream, "--process (GPU import)")?;
-            let f = stream.format();
-            let colour =
-                Colorimetry::from_v4l2(f.fourcc, f.colorspace, f.ycbcr_enc, f.quantization)
-                    .map_err(|e| anyhow::anyhow!("--process on {}: {e}", path.display()))?;
-            let out = output_format(f, &spec)?;
-            let renderer = Renderer::new(dmacam_render::Options {
-                ring: 2,
-                ..Default::default()
-            })
-            .map_err(|e| {
-                anyhow::anyhow!("--process needs a Vulkan device that imports dma-bufs: {e}")
-            })?;
-            tracing::info!(
-                device = renderer.device_name(),
-                import = renderer.import_path().name(),
-                "render stage: {}",
-                renderer.import_path_reason()
-            );
-            gpu = Some(Gpu {
-                renderer,
-                colour,
-                spec,
-                maps: Vec::new(),
-            });
+            let stage = render_stage(&stream, spec, &path)?;
+            let out = output_format(stream.format(), &spec)?;
+            gpu = Some(stage);
             let pixel = PixelFormat::lookup(OUTPUT_FOURCC).expect("XR24 is a known format");
             (out, pixel)
         }
@@ -160,104 +160,53 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args.output.display()
         );
     }
-    let mut sink = FileSink::create(&args.output, &sink_format, sink_pixel, interval)?;
+    let writer = FileSink::create(&args.output, &sink_format, sink_pixel, interval)?;
     tracing::info!(device = %path.display(), format = %stream.format(), io = stream.io().as_str(), "dumping");
     crate::decoding::announce("dump", &stream);
     crate::signals::install()?;
     stream.start()?;
-    let progress = crate::progress::Bar::frames(u64::from(args.frames));
-    let timeout = Duration::from_secs(args.capture.timeout.max(1));
-    let mut health = args
+    let mut out = FileOutput::new(writer, crate::progress::Bar::frames(u64::from(args.frames)));
+    let health = args
         .health
         .as_deref()
         .map(|p| crate::health::Health::create(p, args.health_every))
         .transpose()?;
-    let mut written = 0u32;
-    let mut errored = 0u32;
-    let mut errored_in_a_row = 0u32;
-    let mut disconnected = None;
-    while written < args.frames {
-        let frame = match crate::signals::next_frame(&mut stream, timeout) {
-            Ok(Some(f)) => f,
-            // Ctrl-C: the frames written so far are finished below, as at the end of a full run.
-            Ok(None) => break,
-            Err(e) if e.is_source_gone() => {
-                disconnected = Some(e);
-                break;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if frame.is_error() {
-            // The driver says this buffer holds corrupt data: it is not written, only counted.
-            errored += 1;
-            errored_in_a_row += 1;
-            tracing::debug!(
-                sequence = frame.sequence(),
-                "V4L2_BUF_FLAG_ERROR: frame skipped"
-            );
-            if errored_in_a_row >= MAX_ERRORED_IN_A_ROW {
-                bail!(
-                    "{}: {errored_in_a_row} frames in a row came back with V4L2_BUF_FLAG_ERROR (the driver reports corrupt data)",
-                    path.display()
-                );
-            }
-            continue;
+    let mut progress = Progress::new(health);
+    let cfg = pipeline::Loop {
+        who: "dump",
+        dev: &path,
+        capture: &args.capture,
+        io,
+        buffers: BUFFERS,
+        reconnect: false,
+        stop: Stop {
+            accepted: Some(u64::from(args.frames)),
+            ..Stop::default()
+        },
+        trace: trace.as_ref(),
+        keys: None,
+        // Files take every frame, in order.
+        policy: Policy::Every {
+            give_up: MAX_ERRORED_IN_A_ROW,
+        },
+    };
+    let (result, stream) = pipeline::run(&mut out, stream, &mut gpu, &cfg, &mut progress)?;
+    let written = out.shown();
+    let sink = out.into_writer();
+    // A camera that went away ends the run with what was written; any other error ends it at once.
+    let disconnected = match result {
+        Ok(()) => None,
+        Err(e)
+            if e.downcast_ref::<StreamError>()
+                .is_some_and(StreamError::is_source_gone) =>
+        {
+            Some(e)
         }
-        errored_in_a_row = 0;
-        written += 1;
-        if let Some(h) = health.as_mut() {
-            h.tick(u64::from(written), gpu.as_ref().map(|g| &g.renderer));
-        }
-        let mut record = trace
-            .as_ref()
-            .map(|_| crate::trace::FrameRecord::dequeued(&frame));
-        match gpu.as_mut() {
-            None => {
-                let touch = sink.write(&frame)?;
-                if let Some(r) = record.as_mut() {
-                    r.touched_by_the_writer(touch);
-                }
-            }
-            Some(g) => {
-                let out = g
-                    .renderer
-                    .process(frame.dmabuf(), frame.index() as u32, g.colour, &g.spec)
-                    .with_context(|| format!("{}: render stage", path.display()))?;
-                let sequence = frame.sequence();
-                // The GPU has finished reading the camera buffer: back to V4L2 with it.
-                drop(frame);
-                let dmabuf = out
-                    .dmabuf()
-                    .context("the render stage exported no dma-buf")?;
-                let i = out.buffer_index();
-                if g.maps.len() <= i {
-                    g.maps.resize_with(i + 1, || None);
-                }
-                if g.maps[i].is_none() {
-                    let m = Mapping::new(dmabuf.planes[0].fd.clone(), false)
-                        .context("cannot map the render stage's output dma-buf")?;
-                    g.maps[i] = Some(m);
-                }
-                let map = g.maps[i].as_ref().expect("mapped above");
-                let touch = sink.write(&MappedFrame {
-                    map,
-                    sequence,
-                    len: out.stride() * out.height(),
-                })?;
-                if let Some(r) = record.as_mut() {
-                    let index = r.v4l2_index as u32;
-                    r.gpu = Some(crate::trace::GpuRecord::new(&g.renderer, index, &out));
-                    r.touched_by_the_writer(touch);
-                }
-            }
-        }
-        if let (Some(t), Some(r)) = (&trace, &record) {
-            t.write(r);
-        }
-        progress.set(u64::from(written));
-    }
-    progress.finish();
-    if let Some(g) = &gpu {
+        Err(e) => return Err(e),
+    };
+    if let Some(g) = gpu.as_mut() {
+        // Conversions still in flight (a stop by signal) are not written.
+        g.drain();
         let st = g.renderer.stats();
         tracing::info!(
             frames = st.frames,
@@ -266,15 +215,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "render stage"
         );
     }
-    stream.stop()?;
-    crate::decoding::report("dump", &stream);
+    if let Some(mut stream) = stream {
+        stream.stop()?;
+        crate::decoding::report("dump", &stream);
+    }
+    let errored = progress.corrupt;
     if errored > 0 {
         eprintln!(
             "dmacam dump: {errored} frames flagged V4L2_BUF_FLAG_ERROR by {} were skipped (not written)",
             path.display()
         );
     }
-    let stopped = crate::signals::stop_signal().filter(|_| written < args.frames);
+    let frames = u64::from(args.frames);
+    let stopped = crate::signals::stop_signal().filter(|_| written < frames);
     if disconnected.is_some() || stopped.is_some() {
         // The frames written so far stay a valid file (a Y4M stays playable), and so does the trace.
         if let Some(t) = &trace {
@@ -287,13 +240,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             bail!("{e}; no frame was written");
         }
         let files = sink.finish()?;
-        let place = match files.as_slice() {
-            [one] => one.display().to_string(),
-            _ => format!("{} files", files.len()),
-        };
         bail!(
-            "{e}; the {written} frames captured before (of {}) are in {place}",
-            args.frames
+            "{e}; the {written} frames captured before (of {frames}) are in {}",
+            place(&files)
         );
     }
     if let Some(sig) = stopped {
@@ -309,9 +258,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
         };
         eprintln!(
-            "dmacam dump: stopped by {} after {written} of {} frames; {place}",
+            "dmacam dump: stopped by {} after {written} of {frames} frames; {place}",
             crate::signals::name(sig),
-            args.frames
         );
         return Ok(ExitCode::from((128 + sig) as u8));
     }
@@ -321,11 +269,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let n = t.finish()?;
         tracing::info!("trace of {n} frames written to {}", p.display());
     }
-    let place = match files.as_slice() {
-        [one] => one.display().to_string(),
-        _ => format!("{} files", files.len()),
-    };
-    eprintln!("dmacam dump: {}", cpu_report(sink_touched, work, &place));
+    eprintln!(
+        "dmacam dump: {}",
+        cpu_report(sink_touched, work, &place(&files))
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,11 +1,13 @@
-//! The one streaming loop every display-like output runs (`view` on Wayland, KMS or null): poll the sink's
+//! The one streaming loop every output runs (`view` on Wayland, KMS or null, `dump`'s files): poll the sink's
 //! fd together with the source's, take each frame (counted by the [`Intake`]), pass over frames the driver
-//! flagged corrupt, run the render stage when the path has one (newest frame wins, then convert), attach the
-//! trace record, hand the [`Picture`] to the [`Sink`], act on keys, and stop on `--frames`, `--until-shown`,
-//! `--duration`, a signal or the user's close; around it, [`run`] reconnects a camera that went away.
+//! flagged corrupt, run the render stage when the path has one (newest frame wins for a display, every frame
+//! for files: the [`Policy`]; then convert), attach the trace record, hand the [`Picture`] to the [`Sink`],
+//! act on keys, and stop on `--frames`, `--until-shown`, `--duration`, a signal or the user's close; around
+//! it, [`run`] reconnects a camera that went away.
 //!
 //! A new output is a [`Sink`] (and, if `view` sets it up, an [`Output`]): see `null.rs`, the smallest.
 
+pub mod file;
 pub mod kms;
 pub mod null;
 pub mod sink;
@@ -23,7 +25,7 @@ use dmacam_render::ProcessSpec;
 
 use crate::capture_opts::CaptureOpts;
 use crate::gpu::GpuStage;
-use crate::trace::{FrameRecord, TraceFile, ViewTrace};
+use crate::trace::{FrameRecord, TraceFile};
 pub use sink::{Output, Picture, Sink, Start};
 
 /// How long the loop waits for the sink and the source at a time.
@@ -41,6 +43,21 @@ pub struct Stop {
     pub shown: Option<u64>,
     /// Seconds since the start.
     pub duration: Option<f64>,
+    /// Frames taken that the driver did not flag corrupt (`dump --frames`: with [`Policy::Every`], each is
+    /// written).
+    pub accepted: Option<u64>,
+}
+
+/// What the loop does with frames that come faster than the sink takes them, and with corrupt ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Policy {
+    /// For a display: the render stage converts the newest frame waiting (older ones go straight back,
+    /// counted as passed over); a frame the driver flagged corrupt is passed over with a warning.
+    #[default]
+    Newest,
+    /// For files: every frame taken is converted and handed over, in order (the sink is always ready); a
+    /// corrupt frame is counted ([`Progress::corrupt`]) and `give_up` of them in a row end the run.
+    Every { give_up: u32 },
 }
 
 /// What the loop runs with.
@@ -60,6 +77,7 @@ pub struct Loop<'a> {
     pub trace: Option<&'a Arc<TraceFile>>,
     /// Keys acted on as if pressed once the first picture is submitted (`view --keys`).
     pub keys: Option<String>,
+    pub policy: Policy,
 }
 
 /// How far the run has got, across reconnections.
@@ -69,6 +87,11 @@ pub struct Progress {
     pub intake: Intake,
     /// `--health`.
     pub health: Option<crate::health::Health>,
+    /// Frames taken that the driver did not flag corrupt.
+    pub accepted: u64,
+    /// Frames the driver flagged corrupt (V4L2_BUF_FLAG_ERROR), and how many of the last ones in a row.
+    pub corrupt: u64,
+    corrupt_in_a_row: u32,
 }
 
 impl Progress {
@@ -77,6 +100,9 @@ impl Progress {
             start: Instant::now(),
             intake: Intake::default(),
             health,
+            accepted: 0,
+            corrupt: 0,
+            corrupt_in_a_row: 0,
         }
     }
 
@@ -139,6 +165,7 @@ fn done(cfg: &Loop<'_>, progress: &Progress, sink: &dyn Sink) -> bool {
         || s.shown.is_some_and(|n| sink.shown() >= n)
         || s.duration
             .is_some_and(|d| progress.start.elapsed().as_secs_f64() >= d)
+        || s.accepted.is_some_and(|n| progress.accepted >= n)
 }
 
 fn stream_loop(
@@ -169,11 +196,8 @@ fn stream_loop(
         if done(cfg, progress, sink) {
             // Conversions started before the stop rule was met are shown, as they would have been had the
             // loop waited for each (a signal or the user's close ends the run without them).
-            if let Some(g) = gpu.as_mut().filter(|g| g.completion_fd().is_some()) {
-                let ready = {
-                    let fd = g.completion_fd().expect("checked above");
-                    sink.wait(&[fd], POLL)?
-                };
+            if let Some(g) = gpu.as_mut().filter(|g| g.busy()) {
+                let ready = sink.wait(g.completion_fd().as_slice(), POLL)?;
                 if ready.first().copied().unwrap_or(false) {
                     show_converted(sink, g, dev, trace)?;
                 }
@@ -212,11 +236,11 @@ fn stream_loop(
         }
         if !source_ready {
             if want_source && last_frame.elapsed() > stall {
-                bail!(
-                    "{}: no frame in {} s (is the device streaming?)",
-                    dev.display(),
-                    stall.as_secs()
-                );
+                return Err(StreamError::Timeout {
+                    path: dev.to_path_buf(),
+                    timeout: stall,
+                }
+                .into());
             }
             if !want_source {
                 // Not asking is not a stall.
@@ -233,13 +257,11 @@ fn stream_loop(
         progress.intake.take(frame.sequence());
         progress.tick(gpu.as_ref());
         if frame.is_error() {
-            tracing::warn!(
-                "{}: frame {} flagged corrupt by the driver; not shown",
-                dev.display(),
-                frame.sequence()
-            );
+            corrupt(cfg, progress, frame.sequence())?;
             continue;
         }
+        progress.corrupt_in_a_row = 0;
+        progress.accepted += 1;
         if gpu.is_none() {
             if let Some(why) = sink.refused() {
                 // The sink refused the camera's dma-bufs: the next path is the render stage's.
@@ -267,10 +289,18 @@ fn stream_loop(
                 )?;
             }
             Some(g) => {
-                // The newest frame waiting is converted; the picture it gives is shown when the GPU is
-                // done, with that frame's own sequence and capture time.
-                let frame = g.newest(frame, stream, trace, &mut record, &mut progress.intake)?;
-                progress.tick(Some(g));
+                // The newest frame waiting is converted (a display's policy; files take every frame); the
+                // picture it gives is handed over when the GPU is done, with that frame's own sequence and
+                // capture time.
+                let frame = match cfg.policy {
+                    Policy::Newest => {
+                        let f =
+                            g.newest(frame, stream, trace, &mut record, &mut progress.intake)?;
+                        progress.tick(Some(g));
+                        f
+                    }
+                    Policy::Every { .. } => frame,
+                };
                 g.start(frame, dev, trace, record, &mut progress.intake)?;
             }
         }
@@ -281,6 +311,30 @@ fn stream_loop(
             step_control(stream, key);
         }
     }
+}
+
+/// Counts a frame the driver flagged corrupt (V4L2_BUF_FLAG_ERROR): it is not handed over; files give up
+/// after [`Policy::Every`]'s `give_up` in a row.
+fn corrupt(cfg: &Loop<'_>, progress: &mut Progress, sequence: u32) -> Result<()> {
+    progress.corrupt += 1;
+    progress.corrupt_in_a_row += 1;
+    match cfg.policy {
+        Policy::Newest => tracing::warn!(
+            "{}: frame {sequence} flagged corrupt by the driver; not shown",
+            cfg.dev.display()
+        ),
+        Policy::Every { give_up } => {
+            tracing::debug!(sequence, "V4L2_BUF_FLAG_ERROR: frame skipped");
+            if progress.corrupt_in_a_row >= give_up {
+                bail!(
+                    "{}: {} frames in a row came back with V4L2_BUF_FLAG_ERROR (the driver reports corrupt data)",
+                    cfg.dev.display(),
+                    progress.corrupt_in_a_row
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Hands one picture to the sink: `dmabuf`, with the sequence and capture time of the frame it comes from,
@@ -294,20 +348,14 @@ fn show(
     timestamp: Option<Duration>,
     holder: Box<dyn std::any::Any + Send>,
 ) -> Result<()> {
-    let (holder, trace) = match (trace, record) {
-        (Some(t), Some(r)) => {
-            let vt = ViewTrace::start(t, r);
-            (vt.holder(holder), Some(vt.display.clone()))
-        }
-        _ => (holder, None),
-    };
-    sink.submit(Picture {
+    let picture = Picture {
         dmabuf,
         sequence,
         timestamp,
         holder: Some(holder),
-        trace,
-    })
+        trace: None,
+    };
+    sink.deliver(picture, trace.zip(record))
 }
 
 /// Shows every conversion of `gpu` that has finished, in order.

@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use dmacam_capture::{monotonic_now, Source};
 use dmacam_display::{PathRequest, Stats, Summary};
 
-use super::sink::{poll_fds, Output, Picture, Sink, Start};
+use super::sink::{wait_fds, Output, Picture, Sink, Start};
 use crate::gpu::GpuStage;
 
 /// The sink that shows nothing.
@@ -22,11 +22,7 @@ pub struct NullSink {
 
 impl Sink for NullSink {
     fn wait(&mut self, fds: &[BorrowedFd<'_>], timeout: Duration) -> Result<Vec<bool>> {
-        if fds.is_empty() {
-            std::thread::sleep(timeout);
-            return Ok(Vec::new());
-        }
-        Ok(poll_fds(fds, timeout)?.iter().map(|&r| r != 0).collect())
+        wait_fds(fds, timeout)
     }
 
     fn submit(&mut self, picture: Picture) -> Result<()> {

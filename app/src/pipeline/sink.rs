@@ -1,10 +1,11 @@
-//! The sink seam: what the streaming loop ([`super::run`]) needs of an output that shows pictures (a
-//! Wayland window, a KMS plane, nothing at all). Each takes a [`Picture`] (a dma-buf, the sequence and capture
-//! time of the very frame it comes from, the holder that keeps the producer's buffer, the trace record) and
-//! drops its holder when it lets the picture go.
+//! The sink seam: what the streaming loop ([`super::run`]) needs of an output (a Wayland window, a KMS plane,
+//! nothing at all, files). Each takes a [`Picture`] (a dma-buf, the sequence and capture time of the very
+//! frame it comes from, the holder that keeps the producer's buffer, the trace record) and drops its holder
+//! when it lets the picture go (released: shown and replaced, or written).
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -13,6 +14,7 @@ use dmacam_display::{PathRequest, Summary};
 use dmacam_render::ProcessSpec;
 
 use crate::gpu::GpuStage;
+use crate::trace::{FrameRecord, TraceFile, ViewTrace};
 
 pub use dmacam_display::Picture;
 
@@ -26,6 +28,21 @@ pub trait Sink {
     /// Shows `picture` (or queues it, replacing an older one still waiting); its holder is dropped when the
     /// sink lets it go.
     fn submit(&mut self, picture: Picture) -> Result<()>;
+    /// Takes `picture` with its `--trace` record, if the run is traced. A display sink (this default) has
+    /// the display fill in its part of the record, and the line is written when it lets the picture go; a
+    /// sink that is done with a picture at once (the file writer) adds its own part and writes the line.
+    fn deliver(
+        &mut self,
+        mut picture: Picture,
+        traced: Option<(&Arc<TraceFile>, FrameRecord)>,
+    ) -> Result<()> {
+        if let Some((file, record)) = traced {
+            let vt = ViewTrace::start(file, record);
+            picture.holder = picture.holder.map(|h| vt.holder(h));
+            picture.trace = Some(vt.display.clone());
+        }
+        self.submit(picture)
+    }
     /// Pictures presented so far.
     fn shown(&self) -> u64;
     /// Pictures the sink holds now: the loop asks the source for more only while it has more buffers.
@@ -86,6 +103,15 @@ pub fn poll_fds(fds: &[BorrowedFd<'_>], timeout: Duration) -> Result<Vec<libc::c
         return Ok(vec![0; fds.len()]);
     }
     Ok(pollfds.iter().map(|p| p.revents).collect())
+}
+
+/// [`Sink::wait`] for a sink with no events of its own: polls `fds` (sleeps when there are none).
+pub fn wait_fds(fds: &[BorrowedFd<'_>], timeout: Duration) -> Result<Vec<bool>> {
+    if fds.is_empty() {
+        std::thread::sleep(timeout);
+        return Ok(Vec::new());
+    }
+    Ok(poll_fds(fds, timeout)?.iter().map(|&r| r != 0).collect())
 }
 
 /// A sink `view` sets up around a source it opened itself (the Wayland window, the null sink; the KMS output

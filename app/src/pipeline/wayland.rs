@@ -96,32 +96,22 @@ impl Sink for WaylandSink {
 impl Output for WaylandSink {
     fn start(&mut self, stream: &Source, ask: &Start) -> Result<Option<GpuStage>> {
         let path_req = crate::capture_opts::path_for_source(stream, ask.path)?;
-        let camera = stream.format().fourcc;
-        let colour = dmacam_capture::colour::Colorimetry::of_ycbcr(stream.format());
-        let colours_off = colour_mismatch(&PathInputs {
-            camera,
+        // What the path choice is asked (the render stage's answer is filled in once it is known).
+        let mut inputs = PathInputs {
+            camera: stream.format().fourcc,
             modifier: DRM_FORMAT_MOD_LINEAR,
-            gpu: Ok(()),
-            colour,
-        })
-        .is_some();
+            gpu: Err("not needed".into()),
+            colour: dmacam_capture::colour::Colorimetry::of_ycbcr(stream.format()),
+        };
+        let colours_off = colour_mismatch(&inputs).is_some();
         let viewer = &mut self.viewer;
-        let decide = |viewer: &Viewer, gpu: Result<(), String>| {
-            select_path(
-                path_req,
-                viewer.capabilities(),
-                &PathInputs {
-                    camera,
-                    modifier: DRM_FORMAT_MOD_LINEAR,
-                    gpu,
-                    colour,
-                },
-            )
-            .map_err(|e| anyhow::anyhow!("{}: {e}", ask.dev.display()))
+        let decide = |viewer: &Viewer, inputs: &PathInputs| {
+            select_path(path_req, viewer.capabilities(), inputs)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", ask.dev.display()))
         };
         // The render stage (a Vulkan device) is only brought up when the path may need it: when the
         // compositor takes the camera's dma-bufs, `auto` shows them as they are.
-        let mut decision = decide(viewer, Err("not needed".into()));
+        let mut decision = decide(viewer, &inputs);
         let mut gpu = None;
         let wants_gpu = match (&decision, path_req) {
             (_, PathRequest::Gpu) => true,
@@ -132,10 +122,8 @@ impl Output for WaylandSink {
         };
         if wants_gpu {
             let stage = GpuStage::new(stream.format(), ask.spec.unwrap_or_default());
-            decision = decide(
-                viewer,
-                stage.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-            );
+            inputs.gpu = stage.as_ref().map(|_| ()).map_err(|e| e.to_string());
+            decision = decide(viewer, &inputs);
             gpu = stage.ok();
         }
         let decision = decision?;

@@ -87,6 +87,7 @@ fn stream(
         stop: plan.stop,
         trace,
         keys: plan.keys.clone(),
+        policy: pipeline::Policy::Newest,
     };
     let (result, stream) = pipeline::run(sink, stream, &mut gpu, &cfg, &mut progress)?;
     Ok(Ran {

@@ -112,6 +112,7 @@ impl Ask {
             taken: v.frames,
             shown: v.until_shown,
             duration: self.duration,
+            ..Stop::default()
         };
         Ok(Plan {
             health: v.health.map(|p| (p, v.health_every)),
@@ -156,6 +157,7 @@ impl Ask {
             taken: None,
             shown,
             duration: self.duration,
+            ..Stop::default()
         };
         let output = Output::Kms(Kms { opts: kms, mode });
         Ok(self.plan(camera, path, spec, stop, output))
