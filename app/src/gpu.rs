@@ -14,7 +14,7 @@ use dmacam_capture::stream::StreamError;
 use dmacam_capture::{Dmabuf, Format, Frame, Source};
 use dmacam_display::Intake;
 use dmacam_render::{
-    Colorimetry, OutputFrame, Pending, ProcessSpec, RenderError, Renderer, SpecError,
+    Colorimetry, Mode, OutputFrame, Pending, ProcessSpec, RenderError, Renderer, SpecError,
 };
 
 use crate::trace::{FrameRecord, GpuRecord, TraceFile};
@@ -253,5 +253,60 @@ impl GpuStage {
             "render stage"
         );
         r.cpu_bytes_copied
+    }
+}
+
+/// The render stage for a consumer that reads its output on the CPU (`dump --process`): outputs exported as
+/// dma-bufs where the Vulkan driver can export them (read through a mapping of the dma-buf, as any consumer
+/// would), else kept in host-visible Vulkan memory and read through the renderer's own mapping (a CPU reader
+/// needs no dma-buf; lavapipe cannot export without `/dev/udmabuf`). The second is said on stderr, after
+/// `who` (`dmacam dump`), with the reason.
+pub fn renderer_for_cpu_reader(ring: usize, who: &str) -> Result<Renderer, RenderError> {
+    let opts = |mode| dmacam_render::Options {
+        mode,
+        ring,
+        ..Default::default()
+    };
+    match Renderer::new(opts(Mode::Dmabuf)) {
+        Err(e @ RenderError::ExportUnavailable { .. }) => {
+            eprintln!(
+                "{who}: the render stage's output stays in host memory, read through its Vulkan mapping \
+                 (one CPU read per frame, as from a dma-buf): {e}"
+            );
+            Renderer::new(opts(Mode::ImportOnly))
+        }
+        r => r,
+    }
+}
+
+/// A render-stage output kept in host memory ([`Mode::ImportOnly`]), written by a file sink through the
+/// renderer's mapping.
+pub struct HostOutput<'a> {
+    pub out: &'a OutputFrame,
+    pub sequence: u32,
+}
+
+impl HostOutput<'_> {
+    fn len(&self) -> u32 {
+        self.out.stride() * self.out.height()
+    }
+}
+
+impl crate::sink::SinkFrame for HostOutput<'_> {
+    fn sequence(&self) -> u32 {
+        self.sequence
+    }
+    fn bytesused(&self) -> Vec<u32> {
+        vec![self.len()]
+    }
+    fn data_offset(&self) -> Vec<u32> {
+        vec![0]
+    }
+    fn read<R>(&self, f: impl FnOnce(&[&[u8]]) -> R) -> anyhow::Result<R> {
+        let px = self
+            .out
+            .host_pixels()
+            .context("the render stage's output is not host-visible")?;
+        Ok(f(&[&px[..self.len() as usize]]))
     }
 }

@@ -33,7 +33,8 @@ pub struct Args {
     #[arg(short, long)]
     pub output: PathBuf,
     /// Convert and process each frame on the GPU first and write the result (XRGB8888: .raw, .png or
-    /// .ppm), read through the render stage's exported dma-buf. SPEC: `convert`, or a comma list of
+    /// .ppm), read through the render stage's exported dma-buf (or its Vulkan mapping where the driver
+    /// cannot export). SPEC: `convert`, or a comma list of
     /// crop=WxH+X+Y, scale=WxH, rotate=90|180|270, mirror, flip, filter=nearest|linear.
     #[arg(long, value_name = "SPEC")]
     pub process: Option<String>,
@@ -129,11 +130,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 Colorimetry::from_v4l2(f.fourcc, f.colorspace, f.ycbcr_enc, f.quantization)
                     .map_err(|e| anyhow::anyhow!("--process on {}: {e}", path.display()))?;
             let out = output_format(f, &spec)?;
-            let renderer = Renderer::new(dmacam_render::Options {
-                ring: 2,
-                ..Default::default()
-            })
-            .map_err(|e| {
+            let renderer = crate::gpu::renderer_for_cpu_reader(2, "dmacam dump").map_err(|e| {
                 anyhow::anyhow!("--process needs a Vulkan device that imports dma-bufs: {e}")
             })?;
             tracing::info!(
@@ -226,24 +223,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 let sequence = frame.sequence();
                 // The GPU has finished reading the camera buffer: back to V4L2 with it.
                 drop(frame);
-                let dmabuf = out
-                    .dmabuf()
-                    .context("the render stage exported no dma-buf")?;
-                let i = out.buffer_index();
-                if g.maps.len() <= i {
-                    g.maps.resize_with(i + 1, || None);
-                }
-                if g.maps[i].is_none() {
-                    let m = Mapping::new(dmabuf.planes[0].fd.clone(), false)
-                        .context("cannot map the render stage's output dma-buf")?;
-                    g.maps[i] = Some(m);
-                }
-                let map = g.maps[i].as_ref().expect("mapped above");
-                let touch = sink.write(&MappedFrame {
-                    map,
-                    sequence,
-                    len: out.stride() * out.height(),
-                })?;
+                let touch = match out.dmabuf() {
+                    // Not exported (the driver cannot): read through the renderer's own mapping.
+                    None => sink.write(&crate::gpu::HostOutput {
+                        out: &out,
+                        sequence,
+                    })?,
+                    Some(dmabuf) => write_mapped(&mut sink, &mut g.maps, &out, dmabuf, sequence)?,
+                };
                 if let Some(r) = record.as_mut() {
                     let index = r.v4l2_index as u32;
                     r.gpu = Some(crate::trace::GpuRecord::new(&g.renderer, index, &out));
@@ -327,6 +314,31 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     eprintln!("dmacam dump: {}", cpu_report(sink_touched, work, &place));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a render-stage output through a CPU mapping of its exported dma-buf (made once per buffer).
+fn write_mapped(
+    sink: &mut FileSink,
+    maps: &mut Vec<Option<Mapping>>,
+    out: &dmacam_render::OutputFrame,
+    dmabuf: &dmacam_capture::Dmabuf,
+    sequence: u32,
+) -> Result<crate::sink::CpuTouch> {
+    let i = out.buffer_index();
+    if maps.len() <= i {
+        maps.resize_with(i + 1, || None);
+    }
+    if maps[i].is_none() {
+        let m = Mapping::new(dmabuf.planes[0].fd.clone(), false)
+            .context("cannot map the render stage's output dma-buf")?;
+        maps[i] = Some(m);
+    }
+    let map = maps[i].as_ref().expect("mapped above");
+    sink.write(&MappedFrame {
+        map,
+        sequence,
+        len: out.stride() * out.height(),
+    })
 }
 
 /// What the file writer did on the CPU, per frame written (`work` names it): the file is where zero-copy
