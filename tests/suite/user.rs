@@ -344,7 +344,11 @@ fn user_capture_check_and_dumps_work() {
     for (bar, want) in BARS.iter().enumerate() {
         let x = (2 * bar + 1) * w / 16;
         let got = &rgb[(h / 4 * w + x) * 3..][..3];
-        assert_eq!(got, want, "pattern bar {bar} dumped by the user");
+        // The pattern is YUYV: its conversion back to R'G'B' rounds by a level or two.
+        assert!(
+            (0..3).all(|c| got[c].abs_diff(want[c]) <= 2),
+            "pattern bar {bar} dumped by the user: {got:?}, want {want:?}"
+        );
     }
     let mjpg = work.join("mjpg-#.ppm");
     let out = run(dmacam_as_user()
