@@ -14,7 +14,7 @@ use dmacam_capture::stream::StreamError;
 use dmacam_capture::{Dmabuf, Format, Frame, Source};
 use dmacam_display::Intake;
 use dmacam_render::{
-    Colorimetry, OutputFrame, Pending, ProcessSpec, RenderError, Renderer, SpecError,
+    Colorimetry, Mode, OutputFrame, Pending, ProcessSpec, RenderError, Renderer, SpecError,
 };
 
 use crate::trace::{FrameRecord, GpuRecord, TraceFile};
@@ -54,7 +54,8 @@ struct InFlight {
 /// camera frame it was made from.
 pub struct Converted {
     pub out: OutputFrame,
-    pub dmabuf: Dmabuf,
+    /// The output as a dma-buf; `None` when it stays in host memory ([`GpuStage::for_cpu_reader`]).
+    pub dmabuf: Option<Dmabuf>,
     pub sequence: u32,
     pub timestamp: Option<Duration>,
     pub record: Option<FrameRecord>,
@@ -74,6 +75,29 @@ pub struct GpuStage {
 impl GpuStage {
     /// The render stage for camera frames of `format`, processed by `spec`.
     pub fn new(format: &Format, spec: ProcessSpec) -> Result<GpuStage, StageError> {
+        GpuStage::with(format, spec, || {
+            Renderer::new(dmacam_render::Options {
+                ring: GPU_RING,
+                ..Default::default()
+            })
+        })
+    }
+
+    /// The render stage for a consumer that reads the output on the CPU (`dump --process`): see
+    /// [`renderer_for_cpu_reader`]; its conversions may come without a dma-buf.
+    pub fn for_cpu_reader(
+        format: &Format,
+        spec: ProcessSpec,
+        who: &str,
+    ) -> Result<GpuStage, StageError> {
+        GpuStage::with(format, spec, || renderer_for_cpu_reader(GPU_RING, who))
+    }
+
+    fn with(
+        format: &Format,
+        spec: ProcessSpec,
+        renderer: impl FnOnce() -> Result<Renderer, RenderError>,
+    ) -> Result<GpuStage, StageError> {
         let colour = Colorimetry::from_v4l2(
             format.fourcc,
             format.colorspace,
@@ -83,11 +107,7 @@ impl GpuStage {
         .map_err(StageError::Colour)?;
         spec.output_size(format.width, format.height)
             .map_err(StageError::Process)?;
-        let renderer = Renderer::new(dmacam_render::Options {
-            ring: GPU_RING,
-            ..Default::default()
-        })
-        .map_err(StageError::Device)?;
+        let renderer = renderer().map_err(StageError::Device)?;
         tracing::info!(
             device = renderer.device_name(),
             import = renderer.import_path().name(),
@@ -220,10 +240,7 @@ impl GpuStage {
             let (sequence, timestamp) = (f.frame.sequence(), f.frame.capture_time());
             // The GPU has finished reading the camera buffer: back to its producer with it.
             drop(f.frame);
-            let dmabuf = out
-                .dmabuf()
-                .context("the render stage exported no dma-buf")?
-                .clone();
+            let dmabuf = out.dmabuf().cloned();
             let mut record = f.record;
             if let Some(r) = record.as_mut() {
                 r.gpu = Some(GpuRecord::new(&self.renderer, f.index, &out));
@@ -256,5 +273,60 @@ impl GpuStage {
             "render stage"
         );
         r.cpu_bytes_copied
+    }
+}
+
+/// The render stage for a consumer that reads its output on the CPU (`dump --process`): outputs exported as
+/// dma-bufs where the Vulkan driver can export them (read through a mapping of the dma-buf, as any consumer
+/// would), else kept in host-visible Vulkan memory and read through the renderer's own mapping (a CPU reader
+/// needs no dma-buf; lavapipe cannot export without `/dev/udmabuf`). The second is said on stderr, after
+/// `who` (`dmacam dump`), with the reason.
+pub fn renderer_for_cpu_reader(ring: usize, who: &str) -> Result<Renderer, RenderError> {
+    let opts = |mode| dmacam_render::Options {
+        mode,
+        ring,
+        ..Default::default()
+    };
+    match Renderer::new(opts(Mode::Dmabuf)) {
+        Err(e @ RenderError::ExportUnavailable { .. }) => {
+            eprintln!(
+                "{who}: the render stage's output stays in host memory, read through its Vulkan mapping \
+                 (one CPU read per frame, as from a dma-buf): {e}"
+            );
+            Renderer::new(opts(Mode::ImportOnly))
+        }
+        r => r,
+    }
+}
+
+/// A render-stage output kept in host memory ([`Mode::ImportOnly`]), written by a file sink through the
+/// renderer's mapping.
+pub struct HostOutput<'a> {
+    pub out: &'a OutputFrame,
+    pub sequence: u32,
+}
+
+impl HostOutput<'_> {
+    fn len(&self) -> u32 {
+        self.out.stride() * self.out.height()
+    }
+}
+
+impl crate::sink::SinkFrame for HostOutput<'_> {
+    fn sequence(&self) -> u32 {
+        self.sequence
+    }
+    fn bytesused(&self) -> Vec<u32> {
+        vec![self.len()]
+    }
+    fn data_offset(&self) -> Vec<u32> {
+        vec![0]
+    }
+    fn read<R>(&self, f: impl FnOnce(&[&[u8]]) -> R) -> anyhow::Result<R> {
+        let px = self
+            .out
+            .host_pixels()
+            .context("the render stage's output is not host-visible")?;
+        Ok(f(&[&px[..self.len() as usize]]))
     }
 }

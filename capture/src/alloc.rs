@@ -23,7 +23,7 @@ pub enum AllocError {
     #[error("cannot open {path}: {source}{hint}")]
     Open {
         path: PathBuf,
-        hint: &'static str,
+        hint: String,
         #[source]
         source: io::Error,
     },
@@ -57,14 +57,77 @@ fn open_dev(path: &Path) -> Result<OwnedFd, AllocError> {
         .map_err(|source| AllocError::Open {
             path: path.to_path_buf(),
             hint: match source.kind() {
-                io::ErrorKind::PermissionDenied => {
-                    " (it is usually root-only; run as root or use --io mmap)"
-                }
-                io::ErrorKind::NotFound => " (the kernel lacks it; use --io mmap)",
-                _ => "",
+                io::ErrorKind::PermissionDenied => format!(
+                    " ({}): {}, or use --io mmap",
+                    node_owner(path),
+                    access_remedy(path)
+                ),
+                io::ErrorKind::NotFound => " (the kernel lacks it; use --io mmap)".to_owned(),
+                _ => String::new(),
             },
             source,
         })
+}
+
+/// Who owns device node `path`, for a user who cannot open it: `group kvm, mode 0660`, or `owner root,
+/// group root, mode 0600` when only its owner may open it.
+pub fn node_owner(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(m) if m.mode() & 0o060 == 0 => format!(
+            "owner {}, group {}, mode {:04o}",
+            user_name(m.uid()),
+            group_name(m.gid()),
+            m.mode() & 0o7777
+        ),
+        Ok(m) => format!(
+            "group {}, mode {:04o}",
+            group_name(m.gid()),
+            m.mode() & 0o7777
+        ),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// What a user who cannot open device node `path` (`/dev/udmabuf`, `/dev/dma_heap/NAME`) can do: join the
+/// group that may open it (unless that is root's), or give the node to `video` with a udev rule.
+pub fn access_remedy(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let matches = if path.parent() == Some(Path::new("/dev/dma_heap")) {
+        format!("SUBSYSTEM==\"dma_heap\", KERNEL==\"{name}\"")
+    } else {
+        format!("KERNEL==\"{name}\"")
+    };
+    let rule = format!(
+        "add a udev rule, e.g. /etc/udev/rules.d/70-dmacam.rules: {matches}, GROUP=\"video\", MODE=\"0660\""
+    );
+    match std::fs::metadata(path) {
+        Ok(m) if m.gid() != 0 && m.mode() & 0o060 != 0 => {
+            let g = group_name(m.gid());
+            format!("join group {g} (sudo usermod -aG {g} $USER, then log in again) or {rule}")
+        }
+        _ => rule,
+    }
+}
+
+fn group_name(gid: u32) -> String {
+    nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map(|g| g.name)
+        .unwrap_or_else(|| gid.to_string())
+}
+
+fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
 }
 
 pub(crate) fn page_align(size: u64) -> u64 {
@@ -146,4 +209,24 @@ pub(crate) fn sealed_memfd(name: &CStr, size: u64) -> Result<OwnedFd, AllocError
         return Err(AllocError::Memfd(io::Error::last_os_error()));
     }
     Ok(memfd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_the_user_cannot_open_names_its_owner_and_the_remedy() {
+        // /dev/null is root:root 0666 everywhere: a group-readable node of group root gets no "join root".
+        assert_eq!(node_owner(Path::new("/dev/null")), "group root, mode 0666");
+        assert_eq!(
+            access_remedy(Path::new("/dev/null")),
+            "add a udev rule, e.g. /etc/udev/rules.d/70-dmacam.rules: KERNEL==\"null\", GROUP=\"video\", \
+             MODE=\"0660\""
+        );
+        // A heap is matched by its subsystem too (whether or not this machine has one).
+        assert!(access_remedy(Path::new("/dev/dma_heap/system")).ends_with(
+            "SUBSYSTEM==\"dma_heap\", KERNEL==\"system\", GROUP=\"video\", MODE=\"0660\""
+        ));
+    }
 }

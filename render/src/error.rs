@@ -75,9 +75,19 @@ pub enum RenderError {
         fourcc: Fourcc,
         reason: String,
     },
-    #[error("exporting output buffer {index} as a dma-buf: {source}")]
+    #[error("exporting output buffer {index} as a dma-buf: {source}{cause}")]
     Export {
         index: usize,
+        /// Why, when it is known: `"; "` and the cause with its remedy, else empty.
+        cause: String,
+        #[source]
+        source: vk::Result,
+    },
+    #[error("Vulkan device '{device}' cannot export its output as a dma-buf ({source}): {cause}")]
+    ExportUnavailable {
+        device: String,
+        /// Why, and what to do.
+        cause: String,
         #[source]
         source: vk::Result,
     },

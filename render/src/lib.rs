@@ -24,7 +24,7 @@ pub use device::Caps;
 pub use error::RenderError;
 pub use probe::{probe, DeviceReport, ProbeError, OPTIONAL_EXTENSIONS, REQUIRED_EXTENSIONS};
 pub use renderer::{
-    output_stride, HostFrame, HostPlane, ImportPath, ImportPreference, Mode, Options, OutputFrame,
-    Pending, Renderer, Stats, OUTPUT_FOURCC,
+    output_stride, probe_export, HostFrame, HostPlane, ImportPath, ImportPreference, Mode, Options,
+    OutputFrame, Pending, Renderer, Stats, OUTPUT_FOURCC,
 };
 pub use spec::{Filter, ProcessSpec, Rect, Rotation, SpecError};

@@ -263,7 +263,24 @@ impl Weston {
             std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/run/user/0".to_owned()),
         );
         let script = src_dir().join("tests/vm/guest/weston-start");
-        let out = run(Command::new(&script)
+        Weston::start_with(Command::new(&script), name, shell, extra, runtime_dir)
+    }
+
+    /// Starts the kiosk Weston through `wrapper` (e.g. `setpriv ... --` to run it as another user, whose
+    /// `runtime_dir` it uses); `wrapper` gets the start script as its last argument.
+    pub fn start_as(mut wrapper: Command, name: &str, runtime_dir: &Path) -> Weston {
+        wrapper.arg(src_dir().join("tests/vm/guest/weston-start"));
+        Weston::start_with(wrapper, name, "kiosk", &[], runtime_dir.to_path_buf())
+    }
+
+    fn start_with(
+        mut cmd: Command,
+        name: &str,
+        shell: &str,
+        extra: &[&str],
+        runtime_dir: PathBuf,
+    ) -> Weston {
+        let out = run(cmd
             .arg(name)
             .args(extra)
             .env("WESTON_SHELL", shell)

@@ -14,4 +14,5 @@ mod render;
 mod share;
 mod smoke;
 mod soak;
+mod user;
 mod view;

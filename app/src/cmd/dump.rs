@@ -88,7 +88,7 @@ fn output_format(camera: &Format, spec: &ProcessSpec) -> Result<Format> {
 /// run.
 fn render_stage(stream: &Source, spec: ProcessSpec, dev: &Path) -> Result<GpuStage> {
     require_dmabuf(stream, "--process (GPU import)")?;
-    GpuStage::new(stream.format(), spec).map_err(|e| match e {
+    GpuStage::for_cpu_reader(stream.format(), spec, "dmacam dump").map_err(|e| match e {
         StageError::Colour(e) => anyhow::anyhow!("--process on {}: {e}", dev.display()),
         StageError::Process(e) => anyhow::anyhow!("--process: {e}"),
         StageError::Device(e) => {

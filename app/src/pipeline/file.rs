@@ -104,6 +104,24 @@ impl Sink for FileOutput {
         Ok(())
     }
 
+    fn deliver_host(
+        &mut self,
+        out: OutputFrame,
+        sequence: u32,
+        traced: Option<(&Arc<TraceFile>, FrameRecord)>,
+    ) -> Result<()> {
+        let touch = self.writer.write(&crate::gpu::HostOutput {
+            out: &out,
+            sequence,
+        })?;
+        if let Some((file, mut record)) = traced {
+            record.touched_by_the_writer(touch);
+            file.write(&record);
+        }
+        self.bar.set(self.shown());
+        Ok(())
+    }
+
     /// Frames written.
     fn shown(&self) -> u64 {
         self.writer.touched().0

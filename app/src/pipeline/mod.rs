@@ -366,12 +366,17 @@ fn show_converted(
     trace: Option<&Arc<TraceFile>>,
 ) -> Result<()> {
     for c in gpu.finished(dev)? {
+        let Some(dmabuf) = c.dmabuf else {
+            // Kept in host memory (the driver cannot export): only a CPU reader takes it.
+            sink.deliver_host(c.out, c.sequence, trace.zip(c.record))?;
+            continue;
+        };
         let holder: Box<dyn std::any::Any + Send> = Box::new(c.out);
         show(
             sink,
             trace,
             c.record,
-            c.dmabuf,
+            dmabuf,
             c.sequence,
             c.timestamp,
             holder,

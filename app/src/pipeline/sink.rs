@@ -43,6 +43,20 @@ pub trait Sink {
         }
         self.submit(picture)
     }
+    /// Takes a render-stage output that stayed in host memory (the Vulkan driver cannot export it): only a
+    /// sink that reads on the CPU (the file writer) can; a display needs a dma-buf.
+    fn deliver_host(
+        &mut self,
+        out: dmacam_render::OutputFrame,
+        sequence: u32,
+        _traced: Option<(&Arc<TraceFile>, FrameRecord)>,
+    ) -> Result<()> {
+        drop(out);
+        anyhow::bail!(
+            "frame {sequence}: the render stage's output is in host memory (the Vulkan driver cannot export it), \
+             and this output needs a dma-buf"
+        )
+    }
     /// Pictures presented so far.
     fn shown(&self) -> u64;
     /// Pictures the sink holds now: the loop asks the source for more only while it has more buffers.

@@ -8,10 +8,12 @@
 //! Files, bottom up: `options` (public configuration and counters), `util` (small helpers), `pipeline`
 //! (import-path choice, layouts, pools), `variant` (the shader variant a frame needs and the pipelines built
 //! for them), `dmabuf` (a frame's planes and one dma-buf's import as memory), `import` (a cached camera-buffer
-//! import), `output` (the output ring and [`OutputFrame`]), `upload` (host-memory input), `submit` (recording
+//! import), `export` (whether outputs can be exported, and why not), `output` (the output ring and
+//! [`OutputFrame`]), `upload` (host-memory input), `submit` (recording
 //! and submitting a frame); this file holds [`Renderer`], which owns them.
 
 mod dmabuf;
+mod export;
 mod import;
 mod inflight;
 mod options;
@@ -27,6 +29,7 @@ use std::sync::Arc;
 
 use dmacam_capture::Dmabuf;
 
+pub use export::probe_export;
 pub use inflight::Pending;
 pub use options::{ImportPath, ImportPreference, Mode, Options, Stats, MAX_IMPORTS};
 pub use output::{output_stride, OutputFrame, OUTPUT_FOURCC};
@@ -67,7 +70,12 @@ impl Renderer {
     /// Sets up the device, the layouts for the chosen import path, and (lazily: the shader variants at their
     /// first use, the output ring at the first frame's size) the compute pipelines and the output ring.
     pub fn new(opts: Options) -> Result<Self, RenderError> {
-        let gpu = Gpu::new(opts.mode == Mode::Dmabuf)?;
+        let gpu = Gpu::new(opts.mode.imports())?;
+        if opts.mode.exports() {
+            // Found now, not at the first frame: a caller that can do without an exported output (`auto`
+            // paths, CPU readers) chooses another way before it starts.
+            export::probe(&gpu)?;
+        }
         let (path, path_reason) = choose_path(&gpu, opts)?;
         tracing::info!(path = path.name(), reason = %path_reason, "render import path");
         let shared = Arc::new(create_shared(gpu, path)?);
@@ -192,7 +200,7 @@ impl Renderer {
         spec: &ProcessSpec,
         wait: bool,
     ) -> Result<(Arc<OutputSlot>, u64), RenderError> {
-        if self.mode != Mode::Dmabuf {
+        if !self.mode.imports() {
             return Err(RenderError::HostOnly);
         }
         if index >= MAX_IMPORTS {

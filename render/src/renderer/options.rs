@@ -15,6 +15,22 @@ pub enum Mode {
     /// mapping. For machines whose driver lacks dma-buf import (e.g. host lavapipe); every upload is counted in
     /// [`Stats::cpu_bytes_copied`].
     HostMemory,
+    /// Import camera dma-bufs as in [`Mode::Dmabuf`], but keep the outputs in host-visible memory that the
+    /// caller reads through [`OutputFrame::host_pixels`](crate::OutputFrame::host_pixels); nothing is
+    /// exported. For consumers that read the result on the CPU (a file writer), which need no dma-buf, and
+    /// for drivers that cannot export one (lavapipe without `/dev/udmabuf`).
+    ImportOnly,
+}
+
+impl Mode {
+    /// Whether camera dma-bufs are imported (needs [`crate::REQUIRED_EXTENSIONS`]).
+    pub fn imports(self) -> bool {
+        self != Mode::HostMemory
+    }
+    /// Whether outputs are exported as dma-bufs.
+    pub fn exports(self) -> bool {
+        self == Mode::Dmabuf
+    }
 }
 
 /// How the shader reads camera buffers.

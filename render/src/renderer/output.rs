@@ -69,7 +69,8 @@ pub struct OutputFrame {
 }
 
 impl OutputFrame {
-    /// The exported dma-buf (fd, offset 0, stride, LINEAR) — `None` in [`Mode::HostMemory`].
+    /// The exported dma-buf (fd, offset 0, stride, LINEAR) — `None` in [`Mode::HostMemory`] and
+    /// [`Mode::ImportOnly`].
     pub fn dmabuf(&self) -> Option<&Dmabuf> {
         self.slot.dmabuf.as_ref()
     }
@@ -138,7 +139,7 @@ pub(super) fn acquire_slot(
         }
         drop_slots(slots, shared);
         for i in 0..ring {
-            let slot = create_slot(shared, i, width, height, mode == Mode::Dmabuf)?;
+            let slot = create_slot(shared, i, width, height, mode.exports())?;
             slots.push(Arc::new(slot));
         }
     }
@@ -179,24 +180,13 @@ fn create_slot(
     let size = stride as u64 * height as u64;
     let handle = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
     let usage = vk::BufferUsageFlags::STORAGE_BUFFER | vk::BufferUsageFlags::TRANSFER_SRC;
-    let export_err = |source| RenderError::Export { index, source };
-    if export {
-        let info = vk::PhysicalDeviceExternalBufferInfo::default()
-            .usage(usage)
-            .handle_type(handle);
-        let mut props = vk::ExternalBufferProperties::default();
-        // SAFETY: valid query structs that outlive the call.
-        unsafe {
-            gpu.instance
-                .get_physical_device_external_buffer_properties(gpu.pd, &info, &mut props)
-        };
-        if !props
-            .external_memory_properties
-            .external_memory_features
-            .contains(vk::ExternalMemoryFeatureFlags::EXPORTABLE)
-        {
-            return Err(export_err(vk::Result::ERROR_FORMAT_NOT_SUPPORTED));
-        }
+    let export_err = |source| RenderError::Export {
+        index,
+        cause: format!("; {}", super::export::cause(gpu)),
+        source,
+    };
+    if export && !super::export::exportable(gpu, usage) {
+        return Err(export_err(vk::Result::ERROR_FORMAT_NOT_SUPPORTED));
     }
     let mut ext = vk::ExternalMemoryBufferCreateInfo::default().handle_types(handle);
     let mut info = vk::BufferCreateInfo::default()

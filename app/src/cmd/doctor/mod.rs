@@ -74,6 +74,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()),
         Err(e) => json!({ "error": e.to_string() }),
     };
+    // Whether the render stage can hand its output on as a dma-buf: what the gpu path of a viewer needs.
+    let export = match dmacam_render::probe_export() {
+        Ok(()) => json!({ "ok": true }),
+        Err(e @ dmacam_render::RenderError::ExportUnavailable { .. }) => {
+            json!({ "ok": false, "imports": true, "error": e.to_string() })
+        }
+        Err(e) => json!({ "ok": false, "imports": false, "error": e.to_string() }),
+    };
     let wayland = match dmacam_display::probe_wayland() {
         Ok(r) => json!({
             "linux_dmabuf": r.version_of("zwp_linux_dmabuf_v1"),
@@ -101,6 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "access": access,
         "drm": drm_cards,
         "vulkan": vulkan,
+        "vulkan_export": export,
         "wayland": wayland,
         "pipewire": pipewire,
     });
@@ -174,6 +183,7 @@ fn print_text(r: &serde_json::Value) {
             r["vulkan"]["error"].as_str().unwrap_or("?")
         ),
     }
+    println!("{}", export_line(&r["vulkan_export"]));
     let w = &r["wayland"];
     if let Some(e) = w["error"].as_str() {
         println!("Wayland: unavailable: {e}");
@@ -186,6 +196,24 @@ fn print_text(r: &serde_json::Value) {
         println!("Wayland: zwp_linux_dmabuf_v1 {}, wl_shm {}, xdg_wm_base {}, wp_presentation {}, wp_viewporter {}", v("linux_dmabuf"), v("wl_shm"), v("xdg_wm_base"), v("wp_presentation"), v("wp_viewporter"));
     }
     println!("{}", pipewire_line(&r["pipewire"]));
+}
+
+/// Whether the render stage's output can be exported as a dma-buf, and what follows when it cannot.
+fn export_line(e: &serde_json::Value) -> String {
+    if e["ok"] == true {
+        return "  output export as a dma-buf: yes (the gpu path can show the render stage's output)".into();
+    }
+    let error = e["error"].as_str().unwrap_or("?");
+    if e["imports"] != true {
+        return format!(
+            "  output export as a dma-buf: NO: {error}; so neither the gpu path nor dump --process can run"
+        );
+    }
+    format!(
+        "  output export as a dma-buf: NO: {error}; so the gpu path of view and kms-view is unavailable \
+         (--path auto takes passthrough or shm, --path gpu fails), dump --process reads the output from \
+         host memory"
+    )
 }
 
 /// The PipeWire line: where the daemon answers, or why it does not and what to do (not an error: dmacam
