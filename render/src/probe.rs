@@ -124,7 +124,7 @@ fn report_devices(instance: &ash::Instance) -> Result<Vec<DeviceReport>, ProbeEr
 }
 
 /// Queries the device's SYNC_FD fence and semaphore capabilities (core in Vulkan 1.1).
-fn sync_fd_support(instance: &ash::Instance, pd: vk::PhysicalDevice) -> SyncFdSupport {
+pub(crate) fn sync_fd_support(instance: &ash::Instance, pd: vk::PhysicalDevice) -> SyncFdSupport {
     let fence_info = vk::PhysicalDeviceExternalFenceInfo::default()
         .handle_type(vk::ExternalFenceHandleTypeFlags::SYNC_FD);
     let mut fence = vk::ExternalFenceProperties::default();
