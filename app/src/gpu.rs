@@ -173,10 +173,13 @@ impl GpuStage {
     /// Readable when a conversion in flight has finished; `None` while none is in flight. The loop polls it
     /// with the sink's and the source's fds, and never waits on the GPU itself.
     pub fn completion_fd(&self) -> Option<BorrowedFd<'_>> {
-        if self.in_flight.is_empty() {
-            return None;
-        }
-        self.renderer.completion_fd()
+        // The GPU finishes in submission order: the oldest conversion's sync_file, where the driver exported
+        // one, else the waiter thread's eventfd.
+        let front = self.in_flight.front()?;
+        front
+            .pending
+            .completion_fd()
+            .or_else(|| self.renderer.completion_fd())
     }
 
     /// Starts converting `frame` (from `dev`) on the GPU; its camera buffer is held until the conversion is
@@ -233,6 +236,7 @@ impl GpuStage {
         let mut done = Vec::new();
         while self.in_flight.front().is_some_and(|f| f.pending.is_done()) {
             let f = self.in_flight.pop_front().expect("checked above");
+            let completion = f.pending.completion();
             let out = self
                 .renderer
                 .finish(f.pending)
@@ -243,7 +247,9 @@ impl GpuStage {
             let dmabuf = out.dmabuf().cloned();
             let mut record = f.record;
             if let Some(r) = record.as_mut() {
-                r.gpu = Some(GpuRecord::new(&self.renderer, f.index, &out));
+                let mut g = GpuRecord::new(&self.renderer, f.index, &out);
+                g.completion = completion.into();
+                r.gpu = Some(g);
             }
             done.push(Converted {
                 out,

@@ -56,9 +56,10 @@ pub struct GpuRecord {
     pub output: Option<BufId>,
     pub output_index: usize,
     pub t_done_ns: u64,
-    /// How the loop learnt the GPU was done: `waiter-thread` (a thread waits for the fence and wakes the
-    /// loop through an eventfd: the loop never blocks on the GPU; `view` and `dump` alike) or `cpu-wait`
-    /// (the caller waited; traces written before `dump` ran on the loop).
+    /// How the loop learnt the GPU was done: `sync-file` (the submission's fence exported as a sync_file the
+    /// loop polls, where the driver offers it), `waiter-thread` (else a thread waits for the fence and wakes
+    /// the loop through an eventfd; either way the loop never blocks on the GPU; `view` and `dump` alike) or
+    /// `cpu-wait` (the caller waited; traces written before `dump` ran on the loop).
     #[serde(default)]
     pub completion: String,
 }

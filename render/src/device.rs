@@ -19,6 +19,8 @@ pub struct Caps {
     pub queue_family_foreign: bool,
     pub external_fence_fd: bool,
     pub external_semaphore_fd: bool,
+    /// A fence's completion can be exported as a sync_file (`SYNC_FD`): frames in flight complete through it.
+    pub sync_file_fence: bool,
 }
 
 pub(crate) struct Gpu {
@@ -31,6 +33,8 @@ pub(crate) struct Gpu {
     pub mem: vk::PhysicalDeviceMemoryProperties,
     pub ext_fd: Option<ash::khr::external_memory_fd::Device>,
     pub drm_mod: Option<ash::ext::image_drm_format_modifier::Device>,
+    /// VK_KHR_external_fence_fd, when its fences export as sync_files ([`Caps::sync_file_fence`]).
+    pub fence_fd: Option<ash::khr::external_fence_fd::Device>,
     pub caps: Caps,
     pub name: String,
     pub driver: String,
@@ -147,6 +151,7 @@ impl Gpu {
             if has(ash::khr::external_fence_fd::NAME) {
                 enable.push(ash::khr::external_fence_fd::NAME);
                 caps.external_fence_fd = true;
+                caps.sync_file_fence = crate::probe::sync_fd_support(instance, pd).fence_export;
             }
             if has(ash::khr::external_semaphore_fd::NAME) {
                 enable.push(ash::khr::external_semaphore_fd::NAME);
@@ -184,6 +189,9 @@ impl Gpu {
             let drm_mod = caps
                 .drm_modifier
                 .then(|| ash::ext::image_drm_format_modifier::Device::new(instance, &device));
+            let fence_fd = caps
+                .sync_file_fence
+                .then(|| ash::khr::external_fence_fd::Device::new(instance, &device));
             tracing::info!(device = %name, driver = %driver_name, ?caps, "Vulkan device ready");
             return Ok(Gpu {
                 _entry: entry,
@@ -195,6 +203,7 @@ impl Gpu {
                 mem,
                 ext_fd,
                 drm_mod,
+                fence_fd,
                 caps,
                 name,
                 driver: driver_name,

@@ -22,7 +22,9 @@ pub mod spec;
 pub use conv::{readable_names, Colorimetry, Quantization, SourceFormat, YcbcrEnc};
 pub use device::Caps;
 pub use error::RenderError;
-pub use probe::{probe, DeviceReport, ProbeError, OPTIONAL_EXTENSIONS, REQUIRED_EXTENSIONS};
+pub use probe::{
+    probe, DeviceReport, ProbeError, SyncFdSupport, OPTIONAL_EXTENSIONS, REQUIRED_EXTENSIONS,
+};
 pub use renderer::{
     output_stride, probe_export, HostFrame, HostPlane, ImportPath, ImportPreference, Mode, Options,
     OutputFrame, Pending, Renderer, Stats, OUTPUT_FOURCC,

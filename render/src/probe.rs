@@ -40,6 +40,18 @@ pub struct DeviceReport {
     pub offered: Vec<String>,
     /// Extensions from [`REQUIRED_EXTENSIONS`] the device lacks (empty when the render stage can run).
     pub missing_required: Vec<String>,
+    /// How a submission's completion can leave the driver as a Linux sync_file (SYNC_FD handle type).
+    pub sync_fd: SyncFdSupport,
+}
+
+/// What the device says about SYNC_FD handles (`vkGetPhysicalDeviceExternalFenceProperties` and
+/// `vkGetPhysicalDeviceExternalSemaphoreProperties` with `SYNC_FD`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncFdSupport {
+    pub fence_export: bool,
+    pub fence_import: bool,
+    pub semaphore_export: bool,
+    pub semaphore_import: bool,
 }
 
 /// Lists every Vulkan physical device with the extensions that matter to dmacam.
@@ -78,6 +90,7 @@ fn report_devices(instance: &ash::Instance) -> Result<Vec<DeviceReport>, ProbeEr
                 .any(|e| e.extension_name_as_c_str().is_ok_and(|n| n == want))
         };
         let name_of = |c: &CStr| c.to_string_lossy().into_owned();
+        let sync_fd = sync_fd_support(instance, pd);
         out.push(DeviceReport {
             name: props
                 .device_name_as_c_str()
@@ -104,7 +117,30 @@ fn report_devices(instance: &ash::Instance) -> Result<Vec<DeviceReport>, ProbeEr
                 .filter(|e| !has(e))
                 .map(|e| name_of(e))
                 .collect(),
+            sync_fd,
         });
     }
     Ok(out)
+}
+
+/// Queries the device's SYNC_FD fence and semaphore capabilities (core in Vulkan 1.1).
+pub(crate) fn sync_fd_support(instance: &ash::Instance, pd: vk::PhysicalDevice) -> SyncFdSupport {
+    let fence_info = vk::PhysicalDeviceExternalFenceInfo::default()
+        .handle_type(vk::ExternalFenceHandleTypeFlags::SYNC_FD);
+    let mut fence = vk::ExternalFenceProperties::default();
+    // SAFETY: `pd` came from this instance (created for Vulkan 1.1); both structs live until the call returns.
+    unsafe { instance.get_physical_device_external_fence_properties(pd, &fence_info, &mut fence) };
+    let sem_info = vk::PhysicalDeviceExternalSemaphoreInfo::default()
+        .handle_type(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
+    let mut sem = vk::ExternalSemaphoreProperties::default();
+    // SAFETY: as above.
+    unsafe { instance.get_physical_device_external_semaphore_properties(pd, &sem_info, &mut sem) };
+    let f = fence.external_fence_features;
+    let s = sem.external_semaphore_features;
+    SyncFdSupport {
+        fence_export: f.contains(vk::ExternalFenceFeatureFlags::EXPORTABLE),
+        fence_import: f.contains(vk::ExternalFenceFeatureFlags::IMPORTABLE),
+        semaphore_export: s.contains(vk::ExternalSemaphoreFeatureFlags::EXPORTABLE),
+        semaphore_import: s.contains(vk::ExternalSemaphoreFeatureFlags::IMPORTABLE),
+    }
 }

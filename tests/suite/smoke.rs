@@ -89,6 +89,19 @@ fn smoke_lavapipe_offers_dma_buf_import() {
     ] {
         assert!(offered.contains(&ext), "lavapipe lacks {ext}: {offered:?}");
     }
+    // The fences ARCHITECTURE.md says the test-bed offers: lavapipe's SYNC_FD fences and semaphores, and the
+    // kernel's dma-buf sync_file export/import (tried by doctor on a udmabuf).
+    for k in [
+        "fence_export",
+        "fence_import",
+        "semaphore_export",
+        "semaphore_import",
+    ] {
+        assert_eq!(lvp["sync_fd"][k], true, "{k}: {}", lvp["sync_fd"]);
+    }
+    let dmabuf_sync = &doctor["allocators"]["dmabuf_sync_file"];
+    assert_eq!(dmabuf_sync["export"], "yes", "{dmabuf_sync}");
+    assert_eq!(dmabuf_sync["import"], "yes", "{dmabuf_sync}");
     assert_eq!(doctor["allocators"]["udmabuf"], true);
     assert_eq!(doctor["allocators"]["dma_heap_system"], true);
     // The suite runs as root, who opens every node: doctor checks the allocators and vivid's nodes, and
@@ -127,6 +140,15 @@ fn smoke_weston_advertises_linux_dmabuf() {
         doctor["wayland"]["linux_dmabuf"].as_u64() >= Some(3),
         "dmacam doctor does not see linux-dmabuf: {}",
         doctor["wayland"]
+    );
+    // This Weston (GL on llvmpipe) offers explicit sync v2 but not the DRM-syncobj protocol (ARCHITECTURE.md).
+    assert!(
+        info.contains("'zwp_linux_explicit_synchronization_v1'"),
+        "wayland-info:\n{info}"
+    );
+    assert!(
+        !info.contains("'wp_linux_drm_syncobj_manager_v1'"),
+        "wayland-info:\n{info}"
     );
 }
 

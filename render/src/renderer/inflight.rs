@@ -1,8 +1,10 @@
 //! Frames in flight: a conversion submitted and not yet waited for ([`Pending`]), and how its owner learns
-//! that it is done without blocking: a waiter thread waits for each submission's fence in turn and then
-//! signals an eventfd the owner polls with its other fds ([`Renderer::completion_fd`]). The owner's loop
-//! never blocks in `vkWaitForFences`; the camera buffer a frame reads is given back only after its
-//! [`Pending`] is done.
+//! that it is done without blocking. Where the driver exports fences as sync_files (`SYNC_FD`), each
+//! submission's fence is exported at once and the owner polls that sync_file ([`Pending::completion_fd`]:
+//! `sync-file`); else a waiter thread waits for each submission's fence in turn and then signals an eventfd
+//! the owner polls with its other fds ([`Renderer::completion_fd`]: `waiter-thread`). The owner's loop never
+//! blocks in `vkWaitForFences`; the camera buffer a frame reads is given back only after its [`Pending`] is
+//! done.
 //!
 //! A fence is touched by one thread at a time: the waiter waits for it, and only once the waiter has said
 //! so does the owner reset it (in [`Renderer::finish`], or when a [`Pending`] is dropped unfinished).
@@ -10,7 +12,7 @@
 //! [`Renderer::completion_fd`]: super::Renderer::completion_fd
 //! [`Renderer::finish`]: super::Renderer::finish
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Condvar, Mutex};
@@ -21,7 +23,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::output::OutputSlot;
 use super::pipeline::Shared;
-use super::submit::{reset_fence, wait_fence};
+use super::submit::{reset_fence, wait_fence, FENCE_TIMEOUT_NS};
 use crate::RenderError;
 
 /// What the waiter found for one submission.
@@ -144,19 +146,108 @@ impl Drop for Waiter {
     }
 }
 
+/// How a [`Pending`] learns that the GPU is done.
+pub(super) enum Completion {
+    /// The waiter thread waits for the fence and says so.
+    Waiter(Arc<Done>),
+    /// The fence's completion exported as a sync_file (the fence itself was reset by the export); readable
+    /// once the GPU is done.
+    SyncFile(OwnedFd),
+}
+
+/// Exports the fence of a frame just submitted as a sync_file. A driver may give no fd (-1) for work
+/// already done: then an eventfd that is readable at once stands in, so there is always an fd to poll.
+pub(super) fn export_sync_file(shared: &Shared, fence: vk::Fence) -> Result<OwnedFd, RenderError> {
+    let ext = shared.gpu.fence_fd.as_ref().ok_or(RenderError::Vk {
+        what: "vkGetFenceFdKHR",
+        source: vk::Result::ERROR_FEATURE_NOT_PRESENT,
+    })?;
+    let info = vk::FenceGetFdInfoKHR::default()
+        .fence(fence)
+        .handle_type(vk::ExternalFenceHandleTypeFlags::SYNC_FD);
+    // SAFETY: the fence is live, was created exportable as SYNC_FD (`fence_fd` is only set then) and has a
+    // signal operation pending from the submission just made; no other thread uses it.
+    let fd = unsafe { ext.get_fence_fd(&info) }.map_err(|source| RenderError::Vk {
+        what: "vkGetFenceFdKHR",
+        source,
+    })?;
+    if fd >= 0 {
+        // SAFETY: on success the driver gave us a new sync_file fd that nothing else owns.
+        return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    tracing::debug!("the driver exported no sync_file (-1): the submission is already done");
+    let efd =
+        EventFd::from_value_and_flags(1, EfdFlags::EFD_CLOEXEC).map_err(|e| RenderError::Os {
+            what: "eventfd for a finished GPU submission",
+            source: e.into(),
+        })?;
+    Ok(efd.into())
+}
+
+/// Whether `fd` is readable within `timeout_ms` (0: now).
+fn readable(fd: BorrowedFd<'_>, timeout_ms: u16) -> Result<bool, RenderError> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, PollTimeout::from(timeout_ms)) {
+            Ok(n) => return Ok(n > 0),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                return Err(RenderError::Os {
+                    what: "poll on a GPU sync_file",
+                    source: e.into(),
+                })
+            }
+        }
+    }
+}
+
+/// Waits up to [`FENCE_TIMEOUT_NS`] for the sync_file of frame `seq`.
+fn wait_sync_file(fd: BorrowedFd<'_>, seq: u64) -> Result<(), RenderError> {
+    let ms = FENCE_TIMEOUT_NS / 1_000_000;
+    let start = std::time::Instant::now();
+    while !readable(fd, 1000)? {
+        if start.elapsed().as_millis() as u64 >= ms {
+            return Err(RenderError::Timeout { seq, ms });
+        }
+    }
+    Ok(())
+}
+
 /// A conversion on the GPU. [`super::Renderer::finish`] turns it into the [`super::OutputFrame`] once
 /// [`Pending::is_done`]; dropped unfinished, it waits for the GPU before its output buffer is reused.
 pub struct Pending {
     pub(super) slot: Option<Arc<OutputSlot>>,
     pub(super) shared: Arc<Shared>,
     pub(super) seq: u64,
-    pub(super) done: Arc<Done>,
+    pub(super) done: Completion,
 }
 
 impl Pending {
-    /// Whether the GPU has finished (the waiter has said); never blocks.
+    /// Whether the GPU has finished (its sync_file is readable, or the waiter has said); never blocks.
     pub fn is_done(&self) -> bool {
-        self.done.is_set()
+        match &self.done {
+            Completion::Waiter(d) => d.is_set(),
+            // A failed poll says "done": completing it then reports the error.
+            Completion::SyncFile(fd) => readable(fd.as_fd(), 0).unwrap_or(true),
+        }
+    }
+
+    /// The sync_file that becomes readable when this conversion is done, where the driver exported one;
+    /// `None`: [`super::Renderer::completion_fd`] (the waiter thread's eventfd) says instead.
+    pub fn completion_fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.done {
+            Completion::Waiter(_) => None,
+            Completion::SyncFile(fd) => Some(fd.as_fd()),
+        }
+    }
+
+    /// How this conversion's completion reaches its owner: `sync-file` or `waiter-thread`.
+    pub fn completion(&self) -> &'static str {
+        match &self.done {
+            Completion::Waiter(_) => "waiter-thread",
+            Completion::SyncFile(_) => "sync-file",
+        }
     }
 
     /// The renderer's frame sequence number of this conversion.
@@ -168,8 +259,15 @@ impl Pending {
     /// slot back.
     pub(super) fn complete(&mut self) -> Result<Arc<OutputSlot>, RenderError> {
         let slot = self.slot.take().expect("a pending frame completes once");
-        let r = self.done.wait();
-        reset_fence(&self.shared, slot.fence)?;
+        let r = match &self.done {
+            Completion::Waiter(d) => {
+                let r = d.wait();
+                reset_fence(&self.shared, slot.fence)?;
+                r
+            }
+            // The export reset the fence already.
+            Completion::SyncFile(fd) => wait_sync_file(fd.as_fd(), self.seq),
+        };
         match r {
             Ok(()) => Ok(slot),
             Err(e) => {

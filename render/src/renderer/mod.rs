@@ -37,7 +37,7 @@ pub use upload::{HostFrame, HostPlane};
 
 use dmabuf::{import_key, plane_refs};
 use import::{import, Imported};
-use inflight::Waiter;
+use inflight::{Completion, Waiter};
 use output::OutputSlot;
 use pipeline::{choose_path, create_shared, Shared};
 use submit::{make_params, submit, InputBinding};
@@ -154,15 +154,26 @@ impl Renderer {
         colour: Colorimetry,
         spec: &ProcessSpec,
     ) -> Result<Pending, RenderError> {
-        if self.waiter.is_none() {
+        let sync_file = self.shared.gpu.fence_fd.is_some();
+        if !sync_file && self.waiter.is_none() {
             self.waiter = Some(Waiter::start(self.shared.clone())?);
         }
         let (slot, seq) = self.record(frame, index, colour, spec, false)?;
-        let done = self
-            .waiter
-            .as_ref()
-            .expect("started above")
-            .watch(slot.fence, seq);
+        let exported = sync_file
+            .then(|| inflight::export_sync_file(&self.shared, slot.fence))
+            .transpose();
+        let done = match exported {
+            Ok(Some(fd)) => Completion::SyncFile(fd),
+            Ok(None) => Completion::Waiter(self.watch(slot.fence, seq)?),
+            Err(e) => {
+                // The fence still has its submission pending: the waiter thread waits for it instead.
+                tracing::warn!(
+                    seq,
+                    "GPU sync_file export failed ({e}); waiting on a thread instead"
+                );
+                Completion::Waiter(self.watch(slot.fence, seq)?)
+            }
+        };
         Ok(Pending {
             slot: Some(slot),
             shared: self.shared.clone(),
@@ -171,8 +182,25 @@ impl Renderer {
         })
     }
 
-    /// Readable while a submission has finished since the last [`Self::clear_completions`]; poll it with
-    /// the loop's other fds. `None` before the first [`Self::submit`].
+    /// Hands `fence` (of frame `seq`, just submitted) to the waiter thread, starting it if need be.
+    fn watch(
+        &mut self,
+        fence: ash::vk::Fence,
+        seq: u64,
+    ) -> Result<Arc<inflight::Done>, RenderError> {
+        if self.waiter.is_none() {
+            self.waiter = Some(Waiter::start(self.shared.clone())?);
+        }
+        Ok(self
+            .waiter
+            .as_ref()
+            .expect("started above")
+            .watch(fence, seq))
+    }
+
+    /// Readable while a submission the waiter thread watches has finished since the last
+    /// [`Self::clear_completions`]; poll it with the loop's other fds. `None` while no submission has gone
+    /// to the waiter thread (where the driver exports sync_files, each [`Pending::completion_fd`] says).
     pub fn completion_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.waiter.as_ref().map(Waiter::fd)
     }

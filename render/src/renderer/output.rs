@@ -304,9 +304,14 @@ fn create_slot(
     // SAFETY: pool is live and used only from the renderer.
     let cmd = unsafe { d.allocate_command_buffers(&cinfo) }
         .map_err(vkerr("vkAllocateCommandBuffers"))?[0];
-    // SAFETY: valid create info.
-    let fence = unsafe { d.create_fence(&vk::FenceCreateInfo::default(), None) }
-        .map_err(vkerr("vkCreateFence"))?;
+    let mut export = vk::ExportFenceCreateInfo::default()
+        .handle_types(vk::ExternalFenceHandleTypeFlags::SYNC_FD);
+    let mut finfo = vk::FenceCreateInfo::default();
+    if sh.gpu.fence_fd.is_some() {
+        finfo = finfo.push_next(&mut export);
+    }
+    // SAFETY: valid create info (the export chain only where the device exports SYNC_FD fences).
+    let fence = unsafe { d.create_fence(&finfo, None) }.map_err(vkerr("vkCreateFence"))?;
     unmap.defuse();
     mguard.defuse();
     bguard.defuse();

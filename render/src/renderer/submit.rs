@@ -17,7 +17,7 @@ use crate::spec::ProcessSpec;
 use crate::RenderError;
 
 /// How long a frame may take on the GPU before we give up (lavapipe under TCG emulation is slow).
-const FENCE_TIMEOUT_NS: u64 = 60_000_000_000;
+pub(super) const FENCE_TIMEOUT_NS: u64 = 60_000_000_000;
 
 /// The camera input a frame reads: its descriptor set and the handles its barriers name.
 pub(super) struct InputBinding {

@@ -2,6 +2,7 @@
 //! nodes the user running it can actually open (`access.rs`).
 
 mod access;
+mod syncfile;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -48,6 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "udmabuf": Path::new("/dev/udmabuf").exists(),
         "dma_heap_system_usable": usable("/dev/dma_heap/system"),
         "udmabuf_usable": usable("/dev/udmabuf"),
+        "dmabuf_sync_file": syncfile::probe(),
     });
     let euid = nix::unistd::geteuid().as_raw();
     let drm_cards: Vec<String> = std::fs::read_dir("/dev/dri")
@@ -70,6 +72,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "api": format!("{}.{}.{}", d.api_version.0, d.api_version.1, d.api_version.2),
                 "offered": d.offered,
                 "missing_required": d.missing_required,
+                "sync_fd": {
+                    "fence_export": d.sync_fd.fence_export,
+                    "fence_import": d.sync_fd.fence_import,
+                    "semaphore_export": d.sync_fd.semaphore_export,
+                    "semaphore_import": d.sync_fd.semaphore_import,
+                },
             }))
             .collect::<Vec<_>>()),
         Err(e) => json!({ "error": e.to_string() }),
@@ -154,6 +162,7 @@ fn print_text(r: &serde_json::Value) {
         state("dma_heap_system"),
         state("udmabuf")
     );
+    println!("{}", syncfile::line(&r["allocators"]["dmabuf_sync_file"]));
     let drm = strings(&r["drm"]);
     if drm.is_empty() {
         println!("DRM nodes: none");
@@ -172,6 +181,21 @@ fn print_text(r: &serde_json::Value) {
                     d["api"].as_str().unwrap_or("?")
                 );
                 println!("    offers: {}", strings(&d["offered"]).join(", "));
+                let sync = &d["sync_fd"];
+                let yes = |k: &str| {
+                    if sync[k].as_bool() == Some(true) {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                };
+                println!(
+                    "    sync_file (SYNC_FD): fence export {}, import {}; semaphore export {}, import {}",
+                    yes("fence_export"),
+                    yes("fence_import"),
+                    yes("semaphore_export"),
+                    yes("semaphore_import")
+                );
                 let missing = strings(&d["missing_required"]);
                 if !missing.is_empty() {
                     println!("    MISSING (required): {}", missing.join(", "));
