@@ -18,6 +18,8 @@ use crate::RenderError;
 /// A camera buffer imported into Vulkan, kept for as long as its buffer index shows the same dma-bufs.
 pub(super) struct Imported {
     shared: Arc<Shared>,
+    /// The path this buffer was imported through (the renderer's, or the buffer path it fell back to).
+    pub(super) path: ImportPath,
     pub(super) key: ImportKey,
     pub(super) memories: Vec<vk::DeviceMemory>,
     pub(super) buffers: Vec<vk::Buffer>,
@@ -74,6 +76,7 @@ pub(super) fn import(
 ) -> Result<Imported, RenderError> {
     let mut imp = Imported {
         shared: shared.clone(),
+        path,
         key,
         memories: vec![],
         buffers: vec![],
