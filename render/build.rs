@@ -1,7 +1,8 @@
 //! Compiles the WGSL compute shaders in `assets/shaders/` to SPIR-V with naga (pure Rust, at build time; no
 //! prebuilt binaries are committed), one variant per (source reader, input format, operation), so that no
-//! shader switches on the format at run time. A variant is: the reader, `common.wgsl`, `formats.wgsl`, a few
-//! generated lines naming the format's functions, and the operation's file. `shaders.rs` in `OUT_DIR` lists
+//! shader switches on the format at run time. A variant is: the reader, `common.wgsl`, a few generated lines
+//! setting the format's parameters and naming its reader, the format family's file (`fmt_*.wgsl`), and the
+//! operation's file. `shaders.rs` in `OUT_DIR` lists
 //! them for `renderer/pipeline.rs`.
 
 use std::fmt::Write as _;
@@ -10,20 +11,171 @@ use std::path::{Path, PathBuf};
 /// (reader name, reader file).
 const READERS: &[(&str, &str)] = &[("buffer", "src_buffer.wgsl"), ("image", "src_image.wgsl")];
 
-/// (format name as `SourceFormat::shader_name` says it, operation file of its unscaled fast path, whether
-/// `formats.wgsl` has a word reader `fetchw_<name>` for aligned rows).
-const FORMATS: &[(&str, &str, bool)] = &[
-    ("yuyv", "op_packed422.wgsl", true),
-    ("uyvy", "op_packed422.wgsl", true),
-    ("nv12", "op_nv12.wgsl", true),
-    ("grey", "op_copy.wgsl", false),
-    ("bgrx", "op_copy.wgsl", true),
-    ("rgb3", "op_copy.wgsl", false),
-    ("bgr3", "op_copy.wgsl", false),
-];
+/// One input format's shaders: its name (as `SourceFormat::shader_name` says it), its family's file (which
+/// defines `fetch_bytes`, and `fetch_words` where the family has a word reader), the operation file of its
+/// unscaled fast path, whether it reads whole words (its fast path always, the general one on aligned rows),
+/// and the family's parameters, WGSL constants (byte order, chroma subsampling, plane order) that make the
+/// family's code this format's. `SourceFormat::from_pixel` maps capture's catalogue layouts onto these names;
+/// the pixel tests check every one against the CPU reference.
+struct Format {
+    name: &'static str,
+    family: &'static str,
+    fast: &'static str,
+    words: bool,
+    params: &'static [(&'static str, &'static str)],
+}
 
-/// Files every variant contains, after its reader.
-const COMMON: &[&str] = &["common.wgsl", "formats.wgsl"];
+const FORMATS: &[Format] = &[
+    Format {
+        name: "yuyv",
+        family: "fmt_packed422.wgsl",
+        fast: "op_packed422.wgsl",
+        words: true,
+        params: &[("P_Y0", "0u"), ("P_U", "1u"), ("P_Y1", "2u"), ("P_V", "3u")],
+    },
+    Format {
+        name: "yvyu",
+        family: "fmt_packed422.wgsl",
+        fast: "op_packed422.wgsl",
+        words: true,
+        params: &[("P_Y0", "0u"), ("P_U", "3u"), ("P_Y1", "2u"), ("P_V", "1u")],
+    },
+    Format {
+        name: "uyvy",
+        family: "fmt_packed422.wgsl",
+        fast: "op_packed422.wgsl",
+        words: true,
+        params: &[("P_Y0", "1u"), ("P_U", "0u"), ("P_Y1", "3u"), ("P_V", "2u")],
+    },
+    Format {
+        name: "vyuy",
+        family: "fmt_packed422.wgsl",
+        fast: "op_packed422.wgsl",
+        words: true,
+        params: &[("P_Y0", "1u"), ("P_U", "2u"), ("P_Y1", "3u"), ("P_V", "0u")],
+    },
+    Format {
+        name: "nv12",
+        family: "fmt_semiplanar.wgsl",
+        fast: "op_block.wgsl",
+        words: true,
+        params: &[("C_VSHIFT", "1u"), ("CR_FIRST", "false")],
+    },
+    Format {
+        name: "nv21",
+        family: "fmt_semiplanar.wgsl",
+        fast: "op_block.wgsl",
+        words: true,
+        params: &[("C_VSHIFT", "1u"), ("CR_FIRST", "true")],
+    },
+    Format {
+        name: "nv16",
+        family: "fmt_semiplanar.wgsl",
+        fast: "op_block.wgsl",
+        words: true,
+        params: &[("C_VSHIFT", "0u"), ("CR_FIRST", "false")],
+    },
+    Format {
+        name: "nv61",
+        family: "fmt_semiplanar.wgsl",
+        fast: "op_block.wgsl",
+        words: true,
+        params: &[("C_VSHIFT", "0u"), ("CR_FIRST", "true")],
+    },
+    Format {
+        name: "yu12",
+        family: "fmt_planar420.wgsl",
+        fast: "op_block.wgsl",
+        words: false,
+        params: &[("CB_PLANE", "1u"), ("CR_PLANE", "2u")],
+    },
+    Format {
+        name: "yv12",
+        family: "fmt_planar420.wgsl",
+        fast: "op_block.wgsl",
+        words: false,
+        params: &[("CB_PLANE", "2u"), ("CR_PLANE", "1u")],
+    },
+    Format {
+        name: "grey",
+        family: "fmt_grey.wgsl",
+        fast: "op_copy.wgsl",
+        words: false,
+        params: &[],
+    },
+    Format {
+        name: "bgrx",
+        family: "fmt_rgb.wgsl",
+        fast: "op_copy.wgsl",
+        words: true,
+        params: &[
+            ("RGB_BPP", "4u"),
+            ("RGB_R", "2u"),
+            ("RGB_G", "1u"),
+            ("RGB_B", "0u"),
+        ],
+    },
+    Format {
+        name: "xrgb",
+        family: "fmt_rgb.wgsl",
+        fast: "op_copy.wgsl",
+        words: true,
+        params: &[
+            ("RGB_BPP", "4u"),
+            ("RGB_R", "1u"),
+            ("RGB_G", "2u"),
+            ("RGB_B", "3u"),
+        ],
+    },
+    Format {
+        name: "rgbx",
+        family: "fmt_rgb.wgsl",
+        fast: "op_copy.wgsl",
+        words: true,
+        params: &[
+            ("RGB_BPP", "4u"),
+            ("RGB_R", "0u"),
+            ("RGB_G", "1u"),
+            ("RGB_B", "2u"),
+        ],
+    },
+    Format {
+        name: "xbgr",
+        family: "fmt_rgb.wgsl",
+        fast: "op_copy.wgsl",
+        words: true,
+        params: &[
+            ("RGB_BPP", "4u"),
+            ("RGB_R", "3u"),
+            ("RGB_G", "2u"),
+            ("RGB_B", "1u"),
+        ],
+    },
+    Format {
+        name: "rgb3",
+        family: "fmt_rgb.wgsl",
+        fast: "op_copy.wgsl",
+        words: false,
+        params: &[
+            ("RGB_BPP", "3u"),
+            ("RGB_R", "0u"),
+            ("RGB_G", "1u"),
+            ("RGB_B", "2u"),
+        ],
+    },
+    Format {
+        name: "bgr3",
+        family: "fmt_rgb.wgsl",
+        fast: "op_copy.wgsl",
+        words: false,
+        params: &[
+            ("RGB_BPP", "3u"),
+            ("RGB_R", "2u"),
+            ("RGB_G", "1u"),
+            ("RGB_B", "0u"),
+        ],
+    },
+];
 
 fn main() {
     let shaders = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/shaders");
@@ -33,7 +185,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", path.display());
         read(&path)
     };
-    let common: String = COMMON.iter().map(|f| load(f) + "\n").collect();
+    let common = load("common.wgsl");
     let transform = load("op_transform.wgsl");
     let mut table = String::from(
         "/// Every shader variant: (reader, format, operation, SPIR-V). Generated by render/build.rs.\n\
@@ -41,32 +193,37 @@ fn main() {
     );
     for (reader, reader_file) in READERS {
         let reader_src = load(reader_file);
-        for &(format, fast_file, words) in FORMATS {
-            let fast = load(fast_file);
+        for format in FORMATS {
+            let family = load(format.family);
+            let fast = load(format.fast);
             // (operation name, its file, its source, whether it reads words). The fast path needs aligned
             // rows, so it reads words wherever a word reader exists.
             let mut ops = vec![
-                ("fast", fast_file, &fast, words),
+                ("fast", format.fast, &fast, format.words),
                 ("nearest", "op_transform.wgsl", &transform, false),
                 ("bilinear", "op_transform.wgsl", &transform, false),
             ];
-            if words {
+            if format.words {
                 ops.push(("nearest_w", "op_transform.wgsl", &transform, true));
                 ops.push(("bilinear_w", "op_transform.wgsl", &transform, true));
             }
             for (op, op_file, op_src, words) in ops {
                 let source = format!(
-                    "{reader_src}\n{common}\n{}\n{op_src}",
+                    "{reader_src}\n{common}\n{}\n{family}\n{op_src}",
                     glue(format, op.starts_with("bilinear"), words)
                 );
-                let label = format!("{reader_file} + {format} + {op_file}");
+                let label = format!(
+                    "{reader_file} + {} ({}) + {op_file}",
+                    format.family, format.name
+                );
                 let spirv = compile(&label, &source);
                 let bytes: Vec<u8> = spirv.iter().flat_map(|w| w.to_le_bytes()).collect();
-                let name = format!("{reader}_{format}_{op}.spv");
+                let name = format!("{reader}_{}_{op}.spv", format.name);
                 std::fs::write(out.join(&name), bytes).expect("write SPIR-V");
                 writeln!(
                     table,
-                    "    (\"{reader}\", \"{format}\", \"{op}\", include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\"))),"
+                    "    (\"{reader}\", \"{}\", \"{op}\", include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\"))),",
+                    format.name
                 )
                 .expect("write to a String");
             }
@@ -76,15 +233,17 @@ fn main() {
     std::fs::write(out.join("shaders.rs"), table).expect("write shaders.rs");
 }
 
-/// The generated lines that make a variant read one format (by bytes, or by words for aligned rows).
-fn glue(format: &str, bilinear: bool, words: bool) -> String {
-    let w = if words { "w" } else { "" };
+/// The generated lines that make a variant read one format: the family's parameters, and its reader (by
+/// bytes, or by words for aligned rows) as `fetch`.
+fn glue(format: &Format, bilinear: bool, words: bool) -> String {
+    let reader = if words { "fetch_words" } else { "fetch_bytes" };
     let mut s = format!(
         "const BILINEAR: bool = {bilinear};\n\
-         fn fetch(x: u32, y: u32) -> vec3<f32> {{ return fetch{w}_{format}(x, y); }}\n"
+         fn fetch(x: u32, y: u32) -> vec3<f32> {{ return {reader}(x, y); }}\n"
     );
-    if matches!(format, "yuyv" | "uyvy") {
-        s += &format!("fn unpack422(w: u32) -> vec4<u32> {{ return unpack_{format}(w); }}\n");
+    for (name, value) in format.params {
+        let ty = if value.ends_with('u') { "u32" } else { "bool" };
+        s += &format!("const {name}: {ty} = {value};\n");
     }
     s
 }

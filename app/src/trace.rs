@@ -72,7 +72,11 @@ impl GpuRecord {
         out: &dmacam_render::OutputFrame,
     ) -> GpuRecord {
         GpuRecord {
-            import_path: renderer.import_path().name().to_owned(),
+            import_path: renderer
+                .buffer_import_path(camera_index)
+                .unwrap_or(renderer.import_path())
+                .name()
+                .to_owned(),
             import_inodes: renderer
                 .import_inodes(camera_index)
                 .map(<[u64]>::to_vec)

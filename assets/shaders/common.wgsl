@@ -2,11 +2,12 @@
 // the output buffer and the colour maths.
 //
 // build.rs compiles one variant per (source reader, input format, operation), each the concatenation of
-// a reader (src_buffer.wgsl or src_image.wgsl), this file, formats.wgsl, a few generated lines that pick the
-// format (`fetch`, `unpack422`, `BILINEAR`) and one operation file (op_*.wgsl) holding `main`. Nothing in the
-// hot path switches on the format: each variant reads exactly one.
+// a reader (src_buffer.wgsl or src_image.wgsl), this file, a few generated lines that set the format's
+// parameters (byte order, chroma subsampling and plane order as constants), pick its reader (`fetch`) and say
+// whether to filter (`BILINEAR`), the format family's file (fmt_*.wgsl) and one operation file (op_*.wgsl)
+// holding `main`. Nothing in the hot path switches on the format: each variant reads exactly one.
 //
-// Readers define, for plane 0 or 1 of the camera frame read in place (row `row`, byte `xb` of the row):
+// Readers define, for plane 0, 1 or 2 of the camera frame read in place (row `row`, byte `xb` of the row):
 //   src_byte(plane, xb, row) -> u32   one byte
 //   src_pair(plane, xb, row) -> u32   two bytes, little-endian; (plane offset + row * stride + xb) even
 //   src_word(plane, xb, row) -> u32   four bytes, little-endian; (plane offset + row * stride + xb) % 4 == 0
@@ -18,6 +19,8 @@ struct Params {
     stride0: u32,
     off1: u32,
     stride1: u32,
+    off2: u32,
+    stride2: u32,
     dst_w: u32,
     dst_h: u32,
     dst_stride_px: u32,  // output row pitch in pixels (u32 words)

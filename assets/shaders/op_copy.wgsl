@@ -1,5 +1,5 @@
-// Unscaled, for formats with one pixel per sample (GREY, XR24/AR24, RGB3, BGR3): one invocation per pixel of
-// the crop, no resampling; crop, mirrors and quarter turns are folded into where it is written (`out_index`).
+// Unscaled, for formats with one pixel per sample (GREY and the packed RGB formats): one invocation per pixel
+// of the crop, no resampling; crop, mirrors and quarter turns are folded into where it is written (`out_index`).
 
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

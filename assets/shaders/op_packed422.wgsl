@@ -1,5 +1,5 @@
-// Unscaled, for packed 4:2:2: one invocation converts the two pixels of one 32-bit source word, sharing its
-// chroma. It runs over the crop's pixels (dx, dy); crop, mirrors and quarter turns are folded into where the
+// Unscaled, for packed 4:2:2 (any byte order: `unpack422` in fmt_packed422.wgsl): one invocation converts
+// the two pixels of one 32-bit source word, sharing its chroma. It runs over the crop's pixels (dx, dy); crop, mirrors and quarter turns are folded into where the
 // pixels are written (`out_index`). The crop's x is even, and the plane offset and stride are multiples of 4
 // (the renderer picks the general variant otherwise).
 

@@ -5,12 +5,16 @@
 
 @group(0) @binding(0) var src0: texture_2d<u32>;
 @group(0) @binding(1) var src1: texture_2d<u32>;
+@group(0) @binding(2) var src2: texture_2d<u32>;
 
 fn src_byte(plane: u32, xb: u32, row: u32) -> u32 {
     if (plane == 0u) {
         return textureLoad(src0, vec2<u32>(min(xb, textureDimensions(src0).x - 1u), row), 0).r;
     }
-    return textureLoad(src1, vec2<u32>(min(xb, textureDimensions(src1).x - 1u), row), 0).r;
+    if (plane == 1u) {
+        return textureLoad(src1, vec2<u32>(min(xb, textureDimensions(src1).x - 1u), row), 0).r;
+    }
+    return textureLoad(src2, vec2<u32>(min(xb, textureDimensions(src2).x - 1u), row), 0).r;
 }
 
 fn src_pair(plane: u32, xb: u32, row: u32) -> u32 {

@@ -89,7 +89,7 @@ fn every_format_and_colorimetry_matches_the_cpu_reference() {
     }
     eprintln!("{}", report.join("\n"));
     // Odd-width rows and padding that is not a multiple of 4 exercise the byte addressing.
-    for fmt in ["RGB3", "GREY", "NV12"] {
+    for fmt in ["RGB3", "GREY", "NV12", "NV61", "YV12", "YVYU", "BA24"] {
         let rgb = reference::pattern(37, 23, 2);
         let c = Colorimetry::BT601_LIMITED;
         let e = reference::encode(fmt, 37, 23, &rgb, c, 3);
@@ -118,7 +118,7 @@ fn crop_mirror_rotate_and_scale_match_the_cpu_reference() {
         "crop=33x47+40+3,flip,rotate=270,scale=64x30",
         "crop=64x48+31+15,mirror=hv,rotate=180",
     ];
-    for fmt in ["YUYV", "NV12", "XR24"] {
+    for fmt in ["YUYV", "VYUY", "NV12", "NV61", "YU12", "XR24", "AB24"] {
         let c = reference::colorimetries()[2];
         let e = reference::encode(fmt, w, h, &rgb, c, 8);
         for s in specs {
@@ -133,8 +133,8 @@ fn crop_mirror_rotate_and_scale_match_the_cpu_reference() {
     );
 }
 
-/// Each format has an unscaled variant for crops, mirrors and quarter turns (YUYV/UYVY two pixels per
-/// invocation from one word, NV12 a 2x2 block sharing its chroma, the others one pixel) and general ones
+/// Each format has an unscaled variant for crops, mirrors and quarter turns (packed 4:2:2 two pixels per
+/// invocation from one word, semi-planar and three-plane formats a 2x2 block, the others one pixel) and general ones
 /// (nearest for crops on odd pixels, misaligned rows and `filter=nearest`; bilinear when scaling). Every format goes through each, on even and odd sizes.
 #[test]
 fn every_format_through_the_fast_and_general_variants() {
@@ -166,6 +166,29 @@ fn every_format_through_the_fast_and_general_variants() {
                     &spec,
                     &format!("{fmt} {w}x{h} pad {pad} {s}"),
                 );
+            }
+        }
+    }
+}
+
+/// Frame sizes cameras and users ask for that are not multiples of 4 or 8 (odd widths and heights, 1366
+/// wide), on every format, unscaled (fast variant where rows allow it), turned and scaled.
+#[test]
+fn odd_frame_sizes_on_every_format() {
+    let mut r = host_renderer();
+    let c = reference::colorimetries()[0];
+    for (w, h) in [(642, 362), (641, 361), (1366, 768)] {
+        let rgb = reference::pattern(w, h, w ^ h);
+        for fmt in reference::FORMATS {
+            let e = reference::encode(fmt, w, h, &rgb, c, 0);
+            for s in [
+                "convert",
+                "rotate=90",
+                "crop=401x201+3+1,mirror",
+                "scale=320x181",
+            ] {
+                let spec: ProcessSpec = s.parse().unwrap();
+                run(&mut r, &e, c, &spec, &format!("{fmt} {w}x{h} {s}"));
             }
         }
     }

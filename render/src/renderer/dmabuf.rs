@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ash::vk;
 use dmacam_capture::{Dmabuf, DmabufPlane, Fourcc, DRM_FORMAT_MOD_LINEAR};
 
-use crate::conv::SourceFormat;
+use crate::conv::{Family, SourceFormat};
 use crate::device::Gpu;
 use crate::RenderError;
 
@@ -29,8 +29,8 @@ pub(super) struct ImportKey {
     planes: Vec<(u64, u64, u32, u32)>,
 }
 
-/// The planes the shader reads, from a frame's dma-bufs. A single-buffer NV12 frame may come as one plane;
-/// its CbCr plane then follows the Y plane in the same buffer.
+/// The planes the shader reads, from a frame's dma-bufs. A single-buffer semi-planar frame (NV12, NV21,
+/// NV16, NV61) may come as one plane; its chroma plane then follows the Y plane in the same buffer.
 pub(super) fn plane_refs(
     frame: &Dmabuf,
     format: SourceFormat,
@@ -51,7 +51,7 @@ pub(super) fn plane_refs(
         return Err(bad("empty frame".into()));
     }
     let mut given: Vec<DmabufPlane> = frame.planes.clone();
-    if format == SourceFormat::Nv12 && given.len() == 1 {
+    if matches!(format.family(), Family::SemiPlanar { .. }) && given.len() == 1 {
         let p = &given[0];
         given.push(DmabufPlane {
             fd: p.fd.clone(),

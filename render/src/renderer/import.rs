@@ -18,6 +18,8 @@ use crate::RenderError;
 /// A camera buffer imported into Vulkan, kept for as long as its buffer index shows the same dma-bufs.
 pub(super) struct Imported {
     shared: Arc<Shared>,
+    /// The path this buffer was imported through (the renderer's, or the buffer path it fell back to).
+    pub(super) path: ImportPath,
     pub(super) key: ImportKey,
     pub(super) memories: Vec<vk::DeviceMemory>,
     pub(super) buffers: Vec<vk::Buffer>,
@@ -74,6 +76,7 @@ pub(super) fn import(
 ) -> Result<Imported, RenderError> {
     let mut imp = Imported {
         shared: shared.clone(),
+        path,
         key,
         memories: vec![],
         buffers: vec![],
@@ -160,8 +163,10 @@ pub(super) fn import(
             imp.planes = planes.iter().map(|p| (p.offset, p.stride)).collect();
             let set = alloc_set(shared, shared.set0_layout)?;
             imp.set = set;
+            // Bindings past the format's planes are not read; they repeat the last plane's buffer.
             let b1 = *by_plane.get(1).unwrap_or(&by_plane[0]);
-            write_buffer_set(shared, set, &[by_plane[0], b1]);
+            let b2 = *by_plane.get(2).unwrap_or(&b1);
+            write_buffer_set(shared, set, &[by_plane[0], b1, b2]);
         }
         ImportPath::ImageDrmModifier => {
             let mut views = vec![];
@@ -287,16 +292,15 @@ pub(super) fn import(
             imp.planes = planes.iter().map(|p| (p.offset, p.stride)).collect();
             let set = alloc_set(shared, shared.set0_layout)?;
             imp.set = set;
+            // Bindings past the format's planes are not read; they repeat the last plane's view.
             let v1 = views.get(1).map(|v| v.1).unwrap_or(views[0].1);
-            let infos = [
+            let v2 = views.get(2).map(|v| v.1).unwrap_or(v1);
+            let infos = [views[0].1, v1, v2].map(|view| {
                 [vk::DescriptorImageInfo::default()
-                    .image_view(views[0].1)
-                    .image_layout(vk::ImageLayout::GENERAL)],
-                [vk::DescriptorImageInfo::default()
-                    .image_view(v1)
-                    .image_layout(vk::ImageLayout::GENERAL)],
-            ];
-            let writes = [0u32, 1].map(|b| {
+                    .image_view(view)
+                    .image_layout(vk::ImageLayout::GENERAL)]
+            });
+            let writes = [0u32, 1, 2].map(|b| {
                 vk::WriteDescriptorSet::default()
                     .dst_set(set)
                     .dst_binding(b)

@@ -58,6 +58,9 @@ pub struct Renderer {
     upload: Option<Upload>,
     slots: Vec<Arc<OutputSlot>>,
     pipelines: Pipelines,
+    /// The storage-buffer layouts and pipelines for buffers the image path refuses (see
+    /// [`Self::import_buffer`]); made at the first such buffer.
+    fallback: Option<(Arc<Shared>, Pipelines)>,
     shared: Arc<Shared>,
     path: ImportPath,
     path_reason: String,
@@ -85,6 +88,7 @@ impl Renderer {
             upload: None,
             slots: vec![],
             pipelines: Pipelines::new(shared.clone(), path),
+            fallback: None,
             shared,
             path,
             path_reason,
@@ -102,6 +106,12 @@ impl Renderer {
     /// Why that path was chosen (for `dmacam list --pipeline` and logs).
     pub fn import_path_reason(&self) -> &str {
         &self.path_reason
+    }
+
+    /// The path camera buffer `index` was imported through, if it is imported: the renderer's
+    /// [`Self::import_path`], or the storage-buffer path for a buffer whose layout the image path refused.
+    pub fn buffer_import_path(&self, index: u32) -> Option<ImportPath> {
+        self.imports.get(&index).map(|i| i.path)
     }
 
     /// The inodes of the dma-bufs imported for camera buffer `index` (one per distinct dma-buf, in plane
@@ -249,7 +259,7 @@ impl Renderer {
             self.imports.remove(&index);
         }
         if !self.imports.contains_key(&index) {
-            let imported = import(&self.shared, self.path, frame.fourcc, &planes, key)?;
+            let imported = self.import_buffer(frame, index, &planes, key)?;
             self.stats.imports += 1;
             self.stats.memory_imports += imported.memory_imports();
             self.imports.insert(index, imported);
@@ -282,10 +292,69 @@ impl Renderer {
             external: true,
         };
         let seq = self.stats.frames;
-        let pipeline = self.pipelines.get(format, work.variant).map_err(release)?;
-        submit(&self.shared, &slot, &input, pipeline, &work, seq, wait).map_err(release)?;
+        let (shared, pipelines) = match (&mut self.fallback, imported.path == self.path) {
+            (Some((shared, pipelines)), false) => (&*shared, pipelines),
+            _ => (&self.shared, &mut self.pipelines),
+        };
+        let pipeline = pipelines.get(format, work.variant).map_err(release)?;
+        // A fallback import's layouts are the buffer path's; the output slot's set layout is defined
+        // identically in both, so the slot's set binds with either pipeline layout
+        // (VUID-vkCmdBindDescriptorSets-pDescriptorSets-00358).
+        submit(shared, &slot, &input, pipeline, &work, seq, wait).map_err(release)?;
         self.stats.frames += 1;
         Ok((slot, seq))
+    }
+
+    /// Imports camera buffer `index` through the renderer's path. When that is the image path and the
+    /// driver refuses this buffer's layout (a LINEAR image of this size wants another row pitch or more
+    /// bytes than the dma-buf has, as lavapipe does for 642x362 YUYV), the buffer is imported as a storage
+    /// buffer instead, and the log says so; the buffer path reads any offset and stride.
+    fn import_buffer(
+        &mut self,
+        frame: &Dmabuf,
+        index: u32,
+        planes: &[dmabuf::PlaneRef],
+        key: dmabuf::ImportKey,
+    ) -> Result<Imported, RenderError> {
+        let refused = match import(&self.shared, self.path, frame.fourcc, planes, key.clone()) {
+            Err(e @ (RenderError::Import { .. } | RenderError::ImportRejected { .. }))
+                if self.path == ImportPath::ImageDrmModifier =>
+            {
+                e
+            }
+            other => {
+                if other.is_ok() {
+                    tracing::debug!(index, path = self.path.name(), "camera buffer imported");
+                }
+                return other;
+            }
+        };
+        if self.fallback.is_none() {
+            let path = ImportPath::StorageBuffer;
+            let shared = Arc::new(create_shared(self.shared.gpu.clone(), path)?);
+            self.fallback = Some((shared.clone(), Pipelines::new(shared, path)));
+        }
+        let (shared, _) = self.fallback.as_ref().expect("made above");
+        let imported = import(
+            shared,
+            ImportPath::StorageBuffer,
+            frame.fourcc,
+            planes,
+            key,
+        )
+        .inspect_err(|_| {
+            tracing::warn!(index, image_error = %refused, "the storage-buffer import failed too");
+        })?;
+        tracing::info!(
+            index,
+            fourcc = %frame.fourcc,
+            width = frame.width,
+            height = frame.height,
+            path = ImportPath::StorageBuffer.name(),
+            reason = %refused,
+            "the image import refused this camera buffer; imported it as a storage buffer"
+        );
+        Ok(imported)
     }
 
     /// Like [`Self::process`] for a frame in CPU memory: the planes are copied into a staging buffer (counted

@@ -40,7 +40,7 @@ impl Drop for Shared {
 /// Push constants, laid out exactly as `Params` in `assets/shaders/common.wgsl`.
 #[derive(Debug, Default)]
 pub(super) struct Params {
-    pub(super) u: [u32; 14],
+    pub(super) u: [u32; 16],
     pub(super) f: [f32; 9],
 }
 
@@ -153,7 +153,8 @@ pub(super) fn create_shared(gpu: Arc<Gpu>, path: ImportPath) -> Result<Shared, R
         ImportPath::StorageBuffer => vk::DescriptorType::STORAGE_BUFFER,
         ImportPath::ImageDrmModifier => vk::DescriptorType::SAMPLED_IMAGE,
     };
-    let b0 = [0u32, 1].map(|b| {
+    // One binding per plane the shaders read (Y, CbCr or Cb, Cr).
+    let b0 = [0u32, 1, 2].map(|b| {
         vk::DescriptorSetLayoutBinding::default()
             .binding(b)
             .descriptor_type(input_type)
@@ -205,11 +206,11 @@ pub(super) fn create_shared(gpu: Arc<Gpu>, path: ImportPath) -> Result<Shared, R
         let sizes = [
             vk::DescriptorPoolSize {
                 ty: vk::DescriptorType::STORAGE_BUFFER,
-                descriptor_count: 2 * n + 16,
+                descriptor_count: 3 * n + 16,
             },
             vk::DescriptorPoolSize {
                 ty: vk::DescriptorType::SAMPLED_IMAGE,
-                descriptor_count: 2 * n,
+                descriptor_count: 3 * n,
             },
         ];
         sh.desc_pool = d

@@ -62,6 +62,7 @@ pub(super) fn make_params(
     };
     let c = colour_params(colour);
     let (off1, stride1) = planes.get(1).copied().unwrap_or(planes[0]);
+    let (off2, stride2) = planes.get(2).copied().unwrap_or((off1, stride1));
     let params = Params {
         u: [
             width,
@@ -70,6 +71,8 @@ pub(super) fn make_params(
             planes[0].1,
             off1,
             stride1,
+            off2,
+            stride2,
             slot.width,
             slot.height,
             slot.stride / 4,

@@ -99,7 +99,7 @@ pub(super) fn ensure_upload(
     let ptr = unsafe { d.map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty()) }
         .map_err(vkerr("vkMapMemory (upload)"))?;
     let set = alloc_set(sh, sh.set0_layout)?;
-    write_buffer_set(sh, set, &[buffer, buffer]);
+    write_buffer_set(sh, set, &[buffer, buffer, buffer]);
     guard.defuse();
     mguard.defuse();
     *upload = Some(Upload {

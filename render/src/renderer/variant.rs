@@ -10,7 +10,7 @@ use ash::vk;
 
 use super::options::ImportPath;
 use super::pipeline::Shared;
-use crate::conv::SourceFormat;
+use crate::conv::{Family, SourceFormat};
 use crate::device::vkerr;
 use crate::spec::{Filter, ProcessSpec, Rect};
 use crate::RenderError;
@@ -21,7 +21,7 @@ include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Op {
     /// Unscaled (crop, mirrors, quarter turns): several pixels per invocation where the format packs them
-    /// (`op_packed422.wgsl`, `op_nv12.wgsl`), one otherwise (`op_copy.wgsl`); no resampling.
+    /// (`op_packed422.wgsl`, `op_block.wgsl`), one otherwise (`op_copy.wgsl`); no resampling.
     Fast,
     /// Crop, mirror, quarter turns and nearest-neighbour scaling, one invocation per output pixel
     /// (`op_transform.wgsl`): for unscaled frames whose crop or rows [`Op::Fast`] cannot take, and for
@@ -35,7 +35,7 @@ pub(super) enum Op {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct Variant {
     pub(super) op: Op,
-    /// Pixels are read as whole words (`fetchw_*` in `formats.wgsl`): the format has a word reader and the
+    /// Pixels are read as whole words (`fetch_words` in `fmt_*.wgsl`): the format has a word reader and the
     /// frame's plane offsets and strides are aligned to it. Always so for [`Op::Fast`] of formats that have one.
     pub(super) words: bool,
 }
@@ -65,21 +65,37 @@ pub(super) fn choose(
     let turns = spec.rotate.quarter_turns();
     let unrotated = if turns % 2 == 1 { (out.1, out.0) } else { out };
     let unscaled = unrotated == (crop.width, crop.height);
-    let aligned = |to: u32| {
+    let aligned = |planes: &[(u32, u32)], to: u32| {
         planes
             .iter()
             .all(|&(off, stride)| off % to == 0 && stride % to == 0)
     };
-    // The word readers' alignment, and whether the fast variant's grid (whole 4:2:2 words, 4:2:0 blocks)
-    // matches the crop's.
-    let (words, fits) = match format {
-        SourceFormat::Yuyv | SourceFormat::Uyvy => (Some(aligned(4)), crop.x % 2 == 0),
-        SourceFormat::Nv12 => (Some(aligned(2)), crop.x % 2 == 0 && crop.y % 2 == 0),
-        SourceFormat::Bgrx => (Some(aligned(4)), true),
-        SourceFormat::Grey | SourceFormat::Rgb3 | SourceFormat::Bgr3 => (None, true),
+    // Whether the format's word reader may be used (`None`: it has none), whether the fast variant's grid
+    // (whole 4:2:2 words, 2x2 blocks sharing 4:2:0 chroma) matches the crop's, and whether the rows are
+    // aligned as the fast variant reads them.
+    let (words, fits, fast_aligned) = match format.family() {
+        Family::Packed422 => {
+            let a = aligned(planes, 4);
+            (Some(a), crop.x % 2 == 0, a)
+        }
+        Family::SemiPlanar { vsub } => {
+            let a = aligned(planes, 2);
+            (Some(a), crop.x % 2 == 0 && crop.y % vsub == 0, a)
+        }
+        // Luma is read in pairs, chroma by the byte.
+        Family::Planar420 => (
+            None,
+            crop.x % 2 == 0 && crop.y % 2 == 0,
+            aligned(&planes[..1], 2),
+        ),
+        Family::Pixel { bpp: 4 } => {
+            let a = aligned(planes, 4);
+            (Some(a), true, a)
+        }
+        Family::Pixel { .. } => (None, true, true),
     };
     // The unscaled variants fold mirrors and turns into where they write.
-    let op = if unscaled && fits && words != Some(false) {
+    let op = if unscaled && fits && fast_aligned {
         Op::Fast
     } else if unscaled || spec.filter == Filter::Nearest {
         // Unscaled, every output pixel centre falls on a source pixel centre: bilinear would weigh one pixel.
@@ -95,9 +111,11 @@ pub(super) fn choose(
 
 /// Workgroups (of 8x8 invocations) for a `width`×`height` grid: the crop for [`Op::Fast`], else the output.
 pub(super) fn workgroups(format: SourceFormat, op: Op, width: u32, height: u32) -> (u32, u32) {
-    let (x, y) = match (op, format) {
-        (Op::Fast, SourceFormat::Yuyv | SourceFormat::Uyvy) => (width.div_ceil(2), height),
-        (Op::Fast, SourceFormat::Nv12) => (width.div_ceil(2), height.div_ceil(2)),
+    let (x, y) = match (op, format.family()) {
+        (Op::Fast, Family::Packed422) => (width.div_ceil(2), height),
+        (Op::Fast, Family::SemiPlanar { .. } | Family::Planar420) => {
+            (width.div_ceil(2), height.div_ceil(2))
+        }
         _ => (width, height),
     };
     (x.div_ceil(8), y.div_ceil(8))
@@ -209,21 +227,10 @@ mod tests {
         for path in [ImportPath::StorageBuffer, ImportPath::ImageDrmModifier] {
             let shared = Arc::new(create_shared(gpu.clone(), path).expect("layouts"));
             let mut pipelines = Pipelines::new(shared, path);
-            for format in [
-                SourceFormat::Yuyv,
-                SourceFormat::Uyvy,
-                SourceFormat::Nv12,
-                SourceFormat::Grey,
-                SourceFormat::Bgrx,
-                SourceFormat::Rgb3,
-                SourceFormat::Bgr3,
-            ] {
-                let has_words = matches!(
-                    format,
-                    SourceFormat::Yuyv
-                        | SourceFormat::Uyvy
-                        | SourceFormat::Nv12
-                        | SourceFormat::Bgrx
+            for format in SourceFormat::ALL {
+                let has_words = !matches!(
+                    format.family(),
+                    Family::Planar420 | Family::Pixel { bpp: 1 | 3 }
                 );
                 for op in [Op::Fast, Op::Nearest, Op::Bilinear] {
                     for words in [false, true].into_iter().filter(|&w| !w || has_words) {
@@ -306,6 +313,36 @@ mod tests {
             name(SourceFormat::Bgrx, "convert", full, &[(0, 258)]),
             "nearest"
         );
+        // 4:2:2 semi-planar blocks take one chroma sample per row: an odd crop y still fits.
+        let odd_y = Rect { y: 1, ..full };
+        assert_eq!(name(SourceFormat::Nv61, "convert", odd_y, &planes), "fast");
+        assert_eq!(
+            name(SourceFormat::Nv21, "convert", odd_y, &planes),
+            "nearest_w"
+        );
+        // Three planes: luma is read in pairs, chroma by the byte, so only the luma rows must be even.
+        let yu12 = [(0, 64), (64 * 48, 33), (64 * 48 + 33 * 24, 33)];
+        assert_eq!(name(SourceFormat::Yu12, "convert", full, &yu12), "fast");
+        assert_eq!(name(SourceFormat::Yv12, "rotate=90", full, &yu12), "fast");
+        assert_eq!(
+            name(
+                SourceFormat::Yu12,
+                "convert",
+                full,
+                &[(0, 65), (0, 33), (0, 33)]
+            ),
+            "nearest"
+        );
+        assert_eq!(name(SourceFormat::Yu12, "convert", odd_y, &yu12), "nearest");
+        assert_eq!(
+            name(SourceFormat::Xrgb, "convert", full, &[(0, 256)]),
+            "fast"
+        );
+        assert_eq!(
+            name(SourceFormat::Rgbx, "scale=32x24", full, &[(0, 256)]),
+            "bilinear_w"
+        );
+        assert_eq!(workgroups(SourceFormat::Yv12, Op::Fast, 17, 17), (2, 2));
         assert_eq!(workgroups(yuyv, Op::Fast, 17, 9), (2, 2));
         assert_eq!(workgroups(nv12, Op::Fast, 17, 17), (2, 2));
         assert_eq!(workgroups(nv12, Op::Bilinear, 17, 17), (3, 3));

@@ -101,8 +101,49 @@ pub struct Encoded {
     pub planes: Vec<(Vec<u8>, u32)>,
 }
 
-/// Encodes `rgb` as `fourcc` (YUYV, UYVY, NV12, NM12, GREY, XR24, AR24, RGB3, BGR3) with `pad` junk bytes
-/// after each row.
+/// Byte positions of (Y0, Cb, Y1, Cr) in a packed 4:2:2 pair, per V4L2's definition of each format.
+fn packed422_order(fourcc: &str) -> Option<[usize; 4]> {
+    Some(match fourcc {
+        "YUYV" => [0, 1, 2, 3],
+        "YVYU" => [0, 3, 2, 1],
+        "UYVY" => [1, 0, 3, 2],
+        "VYUY" => [1, 2, 3, 0],
+        _ => return None,
+    })
+}
+
+/// Semi-planar formats (single- and multi-buffer): (vertical chroma subsampling, Cr before Cb).
+fn semi_planar(fourcc: &str) -> Option<(usize, bool)> {
+    Some(match fourcc {
+        "NV12" | "NM12" => (2, false),
+        "NV21" | "NM21" => (2, true),
+        "NV16" | "NM16" => (1, false),
+        "NV61" | "NM61" => (1, true),
+        _ => return None,
+    })
+}
+
+/// Three-plane 4:2:0 formats: whether the Cr plane comes before the Cb plane.
+fn planar420(fourcc: &str) -> Option<bool> {
+    Some(match fourcc {
+        "YU12" | "YM12" => false,
+        "YV12" | "YM21" => true,
+        _ => return None,
+    })
+}
+
+/// 32-bit RGB formats: byte positions of (R, G, B, X|A) in each pixel, as V4L2 defines them.
+fn rgb32(fourcc: &str) -> Option<[usize; 4]> {
+    Some(match fourcc {
+        "XR24" | "AR24" => [2, 1, 0, 3],
+        "BX24" | "BA24" => [1, 2, 3, 0],
+        "XB24" | "AB24" => [0, 1, 2, 3],
+        "RX24" => [3, 2, 1, 0],
+        _ => return None,
+    })
+}
+
+/// Encodes `rgb` as `fourcc` (any of [`FORMATS`]) with `pad` junk bytes after each row.
 pub fn encode(
     fourcc: &'static str,
     width: u32,
@@ -124,77 +165,86 @@ pub fn encode(
         }
         (v, stride as u32)
     };
-    let planes = match fourcc {
-        "YUYV" | "UYVY" => {
-            let uyvy = fourcc == "UYVY";
-            vec![plane(w.div_ceil(2) * 4, h, &mut |y, row| {
-                for p in 0..w.div_ceil(2) {
-                    let a = to_ycc(c, px(2 * p, y));
-                    let b = to_ycc(c, px((2 * p + 1).min(w - 1), y));
-                    let (cb, cr) = ((a.1 + b.1) / 2.0, (a.2 + b.2) / 2.0);
-                    let bytes = if uyvy {
-                        [q(cb), q(a.0), q(cr), q(b.0)]
-                    } else {
-                        [q(a.0), q(cb), q(b.0), q(cr)]
-                    };
-                    row[4 * p..4 * p + 4].copy_from_slice(&bytes);
-                }
-            })]
-        }
-        "NV12" | "NM12" => {
-            let luma = plane(w, h, &mut |y, row| {
-                for (x, b) in row.iter_mut().enumerate() {
-                    *b = q(to_ycc(c, px(x, y)).0);
-                }
-            });
-            let chroma = plane(w.div_ceil(2) * 2, h.div_ceil(2), &mut |y, row| {
-                for p in 0..w.div_ceil(2) {
-                    let mut s = (0.0, 0.0);
-                    for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                        let v = to_ycc(c, px((2 * p + dx).min(w - 1), (2 * y + dy).min(h - 1)));
-                        s.0 += v.1 / 4.0;
-                        s.1 += v.2 / 4.0;
-                    }
-                    row[2 * p] = q(s.0);
-                    row[2 * p + 1] = q(s.1);
-                }
-            });
-            vec![luma, chroma]
-        }
-        "GREY" => vec![plane(w, h, &mut |y, row| {
+    let luma = || {
+        plane(w, h, &mut |y, row| {
             for (x, b) in row.iter_mut().enumerate() {
                 *b = q(to_ycc(c, px(x, y)).0);
             }
-        })],
-        "XR24" | "AR24" => vec![plane(w * 4, h, &mut |y, row| {
-            for x in 0..w {
-                let [r, g, b] = px(x, y);
-                let a = if fourcc == "AR24" {
-                    (x * 3 + y) as u8
-                } else {
-                    0x11
-                };
-                row[4 * x..4 * x + 4].copy_from_slice(&[
-                    rgb_code(c, b),
-                    rgb_code(c, g),
-                    rgb_code(c, r),
-                    a,
-                ]);
+        })
+    };
+    // Mean (Cb, Cr) of the pixels a chroma sample at (cx, cy) covers, `vsub` rows high.
+    let chroma = |cx: usize, cy: usize, vsub: usize| {
+        let mut s = (0.0, 0.0);
+        let n = (2 * vsub) as f64;
+        for dy in 0..vsub {
+            for dx in 0..2 {
+                let v = to_ycc(c, px((2 * cx + dx).min(w - 1), (vsub * cy + dy).min(h - 1)));
+                s.0 += v.1 / n;
+                s.1 += v.2 / n;
             }
-        })],
-        "RGB3" | "BGR3" => vec![plane(w * 3, h, &mut |y, row| {
-            for x in 0..w {
-                let [r, g, b] = px(x, y);
-                let v = [rgb_code(c, r), rgb_code(c, g), rgb_code(c, b)];
-                let v = if fourcc == "BGR3" {
-                    [v[2], v[1], v[0]]
-                } else {
-                    v
-                };
-                row[3 * x..3 * x + 3].copy_from_slice(&v);
+        }
+        s
+    };
+    let planes = if let Some(order) = packed422_order(fourcc) {
+        vec![plane(w.div_ceil(2) * 4, h, &mut |y, row| {
+            for p in 0..w.div_ceil(2) {
+                let a = to_ycc(c, px(2 * p, y));
+                let b = to_ycc(c, px((2 * p + 1).min(w - 1), y));
+                let (cb, cr) = ((a.1 + b.1) / 2.0, (a.2 + b.2) / 2.0);
+                for (i, v) in [a.0, cb, b.0, cr].into_iter().enumerate() {
+                    row[4 * p + order[i]] = q(v);
+                }
             }
-        })],
-        other => panic!("reference cannot encode {other}"),
+        })]
+    } else if let Some((vsub, cr_first)) = semi_planar(fourcc) {
+        let cbcr = plane(w.div_ceil(2) * 2, h.div_ceil(vsub), &mut |y, row| {
+            for p in 0..w.div_ceil(2) {
+                let (cb, cr) = chroma(p, y, vsub);
+                let (first, second) = if cr_first { (cr, cb) } else { (cb, cr) };
+                row[2 * p] = q(first);
+                row[2 * p + 1] = q(second);
+            }
+        });
+        vec![luma(), cbcr]
+    } else if let Some(cr_first) = planar420(fourcc) {
+        let part = |cr: bool| {
+            plane(w.div_ceil(2), h.div_ceil(2), &mut |y, row| {
+                for (p, b) in row.iter_mut().enumerate() {
+                    let (cb, crv) = chroma(p, y, 2);
+                    *b = q(if cr { crv } else { cb });
+                }
+            })
+        };
+        vec![luma(), part(cr_first), part(!cr_first)]
+    } else if let Some([r, g, b, x]) = rgb32(fourcc) {
+        vec![plane(w * 4, h, &mut |y, row| {
+            for xx in 0..w {
+                let v = px(xx, y);
+                let o = &mut row[4 * xx..4 * xx + 4];
+                o[r] = rgb_code(c, v[0]);
+                o[g] = rgb_code(c, v[1]);
+                o[b] = rgb_code(c, v[2]);
+                // Alpha (or the X byte) varies, so a format read with the wrong byte order shows.
+                o[x] = (xx * 3 + y) as u8;
+            }
+        })]
+    } else {
+        match fourcc {
+            "GREY" => vec![luma()],
+            "RGB3" | "BGR3" => vec![plane(w * 3, h, &mut |y, row| {
+                for x in 0..w {
+                    let [r, g, b] = px(x, y);
+                    let v = [rgb_code(c, r), rgb_code(c, g), rgb_code(c, b)];
+                    let v = if fourcc == "BGR3" {
+                        [v[2], v[1], v[0]]
+                    } else {
+                        v
+                    };
+                    row[3 * x..3 * x + 3].copy_from_slice(&v);
+                }
+            })],
+            other => panic!("reference cannot encode {other}"),
+        }
     };
     Encoded {
         fourcc,
@@ -228,45 +278,56 @@ pub fn decode(e: &Encoded, c: Colorimetry) -> Vec<Rgb> {
         let (data, stride) = &e.planes[p];
         data[y * *stride as usize + x]
     };
+    let f = e.fourcc;
     let mut out = Vec::with_capacity(w * h);
     for y in 0..h {
         for x in 0..w {
-            let px = match e.fourcc {
-                "YUYV" => ycc(
-                    at(0, 2 * x, y),
-                    at(0, (x / 2) * 4 + 1, y),
-                    at(0, (x / 2) * 4 + 3, y),
-                ),
-                "UYVY" => ycc(
-                    at(0, 2 * x + 1, y),
-                    at(0, (x / 2) * 4, y),
-                    at(0, (x / 2) * 4 + 2, y),
-                ),
-                "NV12" | "NM12" => ycc(
+            let px = if let Some(o) = packed422_order(f) {
+                let pair = (x / 2) * 4;
+                let yb = if x % 2 == 0 { o[0] } else { o[2] };
+                ycc(
+                    at(0, pair + yb, y),
+                    at(0, pair + o[1], y),
+                    at(0, pair + o[3], y),
+                )
+            } else if let Some((vsub, cr_first)) = semi_planar(f) {
+                let (a, b) = (
+                    at(1, (x / 2) * 2, y / vsub),
+                    at(1, (x / 2) * 2 + 1, y / vsub),
+                );
+                let (cb, cr) = if cr_first { (b, a) } else { (a, b) };
+                ycc(at(0, x, y), cb, cr)
+            } else if let Some(cr_first) = planar420(f) {
+                let (cb_plane, cr_plane) = if cr_first { (2, 1) } else { (1, 2) };
+                ycc(
                     at(0, x, y),
-                    at(1, (x / 2) * 2, y / 2),
-                    at(1, (x / 2) * 2 + 1, y / 2),
-                ),
-                "GREY" => {
-                    let l = (at(0, x, y) as f64 - yo) / ys;
-                    [l, l, l]
+                    at(cb_plane, x / 2, y / 2),
+                    at(cr_plane, x / 2, y / 2),
+                )
+            } else if let Some([r, g, b, _]) = rgb32(f) {
+                [
+                    rgbq(at(0, 4 * x + r, y)),
+                    rgbq(at(0, 4 * x + g, y)),
+                    rgbq(at(0, 4 * x + b, y)),
+                ]
+            } else {
+                match f {
+                    "GREY" => {
+                        let l = (at(0, x, y) as f64 - yo) / ys;
+                        [l, l, l]
+                    }
+                    "RGB3" => [
+                        rgbq(at(0, 3 * x, y)),
+                        rgbq(at(0, 3 * x + 1, y)),
+                        rgbq(at(0, 3 * x + 2, y)),
+                    ],
+                    "BGR3" => [
+                        rgbq(at(0, 3 * x + 2, y)),
+                        rgbq(at(0, 3 * x + 1, y)),
+                        rgbq(at(0, 3 * x, y)),
+                    ],
+                    other => panic!("reference cannot decode {other}"),
                 }
-                "XR24" | "AR24" => [
-                    rgbq(at(0, 4 * x + 2, y)),
-                    rgbq(at(0, 4 * x + 1, y)),
-                    rgbq(at(0, 4 * x, y)),
-                ],
-                "RGB3" => [
-                    rgbq(at(0, 3 * x, y)),
-                    rgbq(at(0, 3 * x + 1, y)),
-                    rgbq(at(0, 3 * x + 2, y)),
-                ],
-                "BGR3" => [
-                    rgbq(at(0, 3 * x + 2, y)),
-                    rgbq(at(0, 3 * x + 1, y)),
-                    rgbq(at(0, 3 * x, y)),
-                ],
-                other => panic!("reference cannot decode {other}"),
             };
             out.push(px.map(|v| v.clamp(0.0, 1.0)));
         }
@@ -408,10 +469,18 @@ pub fn colorimetries() -> [Colorimetry; 4] {
     })
 }
 
-/// Every camera format the render stage reads.
-pub const FORMATS: [&str; 9] = [
-    "YUYV", "UYVY", "NV12", "NM12", "GREY", "XR24", "AR24", "RGB3", "BGR3",
+/// Every camera format the render stage reads (single- and multi-buffer forms; RX24 is known but not
+/// captured).
+pub const FORMATS: [&str; 26] = [
+    "YUYV", "YVYU", "UYVY", "VYUY", "NV12", "NM12", "NV21", "NM21", "NV16", "NM16", "NV61", "NM61",
+    "YU12", "YM12", "YV12", "YM21", "GREY", "XR24", "AR24", "BX24", "BA24", "XB24", "AB24", "RX24",
+    "RGB3", "BGR3",
 ];
+
+/// Whether a format of [`FORMATS`] keeps each plane in its own buffer (the `...M` forms).
+pub fn multi_buffer(fourcc: &str) -> bool {
+    fourcc.starts_with("NM") || fourcc == "YM12" || fourcc == "YM21"
+}
 
 /// The spread of a picture's values: a test frame must have real detail, never a flat field.
 pub fn assert_detailed(img: &Image, min_colours: usize) {

@@ -3,7 +3,7 @@
 //! converted/processed on the GPU, exported as dma-bufs and read back through the exported dma-buf's mmap
 //! with DMA_BUF_IOCTL_SYNC; every pixel is compared with the CPU reference (render/tests/common/reference.rs).
 
-#[path = "../../render/tests/common/reference.rs"]
+#[path = "../../../render/tests/common/reference.rs"]
 pub(crate) mod reference;
 
 use std::os::fd::OwnedFd;
@@ -17,6 +17,8 @@ use dmacam_render::{
 };
 use dmacam_tests::{fd_count, require_vm};
 use reference::{Encoded, Image};
+
+mod sizes;
 
 /// Appends a line to `render-report.txt` in the results directory (visible on the host after the run).
 fn report(line: &str) {
@@ -48,7 +50,8 @@ fn renderer(import: ImportPreference) -> Renderer {
     r
 }
 
-/// Copies an encoded frame into freshly allocated dma-bufs (one per plane for NM12, else one buffer holding
+/// Copies an encoded frame into freshly allocated dma-bufs (one per plane for NM12 and the other multi-buffer
+/// forms, else one buffer holding
 /// every plane at the offsets a single-planar V4L2 buffer would use), through the dma-buf's own mmap.
 fn to_dmabuf(alloc: &Allocator, e: &Encoded, split_nv12_planes: bool) -> Dmabuf {
     let fill = |parts: &[(&[u8], usize)], size: usize| -> Arc<OwnedFd> {
@@ -62,7 +65,7 @@ fn to_dmabuf(alloc: &Allocator, e: &Encoded, split_nv12_planes: bool) -> Dmabuf 
         drop(w);
         fd
     };
-    let planes = if e.fourcc == "NM12" {
+    let planes = if reference::multi_buffer(e.fourcc) {
         e.planes
             .iter()
             .map(|(d, s)| DmabufPlane {
@@ -72,8 +75,8 @@ fn to_dmabuf(alloc: &Allocator, e: &Encoded, split_nv12_planes: bool) -> Dmabuf 
             })
             .collect()
     } else {
-        // One buffer. When the planes are spelt out, the second starts 64 bytes further than needed so the
-        // offset is carried explicitly, not guessed; as one plane, CbCr follows Y directly (V4L2 NV12).
+        // One buffer. When the planes are spelt out, each starts 64 bytes further than needed so the offset
+        // is carried explicitly, not guessed; as one plane, the chroma follows Y directly (V4L2 NV12...).
         let gap = if split_nv12_planes { 64 } else { 0 };
         let mut parts = vec![];
         let mut off = 0;
@@ -163,8 +166,10 @@ fn convert_all_formats(import: ImportPreference, expect: ImportPath) {
         for (ci, c) in reference::colorimetries().into_iter().enumerate() {
             let e = reference::encode(fmt, w, h, &rgb, c, 20);
             let alloc = if (fi + ci) % 2 == 0 { &udmabuf } else { &heap };
-            // Single-buffer NV12 both with its two planes spelt out and as one plane (CbCr after Y).
-            let frame = to_dmabuf(alloc, &e, !(*fmt == "NV12" && ci % 2 == 1));
+            // Single-buffer semi-planar formats both with their two planes spelt out and as one plane
+            // (chroma after Y).
+            let one_plane = matches!(*fmt, "NV12" | "NV21" | "NV16" | "NV61") && ci % 2 == 1;
+            let frame = to_dmabuf(alloc, &e, !one_plane);
             let what = format!(
                 "{} {fmt} {c:?} from {}",
                 expect.name(),
@@ -235,7 +240,8 @@ fn render_crop_mirror_rotate_scale_on_dmabufs() {
     ];
     for import in [ImportPreference::Image, ImportPreference::Buffer] {
         let mut r = renderer(import);
-        for fmt in ["YUYV", "NM12", "XR24"] {
+        let formats = ["YUYV", "NM12", "XR24", "VYUY", "NV61", "YV12", "BA24"];
+        for fmt in formats {
             let c = reference::colorimetries()[0];
             let e = reference::encode(fmt, w, h, &rgb, c, 16);
             let frame = to_dmabuf(&udmabuf, &e, true);
@@ -249,8 +255,8 @@ fn render_crop_mirror_rotate_scale_on_dmabufs() {
                 report(&format!("{what}: max error {err}"));
             }
         }
-        // One frame per format on buffer index 0: three imports, not one per processed frame.
-        assert_eq!(r.stats().imports, 3);
+        // One frame per format on buffer index 0: one import per format, not one per processed frame.
+        assert_eq!(r.stats().imports, formats.len() as u64);
         assert_eq!(r.stats().cpu_bytes_copied, 0);
     }
 }
@@ -499,17 +505,8 @@ fn encoded_from_capture(frame: &dmacam_capture::Frame, fourcc: &'static str) -> 
 /// single- and multi-planar, for BT.601/BT.709 × limited/full as vivid reports them in the V4L2 format.
 #[test]
 fn render_vivid_frames_in_every_format_match_the_cpu_reference() {
-    use dmacam_capture::{Device, FormatRequest, Stream, StreamOptions};
-    use std::time::Duration;
     require_vm();
-    // vivid's pattern and colorimetry controls persist: put back at the end (pass or fail) for later tests.
-    let _restore = dmacam_tests::SetOnDrop::new(
-        &["/dev/video0", "/dev/video1"],
-        "test_pattern=0,y_cbcr_encoding=0,quantization=0",
-    );
-    let mut r = renderer(ImportPreference::Auto);
-    let spec = ProcessSpec::default();
-    let cases: [(&str, &str); 9] = [
+    vivid_frames_match_the_cpu_reference(&[
         ("/dev/video0", "YUYV"),
         ("/dev/video0", "UYVY"),
         ("/dev/video0", "NV12"),
@@ -519,11 +516,56 @@ fn render_vivid_frames_in_every_format_match_the_cpu_reference() {
         ("/dev/video0", "AR24"),
         ("/dev/video0", "RGB3"),
         ("/dev/video0", "BGR3"),
-    ];
+    ]);
+}
+
+/// The same for the byte orders, chroma orders and plane layouts added later: the other packed 4:2:2
+/// orders, NV21 and 4:2:2 semi-planar, three-plane 4:2:0, the other 32-bit RGB orders (single-planar node).
+#[test]
+fn render_vivid_frames_in_the_other_orders_match_the_cpu_reference() {
+    require_vm();
+    vivid_frames_match_the_cpu_reference(&[
+        ("/dev/video0", "YVYU"),
+        ("/dev/video0", "VYUY"),
+        ("/dev/video0", "NV21"),
+        ("/dev/video0", "NV16"),
+        ("/dev/video0", "NV61"),
+        ("/dev/video0", "YU12"),
+        ("/dev/video0", "YV12"),
+        ("/dev/video0", "BX24"),
+        ("/dev/video0", "BA24"),
+        ("/dev/video0", "XB24"),
+        ("/dev/video0", "AB24"),
+    ]);
+}
+
+/// The same for the multi-planar node's one-buffer-per-plane forms (vivid `multiplanar=2`).
+#[test]
+fn render_vivid_multi_buffer_frames_match_the_cpu_reference() {
+    require_vm();
+    vivid_frames_match_the_cpu_reference(&[
+        ("/dev/video1", "NM21"),
+        ("/dev/video1", "NM16"),
+        ("/dev/video1", "NM61"),
+        ("/dev/video1", "YM12"),
+        ("/dev/video1", "YM21"),
+    ]);
+}
+
+fn vivid_frames_match_the_cpu_reference(cases: &[(&str, &'static str)]) {
+    use dmacam_capture::{Device, FormatRequest, Stream, StreamOptions};
+    use std::time::Duration;
+    // vivid's pattern and colorimetry controls persist: put back at the end (pass or fail) for later tests.
+    let _restore = dmacam_tests::SetOnDrop::new(
+        &["/dev/video0", "/dev/video1"],
+        "test_pattern=0,y_cbcr_encoding=0,quantization=0",
+    );
+    let mut r = renderer(ImportPreference::Auto);
+    let spec = ProcessSpec::default();
     // (V4L2_YCBCR_ENC_*, V4L2_QUANTIZATION_*) as set through vivid's controls.
     let colours = [(1, 2), (1, 1), (2, 2), (2, 1)];
     let mut frames_done = 0u64;
-    for (node, fmt) in cases {
+    for &(node, fmt) in cases {
         for (enc, quant) in colours {
             let what = format!("vivid {node} {fmt} ycbcr_enc {enc} quantization {quant}");
             let dev = Device::open(node).unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -559,7 +601,10 @@ fn render_vivid_frames_in_every_format_match_the_cpu_reference() {
                 "{what}: V4L2 colorimetry {}/{}/{} -> {colour:?}",
                 format.colorspace, format.ycbcr_enc, format.quantization
             ));
-            if !matches!(fmt, "XR24" | "AR24" | "RGB3" | "BGR3") {
+            if !matches!(
+                fmt,
+                "XR24" | "AR24" | "BX24" | "BA24" | "XB24" | "AB24" | "RGB3" | "BGR3"
+            ) {
                 let want_enc = if enc == 1 {
                     dmacam_render::YcbcrEnc::Bt601
                 } else {
