@@ -91,7 +91,8 @@ pub const COMPOSITOR_ASSUMES: Colorimetry = Colorimetry {
     range: Range::Limited,
 };
 
-fn colorimetry_name(c: Colorimetry) -> String {
+/// `c` as the path lines say it: `BT.709 full-range`.
+pub fn colorimetry_name(c: Colorimetry) -> String {
     let enc = match c.encoding {
         Encoding::Bt601 => "BT.601".to_owned(),
         Encoding::Bt709 => "BT.709".to_owned(),
