@@ -98,12 +98,15 @@ impl Output for WaylandSink {
         let path_req = crate::capture_opts::path_for_source(stream, ask.path)?;
         let camera = stream.format().fourcc;
         let colour = dmacam_capture::colour::Colorimetry::of_ycbcr(stream.format());
-        let colours_off = colour_mismatch(&PathInputs {
-            camera,
-            modifier: DRM_FORMAT_MOD_LINEAR,
-            gpu: Ok(()),
-            colour,
-        })
+        let colours_off = colour_mismatch(
+            self.viewer.capabilities(),
+            &PathInputs {
+                camera,
+                modifier: DRM_FORMAT_MOD_LINEAR,
+                gpu: Ok(()),
+                colour,
+            },
+        )
         .is_some();
         let viewer = &mut self.viewer;
         let decide = |viewer: &Viewer, gpu: Result<(), String>| {
@@ -143,6 +146,7 @@ impl Output for WaylandSink {
         match decision.path {
             BufferPath::Passthrough => {
                 viewer.set_mode(BufferMode::Dmabuf, path_req == PathRequest::Auto);
+                viewer.set_colorimetry(colour);
                 gpu = None;
             }
             BufferPath::Shm => {
