@@ -15,10 +15,9 @@ use dmacam_capture::decode::{frames_format, frames_fourcc};
 use dmacam_capture::format::FormatDesc;
 use dmacam_capture::{Format, FormatRequest, Fourcc, Input, Source, StreamOptions};
 use dmacam_display::kms::{
-    drm_format_for, Card, KmsError, KmsSummary, OutputRequest, PlaneColour, Scanout,
+    drm_format_for, kms_path, no_plane, Card, KmsError, KmsSummary, OutputRequest, Scanout,
 };
-use dmacam_display::path::colorimetry_name;
-use dmacam_display::PathRequest;
+use dmacam_display::{BufferPath, PathDecision, PathRequest};
 use dmacam_render::{ProcessSpec, SourceFormat, OUTPUT_FOURCC};
 
 use super::plan::{Kms, Plan, Ready};
@@ -70,8 +69,7 @@ pub fn open(plan: &Plan, kms: &Kms) -> Result<(Scanout<Picture>, Ready)> {
         format,
         scanout,
         gpu,
-        colour,
-        why_gpu,
+        decision,
     } = negotiate(&dev, &card, &request, plan)?;
     let dev_path = dev.path().to_path_buf();
     let stream = Source::new(
@@ -84,27 +82,19 @@ pub fn open(plan: &Plan, kms: &Kms) -> Result<(Scanout<Picture>, Ready)> {
     )?;
     crate::capture_opts::require_dmabuf(&stream, "KMS scanout (PRIME import)")?;
     let how = match &gpu {
-        None => format!(
-            "passthrough: PRIME import of the camera's dma-bufs, no copy; colours: {}",
-            colour.describe()
-        ),
+        None => "PRIME import of the camera's dma-bufs, no copy".to_owned(),
         Some(g) => {
             let (w, h) = g
                 .spec
                 .output_size(stream.format().width, stream.format().height)?;
-            let with = match Colorimetry::of_ycbcr(&frames_format(stream.format())) {
-                Some(c) => format!(" with the camera's {} colorimetry", colorimetry_name(c)),
-                None => String::new(),
-            };
             format!(
-                "gpu: {why_gpu}; the render stage converts it{with} into {w}x{h} XR24 dma-bufs ({}), \
-                 PRIME import, no copy",
+                "{w}x{h} XR24 ({}), PRIME import, no copy",
                 g.renderer.import_path().name()
             )
         }
     };
     eprintln!(
-        "dmacam kms: {} {} {}x{} -> {} {} {} ({} plane, {}); path {how}",
+        "dmacam kms: {} {} {}x{} -> {} {} {} ({} plane, {}); path {}: {}; {how}",
         dev_path.display(),
         stream.format().fourcc,
         stream.format().width,
@@ -118,6 +108,8 @@ pub fn open(plan: &Plan, kms: &Kms) -> Result<(Scanout<Picture>, Ready)> {
         } else {
             "legacy"
         },
+        decision.path,
+        decision.reason,
     );
     let ready = Ready {
         stream,
@@ -130,16 +122,13 @@ pub fn open(plan: &Plan, kms: &Kms) -> Result<(Scanout<Picture>, Ready)> {
     Ok((scanout, ready))
 }
 
-/// What [`negotiate`] chose: the camera format, the scanout, the render stage on the gpu path, and for the
-/// path line what the plane is told of the colours or why the gpu path was taken.
+/// What [`negotiate`] chose: the camera format, the scanout, the render stage on the gpu path, and the
+/// path with its reason (what the plane is told of the colours, or why the gpu path).
 struct Chosen {
     format: Format,
     scanout: Scanout<Picture>,
     gpu: Option<GpuStage>,
-    /// Passthrough: what the plane is told about the frames' colours.
-    colour: PlaneColour,
-    /// Gpu: why not passthrough.
-    why_gpu: String,
+    decision: PathDecision,
 }
 
 /// Picks the camera format and the output: passthrough with the format asked for (or the first the camera
@@ -178,9 +167,12 @@ fn negotiate(
                         fps,
                     })?;
                     scanout.check_frame_size(format.width, format.height)?;
-                    let colour =
-                        scanout.set_colorimetry(Colorimetry::of_ycbcr(&frames_format(&format)));
-                    if path == PathRequest::Auto && colour.colours_off().is_some() {
+                    let c = Colorimetry::of_ycbcr(&frames_format(&format));
+                    let colour = scanout.set_colorimetry(c);
+                    // The render stage is assumed to run here; if it cannot, see below.
+                    let decision = kms_path(path, *f, c, &Ok(colour.clone()), &Ok(()))
+                        .map_err(anyhow::Error::msg)?;
+                    if decision.path == BufferPath::Gpu {
                         why_gpu.push(format!("{f} on a plane: {}", colour.describe()));
                         colours_off.get_or_insert((format, scanout, colour));
                         continue;
@@ -189,15 +181,11 @@ fn negotiate(
                         format,
                         scanout,
                         gpu: None,
-                        colour,
-                        why_gpu: String::new(),
+                        decision,
                     });
                 }
                 Err(e @ (KmsError::NoPlane { .. } | KmsError::UnknownFormat { .. })) => {
-                    why_gpu.push(format!(
-                        "no plane of {} scans out {f}",
-                        card.path().display()
-                    ));
+                    why_gpu.push(no_plane(card.path(), *f));
                     last = Some(e)
                 }
                 Err(e) => return Err(e.into()),
@@ -214,17 +202,25 @@ fn negotiate(
                 ),
             };
         }
-    } else {
-        why_gpu.push("requested".to_owned());
+    }
+    if why_gpu.is_empty() && path == PathRequest::Auto {
+        why_gpu.push(format!(
+            "no plane of {} scans out any of the camera's formats",
+            card.path().display()
+        ));
     }
     match gpu_path(dev, card, request, plan, &offered) {
-        Ok((format, scanout, gpu)) => Ok(Chosen {
-            format,
-            scanout,
-            gpu: Some(gpu),
-            colour: PlaneColour::Rgb,
-            why_gpu: why_gpu.join("; "),
-        }),
+        Ok((format, scanout, gpu)) => {
+            let c = Colorimetry::of_ycbcr(&frames_format(&format));
+            let decision = kms_path(path, format.fourcc, c, &Err(why_gpu.join("; ")), &Ok(()))
+                .map_err(anyhow::Error::msg)?;
+            Ok(Chosen {
+                format,
+                scanout,
+                gpu: Some(gpu),
+                decision,
+            })
+        }
         Err(e) => match colours_off {
             // The render stage cannot run: show the camera's frames with the colours off, and say so.
             Some((format, scanout, colour)) => {
@@ -233,15 +229,15 @@ fn negotiate(
                     size,
                     fps,
                 })?;
-                tracing::warn!(
-                    "the gpu path is impossible ({e:#}); passthrough, colours will be off"
-                );
+                let c = Colorimetry::of_ycbcr(&frames_format(&format));
+                let decision =
+                    kms_path(path, format.fourcc, c, &Ok(colour), &Err(format!("{e:#}")))
+                        .map_err(anyhow::Error::msg)?;
                 Ok(Chosen {
                     format,
                     scanout,
                     gpu: None,
-                    colour,
-                    why_gpu: String::new(),
+                    decision,
                 })
             }
             None => Err(e),

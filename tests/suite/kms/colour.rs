@@ -5,7 +5,7 @@
 //! against the textbook decode of vivid's own frame (`crate::view::colour`), not by any of dmacam's code.
 
 use super::*;
-use crate::view::colour::CASES;
+use crate::view::colour::{yuyv_row, CASES};
 
 #[test]
 fn kms_view_shows_each_colorimetry_right() {
@@ -68,6 +68,27 @@ fn kms_view_shows_each_colorimetry_right() {
             }
         }
         assert!(bad.is_empty(), "{name}: {}", bad.join("; "));
+
+        // `list --pipeline --card` gives kms-view's choice and reason for YUYV.
+        let out = run_ok(dmacam().args([
+            "list",
+            "--pipeline",
+            "-d",
+            "/dev/video0",
+            "--card",
+            "/dev/dri/card0",
+            "--json",
+        ]));
+        let yuyv = yuyv_row(&out);
+        let kms = &yuyv["kms"];
+        assert_eq!(kms["auto"]["path"], "gpu", "{name}: {kms}");
+        let reason = kms["auto"]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("scans out YUYV")
+                && reason.contains(&format!("the camera's {} colorimetry", case.name)),
+            "{name}: {kms}"
+        );
+        assert_eq!(kms["paths"]["passthrough"]["possible"], false, "{kms}");
     }
     assert_eq!(display_state(), before, "the display was not restored");
 }

@@ -139,6 +139,18 @@ fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8, (kr, kb): (f64, f64), full: bool) -> [u8;
     [r, g, b].map(|c| (c * 255.0).round().clamp(0.0, 255.0) as u8)
 }
 
+/// The YUYV row of `list --pipeline --json`'s output.
+pub(crate) fn yuyv_row(out: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(out).unwrap();
+    v["formats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["format"] == "YUYV")
+        .unwrap_or_else(|| panic!("no YUYV row: {v}"))
+        .clone()
+}
+
 /// vivid in each of the three colorimetries under the GL Weston: `auto` passes BT.601 limited through (what
 /// Weston assumes) and takes the gpu path for the other two, saying why; the screen shows the bars as the
 /// textbook decode of vivid's own frame says (≤ 3/255); `list --pipeline` gives the same choice for YUYV.
@@ -174,13 +186,7 @@ fn view_auto_takes_the_gpu_when_the_compositor_would_get_the_colours_wrong() {
         let mut cmd = dmacam();
         weston.env(&mut cmd);
         let out = dmacam_tests::run_ok(cmd.args(["list", "--pipeline", "-d", VIVID, "--json"]));
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        let yuyv = v["formats"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["format"] == "YUYV")
-            .unwrap_or_else(|| panic!("no YUYV row: {v}"));
+        let yuyv = yuyv_row(&out);
         assert_eq!(yuyv["auto"]["path"], path, "{}: {yuyv}", case.name);
         let reason = yuyv["auto"]["reason"].as_str().unwrap();
         assert!(reason.contains(&why), "{}: {yuyv}", case.name);
