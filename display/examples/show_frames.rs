@@ -68,7 +68,7 @@ fn run() -> anyhow::Result<()> {
     let mut decision = select_path(PathRequest::Auto, &caps, &inputs(Err("not needed".into())));
     let mut gpu = None;
     // Passthrough with colours the compositor would get wrong is worth a Vulkan device too.
-    let colours_off = colour_mismatch(&inputs(Ok(()))).is_some();
+    let colours_off = colour_mismatch(&caps, &inputs(Ok(()))).is_some();
     if !matches!(&decision, Ok(d) if d.path == BufferPath::Passthrough && !colours_off) {
         let f = &format;
         let stage = Colorimetry::from_v4l2(f.fourcc, f.colorspace, f.ycbcr_enc, f.quantization)
@@ -85,8 +85,10 @@ fn run() -> anyhow::Result<()> {
     if decision.path != BufferPath::Gpu {
         gpu = None;
     }
-    if decision.path == BufferPath::Shm {
-        viewer.set_mode(BufferMode::Shm, true);
+    match decision.path {
+        BufferPath::Shm => viewer.set_mode(BufferMode::Shm, true),
+        BufferPath::Passthrough => viewer.set_colorimetry(inputs(Ok(())).colour),
+        BufferPath::Gpu => {}
     }
 
     source.start()?;

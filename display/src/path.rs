@@ -85,13 +85,14 @@ pub struct PathInputs {
 }
 
 /// What a compositor assumes of a Y'CbCr dma-buf it is told nothing about (Weston, and the others without
-/// wp_color_representation_v1, which dmacam does not speak yet).
+/// wp_color_representation_v1).
 pub const COMPOSITOR_ASSUMES: Colorimetry = Colorimetry {
     encoding: Encoding::Bt601,
     range: Range::Limited,
 };
 
-fn colorimetry_name(c: Colorimetry) -> String {
+/// `c` as the path lines say it: `BT.709 full-range`.
+pub fn colorimetry_name(c: Colorimetry) -> String {
     let enc = match c.encoding {
         Encoding::Bt601 => "BT.601".to_owned(),
         Encoding::Bt709 => "BT.709".to_owned(),
@@ -106,10 +107,47 @@ fn colorimetry_name(c: Colorimetry) -> String {
     format!("{enc} {range}-range")
 }
 
+/// wp_color_representation_v1's (coefficients, range) for `c`, if the compositor offers the protocol and
+/// takes that pair: what the viewer tells it on passthrough.
+pub fn representation_for(caps: &Capabilities, c: Colorimetry) -> Option<(u32, u32)> {
+    // The protocol's enums: coefficients bt709 2, bt601 4, smpte240 5, bt2020 6; range full 1, limited 2.
+    let coefficients = match c.encoding {
+        Encoding::Bt709 => 2,
+        Encoding::Bt601 => 4,
+        Encoding::Smpte240m => 5,
+        Encoding::Bt2020 => 6,
+        Encoding::Other(_) => return None,
+    };
+    let range = match c.range {
+        Range::Full => 1,
+        Range::Limited => 2,
+    };
+    let pair = (coefficients, range);
+    caps.colour_representation
+        .as_ref()?
+        .contains(&pair)
+        .then_some(pair)
+}
+
+/// What the compositor is told of the camera's Y'CbCr on passthrough, for the path line, if it is.
+fn told(caps: &Capabilities, input: &PathInputs) -> Option<String> {
+    let c = input.colour?;
+    representation_for(caps, c).map(|_| {
+        format!(
+            "the compositor is told the frames are {} Y'CbCr (wp_color_representation_v1)",
+            colorimetry_name(c)
+        )
+    })
+}
+
 /// Why passing the camera's dma-bufs through would show wrong colours, if it would: its Y'CbCr is not
-/// what the compositor assumes, and the compositor cannot be told.
-pub fn colour_mismatch(input: &PathInputs) -> Option<String> {
+/// what the compositor assumes, and the compositor cannot be told (no wp_color_representation_v1, or not
+/// with this matrix and range).
+pub fn colour_mismatch(caps: &Capabilities, input: &PathInputs) -> Option<String> {
     let c = input.colour.filter(|&c| c != COMPOSITOR_ASSUMES)?;
+    if representation_for(caps, c).is_some() {
+        return None;
+    }
     Some(format!(
         "the camera's {} is {} Y'CbCr, which the compositor would read as {} (it cannot be told otherwise)",
         input.camera,
@@ -164,11 +202,12 @@ pub fn select_path(
         Ok(()) => "the compositor does not take XR24 (LINEAR) dma-bufs".to_owned(),
     };
     let decide = |path, reason: String| Ok(PathDecision { path, reason });
-    let colours_off = colour_mismatch(input);
-    let off = colours_off
-        .as_deref()
-        .map(|why| format!("; but {why}: colours will be off"))
-        .unwrap_or_default();
+    let colours_off = colour_mismatch(caps, input);
+    let off = match (&colours_off, told(caps, input)) {
+        (Some(why), _) => format!("; but {why}: colours will be off"),
+        (None, Some(told)) => format!("; {told}"),
+        (None, None) => String::new(),
+    };
     match req {
         PathRequest::Passthrough if cam_ok => decide(
             BufferPath::Passthrough,
@@ -302,6 +341,48 @@ mod tests {
             assert_eq!(d.path, BufferPath::Passthrough, "{}", d.reason);
             assert!(!d.reason.contains("colours"), "{}", d.reason);
         }
+    }
+
+    #[test]
+    fn a_compositor_told_the_colorimetry_keeps_passthrough() {
+        let bt709 = |range| Colorimetry {
+            encoding: Encoding::Bt709,
+            range,
+        };
+        let mut i = input(b"YUYV", true);
+        i.colour = Some(bt709(Range::Full));
+        // wp_color_representation_v1 with BT.709 full and limited, BT.601 limited.
+        let mut c = caps(&[(b"YUYV", 0), (b"XR24", 0)]);
+        c.colour_representation = Some(vec![(2, 1), (2, 2), (4, 2)]);
+        assert_eq!(representation_for(&c, bt709(Range::Full)), Some((2, 1)));
+        assert_eq!(representation_for(&c, COMPOSITOR_ASSUMES), Some((4, 2)));
+        assert!(colour_mismatch(&c, &i).is_none());
+        let d = select_path(PathRequest::Auto, &c, &i).unwrap();
+        assert_eq!(d.path, BufferPath::Passthrough, "{}", d.reason);
+        assert!(
+            d.reason.contains(
+                "the compositor is told the frames are BT.709 full-range Y'CbCr \
+                 (wp_color_representation_v1)"
+            ),
+            "{}",
+            d.reason
+        );
+        assert!(!d.reason.contains("colours will be off"), "{}", d.reason);
+        // The protocol without that pair (BT.601 limited only): the gpu path, as without the protocol.
+        c.colour_representation = Some(vec![(4, 2)]);
+        assert_eq!(representation_for(&c, bt709(Range::Full)), None);
+        let d = select_path(PathRequest::Auto, &c, &i).unwrap();
+        assert_eq!(d.path, BufferPath::Gpu, "{}", d.reason);
+        // No protocol: nothing is told, whatever the colorimetry.
+        c.colour_representation = None;
+        assert_eq!(representation_for(&c, COMPOSITOR_ASSUMES), None);
+        // A matrix the protocol cannot name is never told.
+        c.colour_representation = Some(vec![(2, 1), (4, 2)]);
+        let other = Colorimetry {
+            encoding: Encoding::Other(99),
+            range: Range::Full,
+        };
+        assert_eq!(representation_for(&c, other), None);
     }
 
     #[test]

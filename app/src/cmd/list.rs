@@ -23,6 +23,10 @@ pub struct Args {
     /// The Wayland display for --pipeline (default: $WAYLAND_DISPLAY).
     #[arg(long, requires = "pipeline")]
     display: Option<String>,
+    /// With --pipeline, also which path each format would take in `dmacam kms-view` on this DRM card (read
+    /// without becoming DRM master), e.g. /dev/dri/card0.
+    #[arg(long, requires = "pipeline")]
+    card: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -33,6 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         super::pipeline::explain(&super::pipeline::Inputs {
             device: args.device,
             display: args.display,
+            card: args.card,
             json: args.json,
         })?;
         return Ok(ExitCode::SUCCESS);

@@ -1,18 +1,23 @@
 //! `dmacam list --pipeline`: for one capture node and the current Wayland display, which path each format
 //! would take in `dmacam view` (passthrough, gpu, shm) and why, from the same decision `view` makes: the
 //! compositor's linux-dmabuf formats and modifiers (v4 feedback or v3 modifier events) and whether a Vulkan
-//! device can import the camera's dma-bufs and read the format in its shaders.
+//! device can import the camera's dma-bufs and read the format in its shaders. With `--card`, also the path
+//! `kms-view` would take on that card (`dmacam_display::kms::kms_path`: a plane that scans the format out with
+//! its colours right, else the render stage).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Result;
 use dmacam_capture::colour::Colorimetry;
 use dmacam_capture::decode::frames_fourcc;
 use dmacam_capture::format::{fourcc_name, FormatDesc};
 use dmacam_capture::pattern::parse_source_name;
-use dmacam_capture::{Format, Input, DRM_FORMAT_MOD_LINEAR};
+use dmacam_capture::{Format, Fourcc, Input, DRM_FORMAT_MOD_LINEAR};
+use dmacam_display::kms::{kms_path, plane_for, Card, OutputRequest};
 use dmacam_display::{
-    select_path, BufferMode, Capabilities, PathInputs, PathRequest, Viewer, ViewerOptions,
+    select_path, BufferMode, Capabilities, PathDecision, PathInputs, PathRequest, Viewer,
+    ViewerOptions,
 };
 use dmacam_render::{Renderer, SourceFormat};
 use serde_json::json;
@@ -21,6 +26,8 @@ use serde_json::json;
 pub struct Inputs {
     pub device: PathBuf,
     pub display: Option<String>,
+    /// The DRM card for the `kms-view` verdicts, if asked.
+    pub card: Option<PathBuf>,
     pub json: bool,
 }
 
@@ -90,6 +97,10 @@ fn report(
         })
         .map_err(|e| e.to_string());
 
+    let drm = inputs
+        .card
+        .as_ref()
+        .map(|p| Card::inspect(p).map_err(|e| e.to_string()));
     let mut rows = Vec::new();
     for f in &formats {
         let name = fourcc_name(f.fourcc);
@@ -103,6 +114,11 @@ fn report(
             }
             Ok(_) => Ok(()),
         };
+        let colour = current.as_ref().and_then(|c| {
+            let mut f = c.clone();
+            f.fourcc = shown;
+            Colorimetry::of_ycbcr(&f)
+        });
         let decide = |req| {
             caps.as_ref().map_err(Clone::clone).and_then(|c| {
                 select_path(
@@ -112,15 +128,14 @@ fn report(
                         camera: shown,
                         modifier: DRM_FORMAT_MOD_LINEAR,
                         gpu: gpu_for.clone(),
-                        colour: current.as_ref().and_then(|c| {
-                            let mut f = c.clone();
-                            f.fourcc = shown;
-                            Colorimetry::of_ycbcr(&f)
-                        }),
+                        colour,
                     },
                 )
             })
         };
+        let kms = drm
+            .as_ref()
+            .map(|drm| kms_verdicts(drm, shown, colour, &gpu_for));
         let auto = decide(PathRequest::Auto);
         let each: Vec<(&str, Result<(), String>)> = [
             ("passthrough", PathRequest::Passthrough),
@@ -138,36 +153,33 @@ fn report(
         } else {
             f.description.clone()
         };
-        rows.push((name, desc, f.supported, auto, each));
+        rows.push((name, desc, f.supported, auto, each, kms));
     }
 
     if inputs.json {
         let list: Vec<_> = rows
             .iter()
-            .map(|(name, desc, supported, auto, each)| {
-                let mut paths = serde_json::Map::new();
-                for (n, r) in each {
-                    paths.insert(
-                        (*n).into(),
-                        match r {
-                            Ok(()) => json!({ "possible": true }),
-                            Err(e) => json!({ "possible": false, "why_not": e }),
-                        },
-                    );
-                }
-                json!({
+            .map(|(name, desc, supported, auto, each, kms)| {
+                let mut row = json!({
                     "format": name,
                     "description": desc,
                     "captured_by_dmacam": supported,
-                    "auto": match auto {
-                        Ok(d) => json!({ "path": d.path.as_str(), "reason": d.reason }),
-                        Err(e) => json!({ "path": null, "reason": e }),
-                    },
-                    "paths": paths,
-                })
+                    "auto": auto_json(auto),
+                    "paths": paths_json(each),
+                });
+                if let Some(k) = kms {
+                    row["kms"] = match k {
+                        Ok((auto, each)) => json!({
+                            "auto": auto_json(auto),
+                            "paths": paths_json(each),
+                        }),
+                        Err(e) => json!({ "error": e }),
+                    };
+                }
+                row
             })
             .collect();
-        let out = json!({
+        let mut out = json!({
             "device": inputs.device,
             "card": card,
             "wayland": match &caps {
@@ -185,6 +197,12 @@ fn report(
             },
             "formats": list,
         });
+        if let Some(c) = &drm {
+            out["kms"] = match c {
+                Ok(c) => json!({ "card": c.path(), "driver": c.info().driver }),
+                Err(e) => json!({ "error": e }),
+            };
+        }
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
@@ -210,7 +228,12 @@ fn report(
         ),
         Err(e) => println!("  Vulkan: {e}"),
     }
-    for (name, desc, supported, auto, each) in &rows {
+    match &drm {
+        Some(Ok(c)) => println!("  KMS: {} ({})", c.path().display(), c.info().driver),
+        Some(Err(e)) => println!("  KMS: {e}"),
+        None => {}
+    }
+    for (name, desc, supported, auto, each, kms) in &rows {
         let verdicts: Vec<String> = each
             .iter()
             .map(|(n, r)| format!("{n} {}", if r.is_ok() { "yes" } else { "no" }))
@@ -228,6 +251,61 @@ fn report(
             Ok(d) => println!("        auto -> {}: {}", d.path, d.reason),
             Err(e) => println!("        auto -> none: {e}"),
         }
+        match kms {
+            Some(Ok((Ok(d), _))) => println!("        kms-view auto -> {}: {}", d.path, d.reason),
+            Some(Ok((Err(e), _))) => println!("        kms-view auto -> none: {e}"),
+            Some(Err(e)) => println!("        kms-view: {e}"),
+            None => {}
+        }
     }
     Ok(())
+}
+
+/// A verdict for every path, and `auto`'s choice.
+type Verdicts = (
+    Result<PathDecision, String>,
+    Vec<(&'static str, Result<(), String>)>,
+);
+
+/// What `kms-view` would do with frames of `shown` and `colour` on `card`: `auto`'s choice and whether
+/// passthrough and gpu are possible.
+fn kms_verdicts(
+    card: &Result<Arc<Card>, String>,
+    shown: Fourcc,
+    colour: Option<Colorimetry>,
+    gpu: &Result<(), String>,
+) -> Result<Verdicts, String> {
+    let card = card.as_ref().map_err(Clone::clone)?;
+    let plane =
+        plane_for(card, &OutputRequest::default(), shown, colour).map_err(|e| e.to_string())?;
+    let decide = |req| kms_path(req, shown, colour, &plane, gpu);
+    let each = [
+        ("passthrough", PathRequest::Passthrough),
+        ("gpu", PathRequest::Gpu),
+    ]
+    .into_iter()
+    .map(|(n, r)| (n, decide(r).map(|_| ())))
+    .collect();
+    Ok((decide(PathRequest::Auto), each))
+}
+
+fn auto_json(auto: &Result<PathDecision, String>) -> serde_json::Value {
+    match auto {
+        Ok(d) => json!({ "path": d.path.as_str(), "reason": d.reason }),
+        Err(e) => json!({ "path": null, "reason": e }),
+    }
+}
+
+fn paths_json(each: &[(&str, Result<(), String>)]) -> serde_json::Value {
+    let mut paths = serde_json::Map::new();
+    for (n, r) in each {
+        paths.insert(
+            (*n).into(),
+            match r {
+                Ok(()) => json!({ "possible": true }),
+                Err(e) => json!({ "possible": false, "why_not": e }),
+            },
+        );
+    }
+    paths.into()
 }

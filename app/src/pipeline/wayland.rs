@@ -97,13 +97,14 @@ impl Output for WaylandSink {
     fn start(&mut self, stream: &Source, ask: &Start) -> Result<Option<GpuStage>> {
         let path_req = crate::capture_opts::path_for_source(stream, ask.path)?;
         // What the path choice is asked (the render stage's answer is filled in once it is known).
+        let colour = dmacam_capture::colour::Colorimetry::of_ycbcr(stream.format());
         let mut inputs = PathInputs {
             camera: stream.format().fourcc,
             modifier: DRM_FORMAT_MOD_LINEAR,
             gpu: Err("not needed".into()),
-            colour: dmacam_capture::colour::Colorimetry::of_ycbcr(stream.format()),
+            colour,
         };
-        let colours_off = colour_mismatch(&inputs).is_some();
+        let colours_off = colour_mismatch(self.viewer.capabilities(), &inputs).is_some();
         let viewer = &mut self.viewer;
         let decide = |viewer: &Viewer, inputs: &PathInputs| {
             select_path(path_req, viewer.capabilities(), inputs)
@@ -131,6 +132,7 @@ impl Output for WaylandSink {
         match decision.path {
             BufferPath::Passthrough => {
                 viewer.set_mode(BufferMode::Dmabuf, path_req == PathRequest::Auto);
+                viewer.set_colorimetry(colour);
                 gpu = None;
             }
             BufferPath::Shm => {

@@ -10,10 +10,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use dmacam_capture::colour::Colorimetry;
 use dmacam_capture::decode::{frames_format, frames_fourcc};
+use dmacam_capture::format::FormatDesc;
 use dmacam_capture::{Format, FormatRequest, Fourcc, Input, Source, StreamOptions};
-use dmacam_display::kms::{drm_format_for, Card, KmsError, KmsSummary, OutputRequest, Scanout};
-use dmacam_display::PathRequest;
+use dmacam_display::kms::{
+    drm_format_for, kms_path, no_plane, Card, KmsError, KmsSummary, OutputRequest, Scanout,
+};
+use dmacam_display::{BufferPath, PathDecision, PathRequest};
 use dmacam_render::{ProcessSpec, SourceFormat, OUTPUT_FOURCC};
 
 use super::plan::{Kms, Plan, Ready};
@@ -61,7 +65,12 @@ pub fn open(plan: &Plan, kms: &Kms) -> Result<(Scanout<Picture>, Ready)> {
     };
     let card = Card::open(&kms.opts.card, kms.opts.legacy)?;
     let dev = crate::capture_opts::open(&plan.capture)?;
-    let (format, scanout, gpu) = negotiate(&dev, &card, &request, plan)?;
+    let Chosen {
+        format,
+        scanout,
+        gpu,
+        decision,
+    } = negotiate(&dev, &card, &request, plan)?;
     let dev_path = dev.path().to_path_buf();
     let stream = Source::new(
         dev,
@@ -73,19 +82,19 @@ pub fn open(plan: &Plan, kms: &Kms) -> Result<(Scanout<Picture>, Ready)> {
     )?;
     crate::capture_opts::require_dmabuf(&stream, "KMS scanout (PRIME import)")?;
     let how = match &gpu {
-        None => "passthrough: PRIME import of the camera's dma-bufs, no copy".to_owned(),
+        None => "PRIME import of the camera's dma-bufs, no copy".to_owned(),
         Some(g) => {
             let (w, h) = g
                 .spec
                 .output_size(stream.format().width, stream.format().height)?;
             format!(
-                "gpu: the render stage converts into {w}x{h} XR24 dma-bufs ({}), PRIME import, no copy",
+                "{w}x{h} XR24 ({}), PRIME import, no copy",
                 g.renderer.import_path().name()
             )
         }
     };
     eprintln!(
-        "dmacam kms: {} {} {}x{} -> {} {} {} ({} plane, {}); path {how}",
+        "dmacam kms: {} {} {}x{} -> {} {} {} ({} plane, {}); path {}: {}; {how}",
         dev_path.display(),
         stream.format().fourcc,
         stream.format().width,
@@ -99,6 +108,8 @@ pub fn open(plan: &Plan, kms: &Kms) -> Result<(Scanout<Picture>, Ready)> {
         } else {
             "legacy"
         },
+        decision.path,
+        decision.reason,
     );
     let ready = Ready {
         stream,
@@ -111,18 +122,32 @@ pub fn open(plan: &Plan, kms: &Kms) -> Result<(Scanout<Picture>, Ready)> {
     Ok((scanout, ready))
 }
 
+/// What [`negotiate`] chose: the camera format, the scanout, the render stage on the gpu path, and the
+/// path with its reason (what the plane is told of the colours, or why the gpu path).
+struct Chosen {
+    format: Format,
+    scanout: Scanout<Picture>,
+    gpu: Option<GpuStage>,
+    decision: PathDecision,
+}
+
 /// Picks the camera format and the output: passthrough with the format asked for (or the first the camera
-/// offers that a plane scans out), else — for `auto` and `gpu` — the render stage's XR24 on the primary plane
-/// with the format asked for (or the first the shaders read).
+/// offers that a plane scans out — for `auto`, with its colours right: a Y'CbCr plane that cannot be told
+/// the camera's colorimetry would show them off), else — for `auto` and `gpu` — the render stage's XR24 on
+/// the primary plane with the format asked for (or the first the shaders read), converted with the camera's
+/// own colorimetry. `auto` keeps a passthrough with colours off only when the render stage cannot run.
 fn negotiate(
     dev: &Input,
     card: &std::sync::Arc<Card>,
     request: &OutputRequest,
     plan: &Plan,
-) -> Result<(Format, Scanout<Picture>, Option<GpuStage>)> {
+) -> Result<Chosen> {
     let (fourcc, size, fps, path) = (plan.format, plan.size, plan.fps, plan.path);
     let offered = dev.formats()?;
     let mut last = None;
+    let mut why_gpu = vec![];
+    // `auto`'s passthrough with colours off, the last resort.
+    let mut colours_off = None;
     if path != PathRequest::Gpu {
         let candidates: Vec<Fourcc> = match fourcc {
             Some(f) => vec![f],
@@ -135,16 +160,32 @@ fn negotiate(
         for f in &candidates {
             // MJPEG frames reach the scanout decoded (XR24).
             match Scanout::new(card.clone(), request, frames_fourcc(*f)) {
-                Ok(scanout) => {
+                Ok(mut scanout) => {
                     let format = dev.negotiate(&FormatRequest {
                         fourcc: Some(*f),
                         size,
                         fps,
                     })?;
                     scanout.check_frame_size(format.width, format.height)?;
-                    return Ok((format, scanout, None));
+                    let c = Colorimetry::of_ycbcr(&frames_format(&format));
+                    let colour = scanout.set_colorimetry(c);
+                    // The render stage is assumed to run here; if it cannot, see below.
+                    let decision = kms_path(path, *f, c, &Ok(colour.clone()), &Ok(()))
+                        .map_err(anyhow::Error::msg)?;
+                    if decision.path == BufferPath::Gpu {
+                        why_gpu.push(format!("{f} on a plane: {}", colour.describe()));
+                        colours_off.get_or_insert((format, scanout, colour));
+                        continue;
+                    }
+                    return Ok(Chosen {
+                        format,
+                        scanout,
+                        gpu: None,
+                        decision,
+                    });
                 }
                 Err(e @ (KmsError::NoPlane { .. } | KmsError::UnknownFormat { .. })) => {
+                    why_gpu.push(no_plane(card.path(), *f));
                     last = Some(e)
                 }
                 Err(e) => return Err(e.into()),
@@ -162,8 +203,58 @@ fn negotiate(
             };
         }
     }
-    // The gpu path.
-    let camera = match fourcc {
+    if why_gpu.is_empty() && path == PathRequest::Auto {
+        why_gpu.push(format!(
+            "no plane of {} scans out any of the camera's formats",
+            card.path().display()
+        ));
+    }
+    match gpu_path(dev, card, request, plan, &offered) {
+        Ok((format, scanout, gpu)) => {
+            let c = Colorimetry::of_ycbcr(&frames_format(&format));
+            let decision = kms_path(path, format.fourcc, c, &Err(why_gpu.join("; ")), &Ok(()))
+                .map_err(anyhow::Error::msg)?;
+            Ok(Chosen {
+                format,
+                scanout,
+                gpu: Some(gpu),
+                decision,
+            })
+        }
+        Err(e) => match colours_off {
+            // The render stage cannot run: show the camera's frames with the colours off, and say so.
+            Some((format, scanout, colour)) => {
+                let format = dev.negotiate(&FormatRequest {
+                    fourcc: Some(format.fourcc),
+                    size,
+                    fps,
+                })?;
+                let c = Colorimetry::of_ycbcr(&frames_format(&format));
+                let decision =
+                    kms_path(path, format.fourcc, c, &Ok(colour), &Err(format!("{e:#}")))
+                        .map_err(anyhow::Error::msg)?;
+                Ok(Chosen {
+                    format,
+                    scanout,
+                    gpu: None,
+                    decision,
+                })
+            }
+            None => Err(e),
+        },
+    }
+}
+
+/// The gpu path: the camera format asked for or the first the shaders read, the render stage's XR24 on the
+/// primary plane.
+fn gpu_path(
+    dev: &Input,
+    card: &std::sync::Arc<Card>,
+    request: &OutputRequest,
+    plan: &Plan,
+    offered: &[FormatDesc],
+) -> Result<(Format, Scanout<Picture>, GpuStage)> {
+    let camera = match plan.format {
         Some(f) => f,
         None => offered
             .iter()
@@ -180,8 +271,8 @@ fn negotiate(
     let scanout = Scanout::new(card.clone(), request, OUTPUT_FOURCC)?;
     let format = dev.negotiate(&FormatRequest {
         fourcc: Some(camera),
-        size,
-        fps,
+        size: plan.size,
+        fps: plan.fps,
     })?;
     let spec = fit_to_mode(
         plan.spec.unwrap_or_default(),
@@ -197,10 +288,7 @@ fn negotiate(
             e => anyhow::Error::new(e),
         })
         .with_context(|| format!("{}: {camera} on the gpu path", dev.path().display()))?;
-    if let Some(e) = last {
-        tracing::info!("passthrough impossible ({e}); the render stage converts instead");
-    }
-    Ok((format, scanout, Some(gpu)))
+    Ok((format, scanout, gpu))
 }
 
 /// The statistics at the end, and the writeback image written; restores the display (this also hands every

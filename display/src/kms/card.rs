@@ -28,7 +28,7 @@ pub struct CardInfo {
     pub prime_import: bool,
 }
 
-/// An opened DRM card node whose client is DRM master. Children (GEM handles, framebuffers) keep an `Arc` of
+/// An opened DRM card node whose client is DRM master (unless opened with [`Card::inspect`]). Children (GEM handles, framebuffers) keep an `Arc` of
 /// it, so none of their `Drop`s runs against a closed fd.
 #[derive(Debug)]
 pub struct Card {
@@ -53,6 +53,16 @@ impl Card {
     /// Opens `path` (read-write, close-on-exec), becomes DRM master and enables universal planes and, unless
     /// `legacy`, atomic modesetting (falling back to legacy when the driver refuses it).
     pub fn open(path: &Path, legacy: bool) -> Result<Arc<Card>, KmsError> {
+        Card::open_node(path, legacy, true)
+    }
+
+    /// Opens `path` as [`Card::open`] does but without becoming DRM master: enough to read connectors, planes
+    /// and properties (`list --pipeline --card`) while a compositor holds the display; nothing can be shown.
+    pub fn inspect(path: &Path) -> Result<Arc<Card>, KmsError> {
+        Card::open_node(path, false, false)
+    }
+
+    fn open_node(path: &Path, legacy: bool, master: bool) -> Result<Arc<Card>, KmsError> {
         let meta = std::fs::metadata(path).map_err(|source| {
             if source.kind() == io::ErrorKind::NotFound {
                 KmsError::NoSuchCard {
@@ -103,12 +113,14 @@ impl Card {
                 path: path.to_path_buf(),
             });
         }
-        if let Err(source) = card.acquire_master_lock() {
-            return Err(KmsError::NotMaster {
-                path: path.to_path_buf(),
-                holder: master_holder(meta.rdev()),
-                source,
-            });
+        if master {
+            if let Err(source) = card.acquire_master_lock() {
+                return Err(KmsError::NotMaster {
+                    path: path.to_path_buf(),
+                    holder: master_holder(meta.rdev()),
+                    source,
+                });
+            }
         }
         card.set_client_capability(ClientCapability::UniversalPlanes, true)
             .map_err(|e| KmsError::ioctl(path, "DRM_CLIENT_CAP_UNIVERSAL_PLANES", e))?;
@@ -134,7 +146,8 @@ impl Card {
             driver = %card.info.driver,
             atomic = card.info.atomic,
             addfb2_modifiers = card.info.addfb2_modifiers,
-            "DRM master"
+            master,
+            "DRM card opened"
         );
         Ok(Arc::new(card))
     }

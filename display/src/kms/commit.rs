@@ -11,6 +11,7 @@ use drm::control::{
 };
 
 use super::card::Card;
+use super::colour::{COLOR_ENCODING, COLOR_RANGE};
 use super::error::KmsError;
 use super::output::{Output, Placement};
 use super::props::Props;
@@ -301,6 +302,12 @@ impl Saved {
                 for p in planes {
                     for (name, v) in PLANE_PROPS.iter().zip(p.values) {
                         req.set(p.handle, &p.props, name, v)?;
+                    }
+                    // The Y'CbCr properties a colour-aware scanout may have set, as found.
+                    for name in [COLOR_ENCODING, COLOR_RANGE] {
+                        if let Some(v) = p.props.value(name) {
+                            req.set(p.handle, &p.props, name, v)?;
+                        }
                     }
                 }
                 let r = req.commit(AtomicCommitFlags::ALLOW_MODESET);

@@ -13,6 +13,8 @@
 //!   connector ([`Scanout::capture_writeback`]).
 
 mod card;
+mod choice;
+mod colour;
 mod commit;
 mod error;
 mod import;
@@ -25,6 +27,8 @@ mod writeback;
 
 pub use crate::formats::drm_format_for;
 pub use card::{Card, CardInfo};
+pub use choice::{kms_path, no_plane, plane_for};
+pub use colour::{PlaneColour, KMS_ASSUMES};
 pub use error::KmsError;
 pub use import::{Framebuffer, GemHandle, ImportCache};
 pub use output::{ModeRequest, Output, OutputRequest, Placement, PlaneKind};

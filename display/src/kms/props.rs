@@ -4,6 +4,9 @@ use std::collections::HashMap;
 
 use drm::control::property;
 
+/// An enum property's entries: (name, raw value).
+pub(crate) type Entries = Vec<(String, u64)>;
+
 /// The properties of one KMS object by name: handle, value at read time and description.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Props {
@@ -36,6 +39,24 @@ impl Props {
             property::ValueType::Enum(values) => values
                 .get_value_from_raw_value(*value)
                 .map(|e| e.name().to_string_lossy().into_owned()),
+            _ => None,
+        }
+    }
+
+    /// The (name, raw value) entries of an enum property, `None` if the object lacks it or it is no enum.
+    pub(crate) fn enum_values(&self, name: &str) -> Option<Entries> {
+        let (_, _, info) = self.map.get(name)?;
+        match info.value_type() {
+            property::ValueType::Enum(values) => {
+                let (raw, entries) = values.values();
+                Some(
+                    entries
+                        .iter()
+                        .zip(raw)
+                        .map(|(e, &v)| (e.name().to_string_lossy().into_owned(), v))
+                        .collect(),
+                )
+            }
             _ => None,
         }
     }

@@ -24,10 +24,12 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dmacam_capture::colour::Colorimetry;
 use dmacam_capture::{Dmabuf, Fourcc};
 use drm::control::{AtomicCommitFlags, Device as _, Event};
 
 use super::card::Card;
+use super::colour::{self, PlaneColour};
 use super::commit::{self, OutputProps, Request, Saved};
 use super::error::KmsError;
 use super::import::{Framebuffer, ImportCache, ImportCounts};
@@ -117,6 +119,9 @@ pub struct Scanout<F: ScanoutFrame> {
     saved: Saved,
     cache: ImportCache,
     placement: Option<Placement>,
+    /// The plane's COLOR_ENCODING and COLOR_RANGE values, set with the modeset (see
+    /// [`Scanout::set_colorimetry`]).
+    colour: Option<[(&'static str, u64); 2]>,
     /// Our MODE_ID blob, destroyed at the end.
     mode_blob: Option<u64>,
     active: Option<Shown<F>>,
@@ -156,6 +161,7 @@ impl<F: ScanoutFrame> Scanout<F> {
             props,
             saved,
             placement: None,
+            colour: None,
             mode_blob: None,
             active: None,
             queued: None,
@@ -169,6 +175,16 @@ impl<F: ScanoutFrame> Scanout<F> {
     /// The chosen output.
     pub fn output(&self) -> &Output {
         &self.output
+    }
+
+    /// Tells the plane what the frames' Y'CbCr means (`None`: R'G'B' frames) through its COLOR_ENCODING and
+    /// COLOR_RANGE properties where it has them; they are set with the modeset, so call this before the first
+    /// [`Scanout::submit`]. Returns what the plane is told, or why it cannot be and whether the colours will
+    /// be off.
+    pub fn set_colorimetry(&mut self, c: Option<Colorimetry>) -> PlaneColour {
+        let (told, values) = colour::for_plane(c, &self.props.plane, self.card.info().atomic);
+        self.colour = values;
+        told
     }
 
     /// The card.
@@ -390,6 +406,9 @@ impl<F: ScanoutFrame> Scanout<F> {
             Some(fb.id()),
             placement,
         )?;
+        for (name, value) in self.colour.iter().flatten() {
+            req.set(out.plane, &self.props.plane, name, *value)?;
+        }
         Ok(req)
     }
 

@@ -1,5 +1,5 @@
 //! What the compositor offers ([`Capabilities`]): linux-dmabuf formats and modifiers, wl_shm formats,
-//! presentation clock, viewporter.
+//! presentation clock, viewporter, wp_color_representation_v1's coefficients and ranges.
 
 use dmacam_capture::Fourcc;
 
@@ -22,6 +22,10 @@ pub struct Capabilities {
     pub presentation_clock: Option<u32>,
     /// Whether wp_viewporter is there to scale frames.
     pub viewporter: bool,
+    /// With wp_color_representation_v1: the (coefficients, range) pairs it takes, as the protocol numbers
+    /// them (coefficients bt709 2, bt601 4, smpte240 5, bt2020 6; range full 1, limited 2). `None`: the
+    /// compositor does not offer the protocol and assumes Y'CbCr is BT.601 limited range.
+    pub colour_representation: Option<Vec<(u32, u32)>>,
 }
 
 impl Capabilities {

@@ -23,6 +23,7 @@ use wayland_protocols::wp::presentation_time::client::wp_presentation;
 use wayland_protocols::wp::viewporter::client::wp_viewporter;
 
 use super::capabilities::Capabilities;
+use super::colour::Representation;
 use super::decorations::Decorations;
 use super::error::DisplayError;
 use super::layout::{RegionData, ViewportData};
@@ -61,6 +62,8 @@ impl State {
         let viewporter = globals
             .bind::<wp_viewporter::WpViewporter, _, _>(qh, 1..=1, ViewportData)
             .ok();
+        let representation = Representation::bind(globals, qh);
+        let colour_representation = representation.offered().then(Vec::new);
         let registry = RegistryState::new(globals);
         let outputs = OutputState::new(globals, qh);
 
@@ -135,9 +138,11 @@ impl State {
                 frame_cb_pending: false,
                 feedback_outstanding: 0,
             },
+            representation,
             caps: Capabilities {
                 linux_dmabuf_version,
                 viewporter: viewporter.is_some(),
+                colour_representation,
                 ..Default::default()
             },
             mode: opts.mode,

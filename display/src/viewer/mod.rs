@@ -7,6 +7,7 @@
 //! The viewer never blocks: [`Viewer::poll`] polls the Wayland fd together with the producer's fds.
 
 mod capabilities;
+mod colour;
 mod connection;
 mod decorations;
 mod dmabuf;
@@ -103,6 +104,13 @@ impl Viewer {
     pub fn set_mode(&mut self, mode: BufferMode, allow_shm_fallback: bool) {
         self.state.mode = mode;
         self.state.allow_fallback = allow_shm_fallback;
+    }
+
+    /// The camera's colorimetry (`None` for R'G'B' frames): on passthrough, told to the compositor with each
+    /// Y'CbCr buffer where it offers wp_color_representation_v1 with that matrix and range
+    /// ([`crate::path::representation_for`]); otherwise the compositor reads them as BT.601 limited range.
+    pub fn set_colorimetry(&mut self, c: Option<dmacam_capture::colour::Colorimetry>) {
+        self.state.set_colorimetry(c);
     }
 
     /// After a fallback to shm ([`Viewer::fallback_reason`]): back to dma-buf mode for another kind of

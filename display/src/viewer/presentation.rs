@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dmacam_capture::monotonic_ns;
+use dmacam_capture::{monotonic_ns, PixelFormat};
 use smithay_client_toolkit::compositor::{CompositorHandler, FrameCallbackData};
 use smithay_client_toolkit::reexports::csd_frame::DecorationsFrame;
 use smithay_client_toolkit::shell::WaylandSurface;
@@ -55,6 +55,9 @@ impl State {
             );
             return;
         };
+        // wl_shm buffers are XRGB8888 whatever the camera's format.
+        let ycbcr = self.mode == BufferMode::Dmabuf
+            && PixelFormat::lookup(frame.dmabuf.fourcc).is_some_and(|p| p.is_yuv());
         let attached = match self.mode {
             BufferMode::Dmabuf => self.attach_dmabuf(frame, &info, qh),
             BufferMode::Shm => self.attach_shm(frame, &info, qh),
@@ -62,6 +65,8 @@ impl State {
         if !attached {
             return;
         }
+        self.representation
+            .before_commit(&self.layout.video, ycbcr, qh);
         let (w, h) = self.layout.frame_size;
         self.layout.video.damage_buffer(0, 0, w as i32, h as i32);
         self.layout

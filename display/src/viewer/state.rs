@@ -23,6 +23,7 @@ use wayland_protocols::wp::presentation_time::client::wp_presentation;
 use wayland_protocols::wp::viewporter::client::wp_viewport;
 
 use super::capabilities::Capabilities;
+use super::colour::Representation;
 use super::decorations::Decorations;
 use super::error::DisplayError;
 use super::options::{BufferMode, Picture};
@@ -40,6 +41,7 @@ pub(super) struct State {
     pub(super) decorations: Decorations,
     pub(super) layout: Layout,
     pub(super) presentation: PresentationState,
+    pub(super) representation: Representation,
     pub(super) caps: Capabilities,
     pub(super) mode: BufferMode,
     pub(super) allow_fallback: bool,

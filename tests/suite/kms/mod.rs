@@ -510,4 +510,5 @@ fn kms_check_zero_copy_gives_the_plane_a_verdict() {
     assert_eq!(display_state(), before, "the display was not restored");
 }
 
+mod colour;
 mod robustness;

@@ -1,14 +1,15 @@
-//! Colour as a contract on the Wayland output: a camera whose Y'CbCr is not what the compositor assumes
-//! (BT.601 limited range; Weston cannot be told otherwise) is taken through the render stage by `auto`,
-//! which converts with the camera's own colorimetry, and `list --pipeline` says why. The bars on screen are
-//! checked against a reference computed here from vivid's raw frame with the textbook equations, not by any
-//! of dmacam's code.
+//! Colour as a contract on the Wayland output: vivid set to BT.601 limited, BT.709 limited and BT.709 full
+//! range. A camera whose Y'CbCr is what the compositor assumes (BT.601 limited range) passes through; one
+//! whose Y'CbCr is not (Weston cannot be told otherwise) is taken through the render stage by `auto`, which
+//! converts with the camera's own colorimetry, and `list --pipeline` says why. The bars on screen are checked
+//! against a reference computed here from vivid's raw frame with the textbook equations, not by any of
+//! dmacam's code. The same cases on the KMS output: `tests/suite/kms/colour.rs`.
 
 use super::*;
 
 /// vivid's colorimetry controls (`v4l2-ctl -L` names) and their values before a test changed them, put back
 /// on drop: they persist on the device and would change every later test's frames.
-struct VividColour {
+pub(crate) struct VividColour {
     saved: String,
 }
 
@@ -49,6 +50,79 @@ impl Drop for VividColour {
     }
 }
 
+/// One colorimetry the colour tests set vivid to.
+pub(crate) struct Case {
+    /// For file names: `601-limited`.
+    pub(crate) tag: &'static str,
+    /// As dmacam names it: `BT.601 limited-range`.
+    pub(crate) name: &'static str,
+    /// vivid's menu indices: colorspace, y_cbcr_encoding, quantization.
+    controls: (u32, u32, u32),
+    /// The luma coefficients Kr, Kb.
+    k: (f64, f64),
+    full: bool,
+}
+
+/// BT.601 limited (what compositors assume), BT.709 limited, BT.709 full. vivid's colorspace menu: 0 SMPTE
+/// 170M, 1 Rec. 709; encoding: 1 ITU-R 601, 2 Rec. 709; quantization: 1 full, 2 limited.
+pub(crate) const CASES: [Case; 3] = [
+    Case {
+        tag: "601-limited",
+        name: "BT.601 limited-range",
+        controls: (0, 1, 2),
+        k: (0.299, 0.114),
+        full: false,
+    },
+    Case {
+        tag: "709-limited",
+        name: "BT.709 limited-range",
+        controls: (1, 2, 2),
+        k: (0.2126, 0.0722),
+        full: false,
+    },
+    Case {
+        tag: "709-full",
+        name: "BT.709 full-range",
+        controls: (1, 2, 1),
+        k: (0.2126, 0.0722),
+        full: true,
+    },
+];
+
+impl Case {
+    /// Sets vivid to this colorimetry until the guard drops.
+    pub(crate) fn set(&self) -> VividColour {
+        let (cs, enc, q) = self.controls;
+        VividColour::set(cs, enc, q)
+    }
+
+    /// Whether a compositor told nothing reads it right.
+    pub(crate) fn compositor_default(&self) -> bool {
+        self.tag == "601-limited"
+    }
+
+    /// The 8 bars of vivid's raw 640x360 YUYV frame in this colorimetry (sampled at the row and bar centres
+    /// the screenshot check uses), decoded by the textbook equations; checked to be the 75 % bars.
+    pub(crate) fn bars(&self) -> Vec<[u8; 3]> {
+        let raw = vivid_reference("YUYV");
+        let bars: Vec<[u8; 3]> = (0..8)
+            .map(|bar| {
+                let x = bar * 80 + 40; // even: Y0 of a macropixel
+                let i = 180 * 1280 + x * 2;
+                ycbcr_to_rgb(raw[i], raw[i + 1], raw[i + 3], self.k, self.full)
+            })
+            .collect();
+        // vivid's 75 % bars: a right decode gives ~191 for each lit channel.
+        assert!(
+            (i32::from(bars[0][0]) - 191).abs() <= 12,
+            "{}: white bar decodes to {:?}",
+            self.name,
+            bars[0]
+        );
+        bars
+    }
+}
+
 /// The R'G'B' of Y'CbCr (8 bit) by the textbook equations: `kr`, `kb` the luma coefficients, `full` the
 /// range.
 fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8, (kr, kb): (f64, f64), full: bool) -> [u8; 3] {
@@ -65,59 +139,62 @@ fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8, (kr, kb): (f64, f64), full: bool) -> [u8;
     [r, g, b].map(|c| (c * 255.0).round().clamp(0.0, 255.0) as u8)
 }
 
-/// The 8 bars of a raw 640x360 YUYV frame (sampled at the row and bar centres the screenshot check uses),
-/// decoded as BT.709 in `full` or limited range.
-fn bt709_bars(raw: &[u8], full: bool) -> Vec<[u8; 3]> {
-    (0..8)
-        .map(|bar| {
-            let x = bar * 80 + 40; // even: Y0 of a macropixel
-            let i = 180 * 1280 + x * 2;
-            ycbcr_to_rgb(raw[i], raw[i + 1], raw[i + 3], (0.2126, 0.0722), full)
-        })
-        .collect()
+/// The YUYV row of `list --pipeline --json`'s output.
+pub(crate) fn yuyv_row(out: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(out).unwrap();
+    v["formats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["format"] == "YUYV")
+        .unwrap_or_else(|| panic!("no YUYV row: {v}"))
+        .clone()
 }
 
-/// vivid set to BT.709 (full, then limited range) under the GL Weston: `auto` takes the gpu path and says
-/// why, the screen shows the bars as the textbook BT.709 decode of vivid's own frame says (≤ 4/255), and
-/// `list --pipeline` gives the same reason for YUYV.
+/// vivid in each of the three colorimetries under the GL Weston: `auto` passes BT.601 limited through (what
+/// Weston assumes) and takes the gpu path for the other two, saying why; the screen shows the bars as the
+/// textbook decode of vivid's own frame says (≤ 3/255); `list --pipeline` gives the same choice for YUYV.
 #[test]
 fn view_auto_takes_the_gpu_when_the_compositor_would_get_the_colours_wrong() {
     require_vm();
     let weston = Weston::start("wayland-5", &[]);
-    for (quantization, full, range) in [(1, true, "full"), (2, false, "limited")] {
-        // Rec. 709 colorspace (menu index 1), Rec. 709 encoding (2), full (1) or limited (2) range.
-        let _colour = VividColour::set(1, 2, quantization);
-        let expect = bt709_bars(&vivid_reference("YUYV"), full);
-        // vivid's 75 % bars: a right decode gives ~191 for each lit channel.
-        assert!(
-            (i32::from(expect[0][0]) - 191).abs() <= 12,
-            "BT.709 {range}: white bar decodes to {:?}",
-            expect[0]
-        );
-        let tag = format!("vivid-colour-709-{range}");
+    for case in &CASES {
+        let _colour = case.set();
+        let expect = case.bars();
+        let tag = format!("vivid-colour-{}", case.tag);
         let (s, err) =
-            view_vivid_expecting(&weston, "YUYV", "auto", &tag, &[], 4, &|bar| expect[bar]);
-        let why = format!(
-            "the camera's YUYV is BT.709 {range}-range Y'CbCr, which the compositor would read as BT.601 \
-             limited-range"
+            view_vivid_expecting(&weston, "YUYV", "auto", &tag, &[], 3, &|bar| expect[bar]);
+        let (path, why) = if case.compositor_default() {
+            ("passthrough", "zero-copy".to_owned())
+        } else {
+            (
+                "gpu",
+                format!(
+                    "the camera's YUYV is {} Y'CbCr, which the compositor would read as BT.601 \
+                     limited-range",
+                    case.name
+                ),
+            )
+        };
+        assert!(
+            err.contains(&format!("path {path}")) && err.contains(&why),
+            "{}: {err}",
+            case.name
         );
-        assert!(err.contains("path gpu") && err.contains(&why), "{err}");
-        assert_eq!(s["path"], "gpu", "{s}");
+        assert_eq!(s["path"], path, "{}: {s}", case.name);
 
         let mut cmd = dmacam();
         weston.env(&mut cmd);
         let out = dmacam_tests::run_ok(cmd.args(["list", "--pipeline", "-d", VIVID, "--json"]));
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        let yuyv = v["formats"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["format"] == "YUYV")
-            .unwrap_or_else(|| panic!("no YUYV row: {v}"));
-        assert_eq!(yuyv["auto"]["path"], "gpu", "{yuyv}");
-        assert!(
-            yuyv["auto"]["reason"].as_str().unwrap().contains(&why),
-            "{yuyv}"
+        let yuyv = yuyv_row(&out);
+        assert_eq!(yuyv["auto"]["path"], path, "{}: {yuyv}", case.name);
+        let reason = yuyv["auto"]["reason"].as_str().unwrap();
+        assert!(reason.contains(&why), "{}: {yuyv}", case.name);
+        assert_eq!(
+            reason.contains("colours"),
+            !case.compositor_default(),
+            "{}: {yuyv}",
+            case.name
         );
     }
 }

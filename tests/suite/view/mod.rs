@@ -663,7 +663,7 @@ fn view_forced_passthrough_without_dmabuf_is_refused() {
     );
 }
 
-mod colour;
+pub(crate) mod colour;
 mod decorations;
 mod endurance;
 mod proof;
