@@ -680,6 +680,19 @@ pub fn assert_example_bars(stdout: &str, width: u32, what: &str) {
     assert_eq!(bars, 8, "{what}: one pixel per bar:\n{stdout}");
 }
 
+/// Asserts that a pattern run's `--stats-json` summary counts exactly one CPU write per frame, the pattern's
+/// own painting, and no copy after it: the copied total is what the source wrote, and that is not nothing.
+pub fn assert_only_the_pattern_wrote(s: &serde_json::Value) {
+    let w = &s["source_write"];
+    assert_eq!(w["what"], "the pattern", "{s}");
+    let written = w["cpu_bytes_written"].as_u64().unwrap_or(0);
+    assert!(written > 0 && w["frames"].as_u64().unwrap_or(0) > 0, "{s}");
+    assert_eq!(
+        s["cpu_bytes_copied_total"], written,
+        "a copy after the pattern's own write: {s}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -705,17 +718,4 @@ mod tests {
         );
         let _ = std::fs::remove_file(path);
     }
-}
-
-/// Asserts that a pattern run's `--stats-json` summary counts exactly one CPU write per frame, the pattern's
-/// own painting, and no copy after it: the copied total is what the source wrote, and that is not nothing.
-pub fn assert_only_the_pattern_wrote(s: &serde_json::Value) {
-    let w = &s["source_write"];
-    assert_eq!(w["what"], "the pattern", "{s}");
-    let written = w["cpu_bytes_written"].as_u64().unwrap_or(0);
-    assert!(written > 0 && w["frames"].as_u64().unwrap_or(0) > 0, "{s}");
-    assert_eq!(
-        s["cpu_bytes_copied_total"], written,
-        "a copy after the pattern's own write: {s}"
-    );
 }

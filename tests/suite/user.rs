@@ -248,7 +248,7 @@ fn view_as_user(weston: &Weston, tag: &str, args: &[&str]) -> (String, serde_jso
 fn user_doctor_lists_what_the_user_lacks() {
     require_vm();
     desktop_user();
-    let text = run_ok(&mut dmacam_as_user().arg("doctor"));
+    let text = run_ok(dmacam_as_user().arg("doctor"));
     let _ = std::fs::write(results_dir().join("user-doctor.txt"), &text);
     assert!(text.contains(&format!("Access (as uid {UID}):")), "{text}");
     assert!(
@@ -256,9 +256,9 @@ fn user_doctor_lists_what_the_user_lacks() {
         "{text}"
     );
     assert!(
-        text.contains(&format!(
+        text.contains(
             "udmabuf: /dev/udmabuf exists but is not yours (group kvm, mode 0660): add yourself to group kvm"
-        )),
+        ),
         "{text}"
     );
     assert!(
@@ -283,7 +283,7 @@ fn user_doctor_lists_what_the_user_lacks() {
         assert!(export.contains(needle), "doctor's export line lacks {needle:?}:\n{export}");
     }
     let json: serde_json::Value =
-        serde_json::from_str(&run_ok(&mut dmacam_as_user().args(["doctor", "--json"])))
+        serde_json::from_str(&run_ok(dmacam_as_user().args(["doctor", "--json"])))
             .expect("doctor --json");
     assert_eq!(json["euid"], UID, "{json}");
     assert_eq!(json["allocators"]["udmabuf_usable"], false, "{json}");
