@@ -43,36 +43,52 @@ FNR == 1 { next } # header
 END {
     if (part == "pw") { pw_report(); exit }
     first = (maxround > 1) ? 2 : 1
+    # Pair each measured round's short and long run of a configuration: the window is their difference.
     for (r = 1; r <= nrec; r++) {
         split(rec[r], c, "\t")
-        if (c[1] + 0 < first) continue
-        key = c[2] SUBSEP c[3]
-        n = c[6] + 0
-        if (n <= 0) continue
+        if (c[1] + 0 < first || (c[29] != "short" && c[29] != "long")) continue
+        pk = c[1] SUBSEP c[2] SUBSEP c[3]
+        pair[pk SUBSEP c[29]] = rec[r]
+    }
+    for (r = 1; r <= nrec; r++) {
+        split(rec[r], L, "\t")
+        if (L[1] + 0 < first || L[29] != "long") continue
+        pk = L[1] SUBSEP L[2] SUBSEP L[3]
+        key = L[2] SUBSEP L[3]
+        if (!((pk SUBSEP "short") in pair)) { bad[key] = bad[key] (bad[key] == "" ? "" : ", ") "round " L[1] ": no usable short run"; continue }
+        split(pair[pk SUBSEP "short"], S, "\t")
+        if (S[4] == "capped") { bad[key] = bad[key] (bad[key] == "" ? "" : ", ") "round " L[1] ": short run capped"; continue }
+        dtaken = L[6] - S[6]; dshown = L[7] - S[7]; dcpu = L[9] - S[9]; dmesa = L[10] - S[10]; dwall = (L[12] - S[12]) / 1000
+        if (dtaken <= 0 || dshown <= 0 || dwall <= 0) { bad[key] = bad[key] (bad[key] == "" ? "" : ", ") "round " L[1] ": empty window (" dtaken " taken, " dshown " shown)"; continue }
         ok[key]++
-        if (c[4] == "capped") capped_m[key]++
-        add(key SUBSEP "cpu", c[9] / n)
-        add(key SUBSEP "own", (c[9] - c[10]) / n)
-        add(key SUBSEP "mesa", c[10] / n)
-        if (c[11] != "-") { add(key SUBSEP "weston", c[11] / n); add(key SUBSEP "sys", (c[9] + c[11]) / n) }
-        add(key SUBSEP "frames", n)
-        add(key SUBSEP "shown", c[7])
-        add(key SUBSEP "presented", c[18])
-        add(key SUBSEP "wall", c[12] / 1000)
-        add(key SUBSEP "p50", c[13]); add(key SUBSEP "p95", c[14]); add(key SUBSEP "p99", c[15])
-        add(key SUBSEP "copied", c[16])
-        add(key SUBSEP "steady", c[19]); add(key SUBSEP "steady_n", c[20])
-        add(key SUBSEP "startup", c[21]); add(key SUBSEP "first_frame", c[22])
+        if (L[4] == "capped") capped_m[key]++
+        win[L[1] SUBSEP key] = dcpu / dshown
+        add(key SUBSEP "cpu", dcpu / dshown)
+        add(key SUBSEP "taken_cpu", dcpu / dtaken)
+        add(key SUBSEP "own", (dcpu - dmesa) / dshown)
+        add(key SUBSEP "mesa", dmesa / dshown)
+        if (L[11] != "-" && S[11] != "-") {
+            dw = L[11] - S[11]
+            add(key SUBSEP "weston", dw / dshown); add(key SUBSEP "sys", (dcpu + dw) / dshown)
+            winsys[L[1] SUBSEP key] = (dcpu + dw) / dshown
+        }
+        add(key SUBSEP "taken", dtaken); add(key SUBSEP "shown", dshown); add(key SUBSEP "passed", dtaken - dshown)
+        if (L[18] != "-" && S[18] != "-") add(key SUBSEP "presented_fps", (L[18] - S[18]) / dwall)
+        add(key SUBSEP "fps", dshown / dwall)
+        add(key SUBSEP "p50", L[13]); add(key SUBSEP "p95", L[14]); add(key SUBSEP "p99", L[15])
+        add(key SUBSEP "copied", L[16])
     }
     nfmt = split(m["formats"], fmts, " ")
     label["view-passthrough"] = "`dmacam view --path passthrough`"
     label["view-gpu"] = "`dmacam view --path gpu`"
+    label["view-shm"] = "`dmacam view --path shm`"
     label["weston-simple-dmabuf-v4l"] = "`weston-simple-dmabuf-v4l`"
     label["gst-dmabuf"] = "GStreamer `v4l2src io-mode=dmabuf ! waylandsink`"
     label["gst-copy"] = "GStreamer `v4l2src ! videoconvert ! BGRx ! waylandsink`"
     label["dump-dmacam"] = "`dmacam dump -o FILE`"
     label["dump-v4l2-ctl"] = "`v4l2-ctl --stream-mmap --stream-to=FILE`"
-    nconf = split("view-passthrough view-gpu weston-simple-dmabuf-v4l gst-dmabuf gst-copy dump-dmacam dump-v4l2-ctl", confs, " ")
+    nconf = split("view-passthrough view-gpu view-shm weston-simple-dmabuf-v4l gst-dmabuf gst-copy dump-dmacam dump-v4l2-ctl", confs, " ")
+    interval_ms = 1000 / (m["fps"] + 0)
 
     print "# Benchmarks"
     print ""
@@ -83,131 +99,127 @@ END {
     print "- **Host:** " host_cpu ", " host_cpus " CPUs, shared with other work while this ran."
     print "- **VM:** QEMU " qemu ", TCG (no KVM), `-smp 2 -m 4G`; guest kernel " m["guest_kernel"] " (" m["guest_cpus"] " CPUs, " m["guest_mem_mb"] " MiB)."
     print "- **Software:** Mesa " m["mesa"] " (" m["vulkan_device"] "; Weston's GL renderer is llvmpipe), " m["weston"] ", GStreamer " m["gstreamer"] ", v4l-utils " m["v4l_utils"] "."
-    print "- **Camera:** vivid `/dev/video0`, " m["size"] " at " m["fps"] " fps (vivid's highest rate at that size), OSD on, formats " m["formats"] "."
-    print "- **Method:** every configuration once per round, interleaved (A B C … A B C …), " m["rounds"] " rounds. Round 1 is a"
+    print "- **Camera:** vivid `/dev/video0`, " m["size"] " at " m["fps"] " fps, OSD on, formats " m["formats"] "."
+    print "- **Method:** every configuration in turn, interleaved (A A′ B B′ C C′ … then again), " m["rounds"] " rounds. Round 1 is a"
     print "  warm-up of " m["warmup_frames"] " frames per run whose figures are discarded (GStreamer's plugin registry, Mesa's shader cache,"
-    print "  Weston's first-use shader compiles); the table gives medians of the other " (maxround - first + 1) " rounds. Each run takes"
-    print "  " m["frames"] " frames, or stops after " m["cap_s"] " s (`dmacam view --path gpu`: " (m["gpu_cap_s"] == "" ? m["cap_s"] : m["gpu_cap_s"]) " s, so that its steady state is reached and"
-    print "  measured, see below) with SIGINT (a clean stop for every peer; marked *capped*, counted on the frames it really"
-    print "  handled): under TCG the software-GPU and CPU-conversion paths cannot do " m["frames"] " frames in a sensible time. One"
-    print "  headless Weston (`--renderer=gl --shell=kiosk`) serves the displayed runs. Before each displayed run it must be"
-    print "  idle (under 300 ms CPU in 1 s; under TCG its llvmpipe goes on rendering for seconds after a client has gone):"
-    print "  the script waits up to 60 s for that, and restarts it if it stays busy, if it died, after a run that had to be"
-    print "  killed, and after every weston-simple-dmabuf-v4l run (after one, even a clean one, Weston was seen using both"
-    print "  CPUs for over a minute with no client): " m["weston_starts"] " starts in all (" (m["weston_busy_restarts"] == "" ? "n/a" : m["weston_busy_restarts"]) " of them because Weston stayed busy with"
-    print "  no client). During the dump runs Weston idles without a client; its CPU is not counted there."
+    print "  Weston's first-use shader compiles). In each of the other " (maxround - first + 1) " rounds every configuration runs twice in a row: a"
+    print "  **short** run of " m["short"] " frames taken from the camera and a **long** one of " m["short"] " + " m["frames"] ". The long run less the short"
+    print "  one is the **window**: " m["frames"] " frames in steady state, with start-up (Vulkan device and pipelines, Wayland"
+    print "  connection, GStreamer's pipeline, the first frames' shader JIT) and teardown left out, for dmacam and peers"
+    print "  alike. Every run is capped at " m["cap_s"] " s (the gpu path " m["gpu_cap_s"] " s) with SIGINT, a clean stop for every peer: a"
+    print "  capped long run (*capped* below) gives a shorter window, counted on the frames it really handled. Tables give"
+    print "  the median over the rounds and, in brackets, the spread (min–max). One headless Weston (`--renderer=gl"
+    print "  --shell=kiosk`, 1280x720 output) serves the displayed runs. Before each displayed run it must be idle (under"
+    print "  300 ms CPU in 1 s; under TCG its llvmpipe goes on rendering for seconds after a client has gone): the script"
+    print "  waits up to 60 s for that, and restarts it if it stays busy, if it died, after a run that had to be killed,"
+    print "  and after every weston-simple-dmabuf-v4l run: " m["weston_starts"] " starts in all (" (m["weston_busy_restarts"] == "" ? "n/a" : m["weston_busy_restarts"]) " of them because Weston stayed busy"
+    print "  with no client). During the dump runs Weston idles without a client; its CPU is not counted there."
     print ""
     print "## How to read it"
     print ""
-    print "- **CPU/frame** is the process's CPU time (user+sys, all threads, exact: from the parent's `times`) divided"
-    print "  by the frames it took from the camera (`--frames`, `num-buffers`, `--stream-count`; for"
-    print "  weston-simple-dmabuf-v4l, its successful VIDIOC_DQBUF calls, counted by an LD_PRELOAD shim that also stops"
-    print "  it with SIGINT after " m["frames"] "); `dmacam view --path gpu` by the frames it converted (it converts the newest"
-    print "  frame waiting and hands older ones straight back, and stops after " m["frames"] " shown). Start-up (Vulkan device,"
-    print "  pipeline, Wayland connection) is included."
-    print "- **Steady** (gpu path only) leaves start-up out: `dmacam view --path gpu` runs with `--trace`, whose lines"
-    print "  carry the process's CPU time (CLOCK_PROCESS_CPUTIME_ID, every thread, Mesa's included) at each frame's"
-    print "  dequeue. Steady = (CPU at the last GPU-processed frame's dequeue − CPU at the second's) ÷ the frames in"
-    print "  between, i.e. the first frame is left out: lavapipe compiles its shaders (LLVM) during it. **start-up** is"
-    print "  the CPU before the first dequeue (Vulkan device, pipelines, Wayland) and **1st frame** the CPU between the"
-    print "  first and second dequeue (medians, ms). The peers' figures include their start-up, which is small for them"
-    print "  (no shader JIT in the process); the steady-state ratios below are therefore slightly in dmacam's favour,"
-    print "  the whole-run ones (CPU/frame) are the strict comparison."
+    print "- **CPU/frame shown** (the headline) is the window's CPU time of the process (user+sys, all threads, exact:"
+    print "  `times` of the parent that waited for it, long run less short run) divided by the frames it put on the"
+    print "  screen in the window (for dumps: frames written to the file). **CPU/frame taken** divides the same CPU by"
+    print "  the frames taken from the camera in the window, for reference."
+    print "- **Shown**: frames committed to the compositor (dmacam: submitted − replaced − discarded, from"
+    print "  `--stats-json`; GStreamer: buffers given to waylandsink minus its `dropped (redraw pending)` log lines, from"
+    print "  `GST_DEBUG=waylandsink:6`; weston-simple-dmabuf-v4l commits every frame it dequeues, counted by an LD_PRELOAD"
+    print "  shim on VIDIOC_DQBUF that also stops it with SIGINT). All of them drop a new frame while the compositor has"
+    print "  not yet asked for one (frame callback); dmacam's gpu path also passes over frames that arrive while the"
+    print "  software GPU converts (newest frame wins). **Passed over** = taken − shown."
+    print "- **shown fps** is the window's frames shown per second of wall time. **Weston's ceiling** is that rate for"
+    print "  weston-simple-dmabuf-v4l, the cheapest client there is (it does nothing but hand the camera's dma-buf over"
+    print "  in each frame callback): no client can be shown faster by this Weston, so a display row near the ceiling"
+    print "  measures Weston, not the client. dmacam's own presentation-feedback rate is in brackets."
     print "- In this VM the \"GPU\" is lavapipe/llvmpipe: shaders run on Mesa's threads **inside the process** (and"
     print "  inside Weston). **Mesa** is those threads' utime+stime (sampled from /proc/PID/task/*/stat every 0.2 s until"
-    print "  exit): `llvmpipe-*` threads in any process, and in dmacam (single-threaded itself) every thread but the main"
-    print "  one (lavapipe's compute workers are unnamed). **own** = CPU/frame − Mesa. On a machine with a GPU the"
-    print "  Mesa share would be GPU time, not CPU time."
-    print "- **Weston/frame** is the compositor's CPU (all threads, llvmpipe included) over the client's run, per frame;"
+    print "  exit): `llvmpipe-*` threads in any process, and in dmacam every thread but the main one. **own** = CPU −"
+    print "  Mesa. On a machine with a GPU the Mesa share would be GPU time, not CPU time."
+    print "- **Weston** is the compositor's CPU (all threads, llvmpipe included) over the window, per frame shown;"
     print "  **+Weston** adds it to the client's. YUV buffers handed to Weston are converted by Weston's (software) GL."
-    print "- **Shown** is frames committed to the compositor, of the frames taken (dmacam: submitted − replaced −"
-    print "  discarded, from `--stats-json`, and in brackets those Weston reported presented; GStreamer: buffers given to"
-    print "  waylandsink minus its `dropped (redraw pending)` log lines, from `GST_DEBUG=waylandsink:6`;"
-    print "  weston-simple-dmabuf-v4l commits every frame it dequeues). Both drop a new frame while the compositor has not"
-    print "  yet asked for one (frame callback). For dumps: frames written to the file."
-    print "- **Latency** (capture timestamp → presentation, p50/p95/p99 in ms, medians over runs) and **copied** (CPU"
+    print "- **Latency** (capture timestamp → presentation, p50/p95/p99 in ms, of the long run) and **copied** (CPU"
     print "  bytes copied per frame) are dmacam's own `--stats-json` figures; the peers report neither."
-    print "- TCG makes everything slow and noisy (Weston's per-frame CPU varies several-fold): compare ratios and medians."
+    print "- TCG makes everything slow and noisy: compare ratios and medians, and read the spread."
     print ""
-    print "## Results (medians)"
+    print "## Results (window medians, min–max in brackets)"
     print ""
-    print "| configuration | format | runs used (capped) | CPU/frame ms | own ms | Mesa ms | Weston/frame ms | +Weston ms | shown (of taken) | wall s | latency p50/p95/p99 ms | copied B/frame | steady ms/frame (frames) | start-up / 1st frame ms |"
+    print "| configuration | format | rounds used (long run capped) | **CPU/frame shown ms** | CPU/frame taken ms | own ms | Mesa ms | Weston ms | +Weston ms | window: taken / shown / passed over | shown fps (presented) | Weston's ceiling fps | latency p50/p95/p99 ms | copied B/frame |"
     print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for (fi = 1; fi <= nfmt; fi++) {
         fmt = fmts[fi]
+        ceil = med("weston-simple-dmabuf-v4l" SUBSEP fmt SUBSEP "fps")
         for (ci = 1; ci <= nconf; ci++) {
             key = confs[ci] SUBSEP fmt
             if (!(key in seen)) continue
-            measured = runs[key] - (first == 2 ? 1 : 0)
+            dump = (confs[ci] ~ /^dump-/)
             lat = (med(key SUBSEP "p50") == "") ? "n/a" : f1(med(key SUBSEP "p50")) " / " f1(med(key SUBSEP "p95")) " / " f1(med(key SUBSEP "p99"))
-            shown = (med(key SUBSEP "shown") == "") ? "n/a" : sprintf("%d of %d", med(key SUBSEP "shown"), med(key SUBSEP "frames"))
-            if (med(key SUBSEP "presented") != "") shown = shown sprintf(" (%d presented)", med(key SUBSEP "presented"))
+            win_s = (med(key SUBSEP "taken") == "") ? "n/a" : sprintf("%d / %d / %d", med(key SUBSEP "taken"), med(key SUBSEP "shown"), med(key SUBSEP "passed"))
+            fps_s = (med(key SUBSEP "fps") == "") ? "n/a" : f1(med(key SUBSEP "fps"))
+            if (med(key SUBSEP "presented_fps") != "") fps_s = fps_s " (" f1(med(key SUBSEP "presented_fps")) ")"
             copied = (med(key SUBSEP "copied") == "") ? "n/a" : sprintf("%d", med(key SUBSEP "copied"))
-            w = med(key SUBSEP "weston"); s = med(key SUBSEP "sys")
-            cpu = f2(med(key SUBSEP "cpu"))
-            if (!(key in ok) && (key in bad)) cpu = "n/a: no run finished (see below)"
-            st = "—"
-            if (confs[ci] == "view-gpu") st = (med(key SUBSEP "steady") == "") ? "n/a (under 3 frames)" : sprintf("**%.1f** (%d)", med(key SUBSEP "steady"), med(key SUBSEP "steady_n"))
-            su = "—"
-            if (confs[ci] == "view-gpu") su = (med(key SUBSEP "startup") == "") ? "n/a" : sprintf("%d / %s", med(key SUBSEP "startup"), (med(key SUBSEP "first_frame") == "" ? "n/a" : sprintf("%d", med(key SUBSEP "first_frame"))))
-            printf "| %s | %s | %d/%d (%d) | **%s** | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", label[confs[ci]], fmt, ok[key] + 0, measured, capped_m[key] + 0, \
-                cpu, f2(med(key SUBSEP "own")), f2(med(key SUBSEP "mesa")), \
-                (w == "" ? "—" : f1(w)), (s == "" ? "—" : f1(s)), shown, f1(med(key SUBSEP "wall")), lat, copied, st, su
+            cpu = spread(key SUBSEP "cpu")
+            if (!(key in ok)) cpu = "n/a: no usable window (see below)"
+            printf "| %s | %s | %d/%d (%d) | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", label[confs[ci]], fmt, ok[key] + 0, maxround - first + 1, capped_m[key] + 0, \
+                cpu, f2(med(key SUBSEP "taken_cpu")), f2(med(key SUBSEP "own")), f2(med(key SUBSEP "mesa")), \
+                (dump ? "—" : f2(med(key SUBSEP "weston"))), (dump ? "—" : spread(key SUBSEP "sys")), win_s, (dump ? "— (written)" : fps_s), \
+                (dump ? "—" : (ceil == "" ? "n/a" : f1(ceil))), lat, copied
         }
     }
     print ""
-    print "## dmacam's CPU per frame relative to each peer (lower is better)"
+    print "## dmacam's CPU per frame shown relative to each peer (lower is better)"
     print ""
-    print "| dmacam | format | vs weston-simple-dmabuf-v4l | vs GStreamer dmabuf | vs GStreamer copy |"
-    print "|---|---|---|---|---|"
+    print "Each ratio is taken within a round (dmacam's window against the peer's window of the same round, run minutes"
+    print "apart), then the median over the rounds, with the spread (min–max) in brackets. *+Weston* compares client +"
+    print "compositor CPU per frame shown."
+    print ""
+    print "| dmacam | format | vs weston-simple-dmabuf-v4l | vs GStreamer dmabuf | vs GStreamer copy | +Weston vs weston-simple-dmabuf-v4l | +Weston vs GStreamer dmabuf | +Weston vs GStreamer copy |"
+    print "|---|---|---|---|---|---|---|---|"
+    nmine = split("view-passthrough view-gpu view-shm", mine, " ")
+    npeer = split("weston-simple-dmabuf-v4l gst-dmabuf gst-copy", peer, " ")
     for (fi = 1; fi <= nfmt; fi++) {
         fmt = fmts[fi]
-        split("view-passthrough view-gpu", mine, " ")
-        for (k = 1; k <= 2; k++) {
-            for (part = 1; part <= 3; part++) {
-                if (mine[k] == "view-passthrough" && part >= 2) continue
-                what = (part == 1) ? "cpu" : (part == 2 ? "own" : "steady")
-                a = med(mine[k] SUBSEP fmt SUBSEP what)
-                name = label[mine[k]] (part == 2 ? ", own thread only (Mesa's threads left out)" : "")
-                if (part == 3) name = label[mine[k]] ", steady state (start-up and 1st frame left out; peers whole-run)"
-                printf "| %s | %s | %s | %s | %s |\n", name, fmt, \
-                    fr(ratio(a, med("weston-simple-dmabuf-v4l" SUBSEP fmt SUBSEP "cpu"))), \
-                    fr(ratio(a, med("gst-dmabuf" SUBSEP fmt SUBSEP "cpu"))), \
-                    fr(ratio(a, med("gst-copy" SUBSEP fmt SUBSEP "cpu")))
-            }
+        for (k = 1; k <= nmine; k++) {
+            if (!((mine[k] SUBSEP fmt) in seen)) continue
+            line = "| " label[mine[k]] " | " fmt " |"
+            for (q = 1; q <= npeer; q++) line = line " " rratio(win, mine[k], peer[q], fmt) " |"
+            for (q = 1; q <= npeer; q++) line = line " " rratio(winsys, mine[k], peer[q], fmt) " |"
+            print line
         }
     }
     print ""
-    print "| dmacam | format | vs `v4l2-ctl --stream-mmap --stream-to` |"
+    print "| dmacam | format | CPU per frame written vs `v4l2-ctl --stream-mmap --stream-to` |"
     print "|---|---|---|"
     for (fi = 1; fi <= nfmt; fi++) {
         fmt = fmts[fi]
-        printf "| %s | %s | %s |\n", label["dump-dmacam"], fmt, \
-            fr(ratio(med("dump-dmacam" SUBSEP fmt SUBSEP "cpu"), med("dump-v4l2-ctl" SUBSEP fmt SUBSEP "cpu")))
+        if (!(("dump-dmacam" SUBSEP fmt) in seen)) continue
+        printf "| %s | %s | %s |\n", label["dump-dmacam"], fmt, rratio(win, "dump-dmacam", "dump-v4l2-ctl", fmt)
     }
     print ""
-    print "## Targets (issue 7), against this measurement"
+    print "## Targets, against this measurement"
     print ""
-    print "Targets: dmacam's CPU time per frame ≤ 1/10 of GStreamer's copy path, and ≤ 1.0× GStreamer's dmabuf"
-    print "passthrough. Judged on the whole process (Mesa's software-GPU threads included), the strict reading."
+    print "Judged on the whole process (Mesa's software-GPU threads included), per frame shown, the strict reading."
     print ""
-    print "| dmacam | format | ≤ 0.10× GStreamer copy | ≤ 1.0× GStreamer dmabuf |"
+    print "| target | format | measured | verdict |"
     print "|---|---|---|---|"
     for (fi = 1; fi <= nfmt; fi++) {
         fmt = fmts[fi]
-        for (k = 1; k <= 3; k++) {
-            a = (k == 3) ? med("view-gpu" SUBSEP fmt SUBSEP "steady") : med(mine[k] SUBSEP fmt SUBSEP "cpu")
-            r1 = ratio(a, med("gst-copy" SUBSEP fmt SUBSEP "cpu"))
-            r2 = ratio(a, med("gst-dmabuf" SUBSEP fmt SUBSEP "cpu"))
-            name = (k == 3) ? label["view-gpu"] ", steady state (informative)" : label[mine[k]]
-            printf "| %s | %s | %s (%s) | %s (%s) |\n", name, fmt, verdict(r1, 0.1), fr(r1), verdict(r2, 1.0), fr(r2)
-        }
+        r = rmed(win, "view-gpu", "gst-copy", fmt)
+        printf "| gpu path CPU per frame shown ≤ 1.0× GStreamer's copy path (issue 16) | %s | %s | %s |\n", fmt, fr(r), verdict(r, 1.0)
+        p = med("view-gpu" SUBSEP fmt SUBSEP "p50")
+        printf "| gpu path latency p50 ≤ 5 frame intervals (%.0f ms at %s fps) (issue 16) | %s | %s | %s |\n", 5 * interval_ms, m["fps"], fmt, \
+            (p == "" ? "n/a" : sprintf("%.1f ms = %.1f intervals", p, p / interval_ms)), (p == "" ? "not measured" : (p <= 5 * interval_ms ? "**met**" : "**missed**"))
+        r = rmed(win, "view-passthrough", "gst-dmabuf", fmt)
+        printf "| passthrough CPU per frame shown ≤ 1.0× GStreamer dmabuf (issue 7) | %s | %s | %s |\n", fmt, fr(r), verdict(r, 1.0)
+        r = rmed(win, "view-gpu", "gst-copy", fmt)
+        printf "| gpu path ≤ 0.10× GStreamer copy (issue 7) | %s | %s | %s |\n", fmt, fr(r), verdict(r, 0.1)
+        r = rmed(win, "dump-dmacam", "dump-v4l2-ctl", fmt)
+        printf "| dump CPU per frame written ≤ 1.0× v4l2-ctl (issue 17) | %s | %s | %s |\n", fmt, fr(r), verdict(r, 1.0)
     }
     nb = 0
     for (o = 1; o <= norder; o++) if (order[o] in bad) nb++
     if (nb) {
         print ""
-        print "## Runs that did not finish cleanly (left out of the medians)"
+        print "## Runs left out of the medians"
         print ""
         for (o = 1; o <= norder; o++) {
             key = order[o]
@@ -219,17 +231,33 @@ END {
     print ""
     print "## Every run"
     print ""
-    print "Round 1 is the discarded warm-up. CPU, Mesa, Weston and wall times are totals in ms for the run (steady, start-up"
-    print "and 1st frame as above, ms); *fresh* means Weston had just been (re)started for this run."
+    print "Round 1 is the discarded warm-up. CPU, Mesa, Weston and wall times are totals in ms for the run; *fresh* means"
+    print "Weston had just been (re)started for this run."
     print ""
-    print "| round | configuration | format | status | frames | shown (presented) | total CPU | Mesa | Weston | wall | p50 | p95 | p99 | copied/frame | steady/frame (frames) | start-up / 1st frame | fresh |"
-    print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    print "| round | configuration | format | run | status | frames taken | shown (presented) | total CPU | Mesa | Weston | wall | p50 | p95 | p99 | copied/frame | fresh |"
+    print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for (r = 1; r <= nrows; r++) {
         split(all_rows[r], c, "\t")
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c[1], c[2], c[3], c[4], c[6], c[7] (c[18] != "-" && c[18] != "" ? " (" c[18] ")" : ""), c[9], c[10], c[11], c[12], c[13], c[14], c[15], c[16], \
-            (c[19] == "-" || c[19] == "" ? "-" : c[19] " (" c[20] ")"), (c[21] == "-" || c[21] == "" ? "-" : c[21] " / " c[22]), (c[17] == 1 ? "yes" : "")
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c[1], c[2], c[3], c[29], c[4], c[6], c[7] (c[18] != "-" && c[18] != "" ? " (" c[18] ")" : ""), c[9], c[10], c[11], c[12], c[13], c[14], c[15], c[16], \
+            (c[17] == 1 ? "yes" : "")
     }
 }
+
+# rratio(ARR, A, B, FMT): the median and spread of the per-round ratios ARR[round, A, FMT] / ARR[round, B, FMT].
+function rlist(arr, a, b, fmt,    rr, out) {
+    out = ""
+    for (rr = 1; rr <= maxround; rr++)
+        if (((rr SUBSEP a SUBSEP fmt) in arr) && ((rr SUBSEP b SUBSEP fmt) in arr) && arr[rr SUBSEP b SUBSEP fmt] > 0)
+            out = out " " arr[rr SUBSEP a SUBSEP fmt] / arr[rr SUBSEP b SUBSEP fmt]
+    return out
+}
+function rmed(arr, a, b, fmt,    l) { l = rlist(arr, a, b, fmt); return l == "" ? "" : median(l) }
+function rratio(arr, a, b, fmt,    l) {
+    l = rlist(arr, a, b, fmt)
+    if (l == "") return "n/a"
+    return sprintf("**%.2f×** (%.2f–%.2f)", median(l), lo(l), hi(l))
+}
+function spread(key) { return (key in vals) ? sprintf("**%.2f** (%.2f–%.2f)", median(vals[key]), lo(vals[key]), hi(vals[key])) : "n/a" }
 
 # --- The PipeWire section (part=pw) ---------------------------------------------------------------------------
 function lo(list,    n, a, i, v) { n = split(list, a, " "); if (n == 0) return ""; v = a[1] + 0; for (i = 2; i <= n; i++) if (a[i] + 0 < v) v = a[i] + 0; return v }
