@@ -190,6 +190,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
             give_up: MAX_ERRORED_IN_A_ROW,
         },
     };
+    // What the file writer reads, for the final line.
+    let read_from = if gpu.is_some() {
+        "the render stage's output"
+    } else if stream.io() == dmacam_capture::IoMode::Memfd {
+        "the pattern's memfds"
+    } else {
+        "the dma-bufs"
+    };
     let (result, stream) = pipeline::run(&mut out, stream, &mut gpu, &cfg, &mut progress)?;
     let written = out.shown();
     let sink = out.into_writer();
@@ -271,17 +279,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     eprintln!(
         "dmacam dump: {}",
-        cpu_report(sink_touched, work, &place(&files))
+        cpu_report(sink_touched, work, read_from, &place(&files))
     );
     Ok(ExitCode::SUCCESS)
 }
 
 /// What the file writer did on the CPU, per frame written (`work` names it): the file is where zero-copy
 /// ends, and what it costs is said, not hidden.
-fn cpu_report((frames, t): (u64, crate::sink::CpuTouch), work: &str, place: &str) -> String {
+fn cpu_report(
+    (frames, t): (u64, crate::sink::CpuTouch),
+    work: &str,
+    read_from: &str,
+    place: &str,
+) -> String {
     let per = |v: u64| v / frames.max(1);
     format!(
-        "{frames} frames written to {place}; the CPU read {} bytes per frame out of the dma-bufs and wrote {} ({work})",
+        "{frames} frames written to {place}; the CPU read {} bytes per frame out of {read_from} and wrote {} ({work})",
         per(t.read),
         per(t.written),
     )
@@ -299,7 +312,7 @@ mod tests {
             file: 3 * 460_806,
         };
         assert_eq!(
-            cpu_report((3, t), "Y4M repack, file buffer", "a.y4m"),
+            cpu_report((3, t), "Y4M repack, file buffer", "the dma-bufs", "a.y4m"),
             "3 frames written to a.y4m; the CPU read 460800 bytes per frame out of the dma-bufs and wrote \
              921606 (Y4M repack, file buffer)"
         );
