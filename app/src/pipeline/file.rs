@@ -62,6 +62,17 @@ impl FileOutput {
     }
 }
 
+impl FileOutput {
+    /// After a write: the traced frame's line gets the writer's part and is written; the bar moves on.
+    fn written(&mut self, touch: CpuTouch, traced: Option<(&Arc<TraceFile>, FrameRecord)>) {
+        if let Some((file, mut record)) = traced {
+            record.touched_by_the_writer(touch);
+            file.write(&record);
+        }
+        self.bar.set(self.shown());
+    }
+}
+
 /// The CPU mapping of output buffer `index` (the one `picture` shows), made the first time it is written.
 fn mapping<'m>(
     maps: &'m mut Vec<Option<Mapping>>,
@@ -95,11 +106,7 @@ impl Sink for FileOutput {
         traced: Option<(&Arc<TraceFile>, FrameRecord)>,
     ) -> Result<()> {
         let touch = self.write(&picture)?;
-        if let Some((file, mut record)) = traced {
-            record.touched_by_the_writer(touch);
-            file.write(&record);
-        }
-        self.bar.set(self.shown());
+        self.written(touch, traced);
         // Dropped here: written, the buffer goes back to its producer.
         Ok(())
     }
@@ -114,11 +121,7 @@ impl Sink for FileOutput {
             out: &out,
             sequence,
         })?;
-        if let Some((file, mut record)) = traced {
-            record.touched_by_the_writer(touch);
-            file.write(&record);
-        }
-        self.bar.set(self.shown());
+        self.written(touch, traced);
         Ok(())
     }
 
