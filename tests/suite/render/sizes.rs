@@ -5,7 +5,8 @@ use dmacam_capture::alloc::{Allocator, SYSTEM_HEAP};
 use dmacam_render::{Colorimetry, ImportPath, ImportPreference, ProcessSpec};
 use dmacam_tests::require_vm;
 
-use super::{check_output, encoded_from_capture, reference, renderer, report, to_dmabuf};
+use super::vivid::encoded_from_capture;
+use super::{check_output, reference, renderer, report, to_dmabuf};
 
 /// Frame sizes whose rows are packed tightly but are no multiple of the driver's image pitch alignment
 /// (642x362, 641x361, 1366x768), in every format, through the image path (where the driver refuses a
