@@ -78,6 +78,10 @@ fn main() -> ExitCode {
         Command::Completions(args) => cmd::manual::completions(args, Cli::command()),
         Command::Manpage(args) => cmd::manual::manpage(args, Cli::command()),
     };
+    let vulkan = dmacam_render::validation_messages();
+    if vulkan > 0 {
+        tracing::warn!("Vulkan's validation layer reported {vulkan} problem(s), logged above");
+    }
     match result {
         Ok(code) => code,
         Err(err) => {

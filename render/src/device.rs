@@ -38,6 +38,8 @@ pub(crate) struct Gpu {
     pub caps: Caps,
     pub name: String,
     pub driver: String,
+    /// Routes Vulkan's messages to `tracing` (VK_EXT_debug_utils, where offered).
+    messenger: Option<crate::debug::Messenger>,
 }
 
 pub(crate) fn vkerr(what: &'static str) -> impl FnOnce(vk::Result) -> RenderError {
@@ -54,13 +56,29 @@ impl Gpu {
         let app = vk::ApplicationInfo::default()
             .application_name(c"dmacam")
             .api_version(vk::API_VERSION_1_2);
-        let info = vk::InstanceCreateInfo::default().application_info(&app);
-        // SAFETY: `info` and what it points to live until the call returns.
+        // VK_EXT_debug_utils where offered, so that Vulkan's own messages (the validation layer's among them)
+        // reach the log.
+        let debug = crate::debug::offered(&entry);
+        let ext_names = [ash::ext::debug_utils::NAME.as_ptr()];
+        let mut info = vk::InstanceCreateInfo::default().application_info(&app);
+        if debug {
+            info = info.enabled_extension_names(&ext_names);
+        }
+        // SAFETY: `info` and what it points to live until the call returns; the extension named was offered.
         let instance =
             unsafe { entry.create_instance(&info, None) }.map_err(vkerr("vkCreateInstance"))?;
+        let messenger = debug
+            .then(|| crate::debug::Messenger::new(&entry, &instance))
+            .flatten();
         match Self::with_instance(entry.clone(), &instance, need_dmabuf) {
-            Ok(gpu) => Ok(Arc::new(gpu)),
+            Ok(mut gpu) => {
+                gpu.messenger = messenger;
+                Ok(Arc::new(gpu))
+            }
             Err(e) => {
+                if let Some(m) = messenger {
+                    m.destroy();
+                }
                 // SAFETY: nothing created from the instance survives the failed set-up.
                 unsafe { instance.destroy_instance(None) };
                 Err(e)
@@ -207,6 +225,7 @@ impl Gpu {
                 caps,
                 name,
                 driver: driver_name,
+                messenger: None,
             });
         }
         Err(first_missing.unwrap_or(RenderError::NoDevice))
@@ -249,6 +268,12 @@ impl Drop for Gpu {
                 tracing::warn!("vkDeviceWaitIdle before destroying the device: {e}");
             }
             self.device.destroy_device(None);
+        }
+        if let Some(m) = self.messenger.take() {
+            m.destroy();
+        }
+        // SAFETY: the device and the messenger made from the instance are gone.
+        unsafe {
             self.instance.destroy_instance(None);
         }
     }

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod conv;
+mod debug;
 pub mod device;
 mod error;
 pub mod probe;
@@ -20,6 +21,7 @@ pub mod renderer;
 pub mod spec;
 
 pub use conv::{readable_names, Colorimetry, Quantization, SourceFormat, YcbcrEnc};
+pub use debug::validation_messages;
 pub use device::Caps;
 pub use error::RenderError;
 pub use probe::{

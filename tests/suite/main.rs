@@ -15,4 +15,5 @@ mod share;
 mod smoke;
 mod soak;
 mod user;
+mod validation;
 mod view;
