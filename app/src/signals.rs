@@ -5,16 +5,11 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use dmacam_capture::{Frame, Source, StreamError};
 
 /// The signal that asked to stop (0: none yet).
 static STOP: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
-
-/// How often a wait for a frame looks at the stop flag.
-const SLICE: Duration = Duration::from_millis(100);
 
 /// Installs the SIGINT/SIGTERM handlers (idempotent).
 pub fn install() -> Result<()> {
@@ -52,23 +47,5 @@ pub fn name(sig: i32) -> &'static str {
         libc::SIGINT => "SIGINT",
         libc::SIGTERM => "SIGTERM",
         _ => "a signal",
-    }
-}
-
-/// Waits up to `timeout` for `source`'s next frame, or until a stop is requested (`Ok(None)`).
-pub fn next_frame(source: &mut Source, timeout: Duration) -> Result<Option<Frame>, StreamError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if stop_requested() {
-            return Ok(None);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        match source.next_frame(left.min(SLICE)) {
-            Err(StreamError::Timeout { .. }) if left > SLICE => continue,
-            Err(StreamError::Timeout { path, .. }) => {
-                return Err(StreamError::Timeout { path, timeout })
-            }
-            other => return other.map(Some),
-        }
     }
 }

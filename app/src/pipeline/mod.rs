@@ -257,6 +257,7 @@ fn stream_loop(
         progress.intake.take(frame.sequence());
         progress.tick(gpu.as_ref());
         if frame.is_error() {
+            sink.corrupt(frame.sequence());
             corrupt(cfg, progress, frame.sequence())?;
             continue;
         }

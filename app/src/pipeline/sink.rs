@@ -57,6 +57,9 @@ pub trait Sink {
              and this output needs a dma-buf"
         )
     }
+    /// The source gave frame `sequence` flagged corrupt by the driver: it is not handed over. For a sink
+    /// that checks the stream (`check`); others need not know.
+    fn corrupt(&mut self, _sequence: u32) {}
     /// Pictures presented so far.
     fn shown(&self) -> u64;
     /// Pictures the sink holds now: the loop asks the source for more only while it has more buffers.
