@@ -7,6 +7,45 @@ use serde::Serialize;
 /// At most this many latency samples are kept (a ring): long runs keep constant memory.
 const MAX_SAMPLES: usize = 1 << 16;
 
+/// Capture-to-display latencies: the latest [`MAX_SAMPLES`] of them (a ring), for percentiles.
+#[derive(Debug, Default, Clone)]
+pub struct Latencies {
+    ns: Vec<u64>,
+    next: usize,
+}
+
+impl Latencies {
+    pub fn record(&mut self, latency: Duration) {
+        let ns = latency.as_nanos().min(u128::from(u64::MAX)) as u64;
+        if self.ns.len() < MAX_SAMPLES {
+            self.ns.push(ns);
+        } else {
+            self.ns[self.next] = ns;
+            self.next = (self.next + 1) % MAX_SAMPLES;
+        }
+    }
+
+    /// Samples kept.
+    pub fn len(&self) -> usize {
+        self.ns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ns.is_empty()
+    }
+
+    /// Percentile `p` (0..=100) in milliseconds, nearest rank.
+    pub fn percentile_ms(&self, p: f64) -> Option<f64> {
+        if self.ns.is_empty() {
+            return None;
+        }
+        let mut v = self.ns.clone();
+        v.sort_unstable();
+        let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+        Some(v[rank.min(v.len()) - 1] as f64 / 1e6)
+    }
+}
+
 /// Counters of one viewer, updated as frames flow.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
@@ -32,9 +71,8 @@ pub struct Stats {
     pub shm_wl_buffers: u64,
     /// Presentations stamped earlier than the frame's capture (the receive time was used for the latency).
     pub stamped_before_capture: u64,
-    /// Capture-to-presentation latencies in nanoseconds (a ring of the latest samples).
-    latencies_ns: Vec<u64>,
-    next_sample: usize,
+    /// Capture-to-presentation latencies.
+    latencies: Latencies,
     first_present: Option<Duration>,
     last_present: Option<Duration>,
     last_sequence: Option<u32>,
@@ -245,25 +283,13 @@ impl Stats {
         self.first_present.get_or_insert(when);
         self.last_present = Some(when);
         if let Some(l) = latency {
-            let ns = l.as_nanos().min(u128::from(u64::MAX)) as u64;
-            if self.latencies_ns.len() < MAX_SAMPLES {
-                self.latencies_ns.push(ns);
-            } else {
-                self.latencies_ns[self.next_sample] = ns;
-                self.next_sample = (self.next_sample + 1) % MAX_SAMPLES;
-            }
+            self.latencies.record(l);
         }
     }
 
     /// Latency percentile `p` (0..=100) in milliseconds, nearest-rank.
     pub fn latency_percentile_ms(&self, p: f64) -> Option<f64> {
-        if self.latencies_ns.is_empty() {
-            return None;
-        }
-        let mut v = self.latencies_ns.clone();
-        v.sort_unstable();
-        let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
-        Some(v[rank.min(v.len()) - 1] as f64 / 1e6)
+        self.latencies.percentile_ms(p)
     }
 
     /// The summary, naming the path used.
@@ -286,7 +312,7 @@ impl Stats {
             latency_ms_p50: self.latency_percentile_ms(50.0),
             latency_ms_p95: self.latency_percentile_ms(95.0),
             latency_ms_p99: self.latency_percentile_ms(99.0),
-            latency_samples: self.latencies_ns.len(),
+            latency_samples: self.latencies.len(),
             cpu_bytes_copied_per_frame: if self.committed == 0 {
                 0.0
             } else {

@@ -16,7 +16,7 @@ use dmacam_render::{output_stride, ProcessSpec, OUTPUT_FOURCC};
 use crate::capture_opts::{negotiate, open, require_dmabuf, CaptureOpts};
 use crate::gpu::{GpuStage, StageError};
 use crate::pipeline::file::FileOutput;
-use crate::pipeline::{self, Policy, Progress, Sink, Stop};
+use crate::pipeline::{self, Progress, Sink, Stop};
 use crate::sink::{FileSink, Kind};
 
 fn parse_format(s: &str) -> Result<Fourcc> {
@@ -172,23 +172,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .map(|p| crate::health::Health::create(p, args.health_every))
         .transpose()?;
     let mut progress = Progress::new(health);
+    // Files take every frame, in order.
+    let stop = Stop {
+        accepted: Some(u64::from(args.frames)),
+        ..Stop::default()
+    };
     let cfg = pipeline::Loop {
-        who: "dump",
-        dev: &path,
-        capture: &args.capture,
-        io,
-        buffers: BUFFERS,
-        reconnect: false,
-        stop: Stop {
-            accepted: Some(u64::from(args.frames)),
-            ..Stop::default()
-        },
         trace: trace.as_ref(),
-        keys: None,
-        // Files take every frame, in order.
-        policy: Policy::Every {
-            give_up: MAX_ERRORED_IN_A_ROW,
-        },
+        ..pipeline::Loop::every(
+            "dump",
+            &path,
+            &args.capture,
+            io,
+            BUFFERS,
+            stop,
+            MAX_ERRORED_IN_A_ROW,
+        )
     };
     // What the file writer reads, for the final line.
     let read_from = if gpu.is_some() {

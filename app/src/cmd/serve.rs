@@ -1,19 +1,22 @@
 //! `dmacam serve`: owns the camera and shares its buffers with consumers over a Unix socket (by fd, no copy).
 //! Consumers are the other commands with `--from SOCKET`. Protocol and safety rules: `dmacam_capture::share`.
 //! With `--pipewire` it publishes the camera as a PipeWire video source node instead
-//! (`dmacam_capture::pipewire::PwProducer`), which every PipeWire application can take.
+//! (`dmacam_capture::pipewire::PwProducer`), which every PipeWire application can take. Either runs the one
+//! loop (`crate::pipeline`) into its sink: `pipeline/share.rs`, `pipeline/pipewire.rs`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use dmacam_capture::format::{parse_fourcc, Fraction};
 use dmacam_capture::pipewire::{ProducerOptions, PwProducer};
 use dmacam_capture::{ServeOptions, Server, Source, StreamOptions};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::capture_opts::{negotiate, open, CaptureOpts};
+use crate::pipeline::pipewire::PipeWireSink;
+use crate::pipeline::share::ShareSink;
+use crate::pipeline::{self, Progress, Sink, Stop};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -139,8 +142,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     crate::decoding::announce("serve", &source);
     source.start()?;
-    let stats = server.run(&mut source, args.frames, &stop)?;
-    crate::decoding::report("serve", &source);
+    let mut sink = ShareSink { server };
+    let (ended, _, source) = stream(&args, &mut sink, source)?;
+    // Consumers are told why the stream ends, and give their frames back, before the camera closes.
+    sink.server
+        .end(ended.as_ref().err().map(|e| format!("{e:#}")).as_deref());
+    drop(source);
+    ended?;
+    let stats = sink.server.stats();
     eprintln!(
         "dmacam serve: {} frames served ({} with no consumer); {} consumers, {} refused, {} dropped as too slow, {} for protocol errors; {} frames dropped by the camera (no free buffer)",
         stats.frames,
@@ -152,6 +161,39 @@ pub fn run(args: Args) -> Result<ExitCode> {
         stats.camera_dropped
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the one loop from the started `source` into `sink` until Ctrl-C, `--frames` or a failure; says what
+/// the decoder did (for an MJPEG camera) at the end. Returns how the streaming ended, the frames taken and the
+/// source (to be closed once the sink has let every frame go).
+fn stream(
+    args: &Args,
+    sink: &mut dyn Sink,
+    source: Source,
+) -> Result<(Result<()>, u64, Option<Source>)> {
+    let dev = source.path().to_path_buf();
+    let stop = Stop {
+        // The socket counts every frame taken, the PipeWire node those it published.
+        taken: args.frames.filter(|_| args.socket.is_some()),
+        shown: args.frames.filter(|_| args.pipewire),
+        ..Stop::default()
+    };
+    // Every frame is handed over in order; one the driver flagged corrupt is passed on flagged.
+    let cfg = pipeline::Loop::every(
+        "serve",
+        &dev,
+        &args.capture,
+        source.io(),
+        args.buffers,
+        stop,
+        u32::MAX,
+    );
+    let mut progress = Progress::new(None);
+    let (ended, source) = pipeline::run(sink, source, &mut None, &cfg, &mut progress)?;
+    if let Some(source) = &source {
+        crate::decoding::report("serve", source);
+    }
+    Ok((ended, progress.intake.frames_taken, source))
 }
 
 /// `serve --pipewire`: the camera as a PipeWire node; runs until Ctrl-C, `--frames`, or the camera or the node
@@ -180,45 +222,17 @@ fn publish(args: &Args, mut source: Source, interval: Fraction) -> Result<ExitCo
     );
     crate::decoding::announce("serve", &source);
     source.start()?;
-    let stop = crate::signals::stop_requested;
-    let timeout = Duration::from_secs(args.capture.timeout.max(1));
-    let mut taken = 0u64;
-    let mut last = Instant::now();
-    while !stop() && args.frames.is_none_or(|n| producer.stats().published < n) {
-        if let Some(what) = producer.failed() {
-            bail!(
-                "{}: PipeWire node '{}': {what}",
-                source.path().display(),
-                args.pipewire_name
-            );
-        }
-        let ready = {
-            let mut fds = [PollFd::new(source.fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::from(100u8)) {
-                Ok(n) => n > 0,
-                Err(nix::errno::Errno::EINTR) => false,
-                Err(e) => bail!("{}: poll: {e}", source.path().display()),
-            }
-        };
-        if !ready {
-            producer.tick();
-            if last.elapsed() > timeout {
-                bail!(
-                    "{} delivered no frame within {}s (is the device producing frames?)",
-                    source.path().display(),
-                    timeout.as_secs()
-                );
-            }
-            continue;
-        }
-        let frame = source.next_frame(timeout)?;
-        last = Instant::now();
-        taken += 1;
-        producer.publish(frame);
-    }
-    let stats = producer.stats();
-    drop(producer);
-    crate::decoding::report("serve", &source);
+    let mut sink = PipeWireSink {
+        producer,
+        dev: source.path().to_path_buf(),
+        name: args.pipewire_name.clone(),
+    };
+    let (ended, taken, source) = stream(args, &mut sink, source)?;
+    let stats = sink.producer.stats();
+    // PipeWire gives every buffer back before the camera closes.
+    drop(sink);
+    drop(source);
+    ended?;
     eprintln!(
         "dmacam serve: {} frames published on PipeWire of {taken} taken: {} in the camera's own buffers (no copy), \
          {} copied by the CPU into memfds ({} bytes) for consumers that take no dma-buf, {} not published \

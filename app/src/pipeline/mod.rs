@@ -1,5 +1,6 @@
-//! The one streaming loop every output runs (`view` on Wayland, KMS or null, `dump`'s files): poll the sink's
-//! fd together with the source's, take each frame (counted by the [`Intake`]), pass over frames the driver
+//! The one streaming loop every output runs (`view` on Wayland, KMS or null, `dump`'s files, `check`'s
+//! driver run, `serve`'s socket and PipeWire node): poll the sink's fd together with the source's, take each
+//! frame (counted by the [`Intake`]), pass over frames the driver
 //! flagged corrupt, run the render stage when the path has one (newest frame wins for a display, every frame
 //! for files: the [`Policy`]; then convert), attach the trace record, hand the [`Picture`] to the [`Sink`],
 //! act on keys, and stop on `--frames`, `--until-shown`, `--duration`, a signal or the user's close; around
@@ -10,6 +11,8 @@
 pub mod file;
 pub mod kms;
 pub mod null;
+pub mod pipewire;
+pub mod share;
 pub mod sink;
 pub mod wayland;
 
@@ -78,6 +81,34 @@ pub struct Loop<'a> {
     /// Keys acted on as if pressed once the first picture is submitted (`view --keys`).
     pub keys: Option<String>,
     pub policy: Policy,
+}
+
+impl<'a> Loop<'a> {
+    /// A run that hands over every frame in order ([`Policy::Every`], `give_up` corrupt frames in a row end
+    /// it) until `stop`: files, `check`'s driver run, `serve`. No reconnection, keys or trace (set `trace`
+    /// after, if any).
+    pub fn every(
+        who: &'static str,
+        dev: &'a Path,
+        capture: &'a CaptureOpts,
+        io: IoMode,
+        buffers: u32,
+        stop: Stop,
+        give_up: u32,
+    ) -> Loop<'a> {
+        Loop {
+            who,
+            dev,
+            capture,
+            io,
+            buffers,
+            reconnect: false,
+            stop,
+            trace: None,
+            keys: None,
+            policy: Policy::Every { give_up },
+        }
+    }
 }
 
 /// How far the run has got, across reconnections.
@@ -257,8 +288,9 @@ fn stream_loop(
         progress.intake.take(frame.sequence());
         progress.tick(gpu.as_ref());
         if frame.is_error() {
-            sink.corrupt(frame.sequence());
-            corrupt(cfg, progress, frame.sequence())?;
+            let sequence = frame.sequence();
+            sink.corrupt(frame);
+            corrupt(cfg, progress, sequence)?;
             continue;
         }
         progress.corrupt_in_a_row = 0;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use dmacam_capture::Source;
+use dmacam_capture::{Frame, Source};
 use dmacam_display::{PathRequest, Summary};
 use dmacam_render::ProcessSpec;
 
@@ -57,9 +57,9 @@ pub trait Sink {
              and this output needs a dma-buf"
         )
     }
-    /// The source gave frame `sequence` flagged corrupt by the driver: it is not handed over. For a sink
-    /// that checks the stream (`check`); others need not know.
-    fn corrupt(&mut self, _sequence: u32) {}
+    /// The source gave `frame` flagged corrupt by the driver: it is not shown. For a sink that checks the
+    /// stream (`check`) or passes the flag on (`serve`); others need not know (dropping it gives it back).
+    fn corrupt(&mut self, _frame: Frame) {}
     /// Pictures presented so far.
     fn shown(&self) -> u64;
     /// Pictures the sink holds now: the loop asks the source for more only while it has more buffers.

@@ -1,8 +1,10 @@
 //! The publishing side: a [`Server`] owns a streaming [`Source`] and a listening socket, and shares every
 //! frame with each connected consumer by fd. A buffer goes back to the camera when every consumer that got
 //! its frame has released it, or has been dropped (for holding it longer than [`ServeOptions::max_hold`], for
-//! not reading, for breaking the protocol, or for going away). One event loop, no threads: a consumer can
-//! only cost the camera the frames it holds for at most `max_hold`.
+//! not reading, for breaking the protocol, or for going away). No threads: a consumer can
+//! only cost the camera the frames it holds for at most `max_hold`. The caller's loop takes the camera's frames
+//! and hands them over ([`Server::publish`]), waiting on the consumers and the camera together
+//! ([`Server::wait`]).
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -14,7 +16,7 @@ use super::wire::{self, EndCode, Memory, Message, StreamDesc};
 use crate::dmabuf::{size_of, DRM_FORMAT_MOD_LINEAR};
 use crate::error::ShareError;
 use crate::source::Source;
-use crate::stream::{Frame, IoMode, StreamError};
+use crate::stream::{Frame, IoMode};
 
 /// How a [`Server`] listens and how patient it is.
 #[derive(Debug, Clone)]
@@ -191,39 +193,41 @@ impl Server {
         self.clients.len()
     }
 
-    /// Serves frames from `source` (already started) until `stop()` says so, `frames` frames were served, or
-    /// the camera fails. Every consumer gets an end message with the reason before its socket closes.
-    pub fn run(
-        &mut self,
-        source: &mut Source,
-        frames: Option<u64>,
-        stop: &dyn Fn() -> bool,
-    ) -> Result<ServeStats, ShareError> {
-        let result = self.serve(source, frames, stop);
-        let (code, reason) = match &result {
-            Ok(()) => (EndCode::Stopping, "the server stopped".to_owned()),
-            Err(e) => (EndCode::CameraFailed, e.to_string()),
-        };
-        for c in std::mem::take(&mut self.clients) {
-            let _ = send_end(&c, code, &reason);
-        }
-        self.inflight.clear();
-        result.map(|()| self.stats.clone())
+    /// Frames held by consumers now (their buffers are away from the camera).
+    pub fn held(&self) -> usize {
+        self.inflight.len()
     }
 
-    fn serve(
+    /// What the server did so far.
+    pub fn stats(&self) -> &ServeStats {
+        &self.stats
+    }
+
+    /// Waits up to `timeout` (less when a consumer's `max_hold` runs out first) for the consumers and the
+    /// caller's `extra` fds (the camera's): reads what consumers sent (releases first: they free buffers for
+    /// the camera), accepts new ones, drops those that held a frame too long, and says for each of `extra`
+    /// whether it is readable (none when the wait was interrupted by a signal).
+    pub fn wait(
         &mut self,
-        source: &mut Source,
-        frames: Option<u64>,
-        stop: &dyn Fn() -> bool,
-    ) -> Result<(), ShareError> {
-        while !stop() && frames.is_none_or(|n| self.stats.frames < n) {
-            if self.poll_once(Some(source.fd()))? {
-                self.take_frame(source)?;
-            }
-            self.drop_slow();
+        extra: &[BorrowedFd<'_>],
+        timeout: Duration,
+    ) -> Result<Vec<bool>, ShareError> {
+        let ready = self.poll_once(extra, timeout)?;
+        self.drop_slow();
+        Ok(ready)
+    }
+
+    /// Ends every consumer's stream with the reason (`failure`: the camera failed, and why; `None`: the
+    /// server stopped) before its socket closes, and lets every frame go back to the camera.
+    pub fn end(&mut self, failure: Option<&str>) {
+        let (code, reason) = match failure {
+            None => (EndCode::Stopping, "the server stopped"),
+            Some(why) => (EndCode::CameraFailed, why),
+        };
+        for c in std::mem::take(&mut self.clients) {
+            let _ = send_end(&c, code, reason);
         }
-        Ok(())
+        self.inflight.clear();
     }
 
     /// Accepts consumers until `n` of them have the stream, `stop()` says so, or `timeout` passes; returns
@@ -248,17 +252,20 @@ impl Server {
             if stop() || Instant::now() >= deadline {
                 return Ok(false);
             }
-            self.poll_once(None)?;
-            self.drop_slow();
+            self.wait(&[], Duration::from_millis(200))?;
         }
     }
 
-    /// One poll over the listener, the consumers and `extra`: reads what consumers sent, accepts new ones,
-    /// and says whether `extra` (the camera) is readable.
-    fn poll_once(&mut self, extra: Option<BorrowedFd<'_>>) -> Result<bool, ShareError> {
-        let timeout = self.poll_timeout();
+    /// One poll over the listener, `extra` and the consumers: reads what consumers sent, accepts new ones,
+    /// and says which of `extra` are readable.
+    fn poll_once(
+        &mut self,
+        extra: &[BorrowedFd<'_>],
+        timeout: Duration,
+    ) -> Result<Vec<bool>, ShareError> {
+        let timeout = self.poll_timeout(timeout);
         let mut fds = vec![pollfd(self.listener.as_fd())];
-        fds.extend(extra.map(pollfd));
+        fds.extend(extra.iter().map(|fd| pollfd(fd.as_fd())));
         let first_client = fds.len();
         fds.extend(self.clients.iter().map(|c| pollfd(c.sock.as_fd())));
         // SAFETY: `fds` is a valid array of pollfds for the duration of the call.
@@ -266,7 +273,7 @@ impl Server {
         if r < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() == std::io::ErrorKind::Interrupted {
-                return Ok(false);
+                return Ok(vec![false; extra.len()]);
             }
             return Err(ShareError::Io {
                 path: self.opts.socket.clone(),
@@ -288,12 +295,16 @@ impl Server {
         if fds[0].revents != 0 {
             self.accept_all();
         }
-        Ok(extra.is_some() && fds[1].revents != 0)
+        Ok(fds[1..first_client]
+            .iter()
+            .map(|p| p.revents != 0)
+            .collect())
     }
 
-    fn poll_timeout(&self) -> i32 {
+    /// `most`, or less when a consumer's `max_hold` runs out first; in milliseconds, for poll.
+    fn poll_timeout(&self, most: Duration) -> i32 {
         let now = Instant::now();
-        let mut t = Duration::from_millis(200);
+        let mut t = most;
         for f in self.inflight.values() {
             for since in f.holders.values() {
                 t = t.min((*since + self.opts.max_hold).saturating_duration_since(now));
@@ -304,7 +315,7 @@ impl Server {
                 t = t.min((c.since + self.opts.max_hold).saturating_duration_since(now));
             }
         }
-        t.as_millis() as i32 + 1
+        t.as_millis().min(i32::MAX as u128 - 1) as i32 + 1
     }
 
     fn accept_all(&mut self) {
@@ -486,12 +497,9 @@ impl Server {
         }
     }
 
-    fn take_frame(&mut self, source: &mut Source) -> Result<(), ShareError> {
-        let frame = match source.next_frame(Duration::from_millis(1)) {
-            Ok(f) => f,
-            Err(StreamError::Timeout { .. }) | Err(StreamError::Starved { .. }) => return Ok(()),
-            Err(e) => return Err(ShareError::Camera(Box::new(e))),
-        };
+    /// Shares `frame` (from the source the server was made for) with every consumer that has the stream; it
+    /// goes back to the camera when the last of them releases it, or at once when there is none.
+    pub fn publish(&mut self, frame: Frame) {
         self.stats.frames += 1;
         if let Some(last) = self.last_sequence {
             let missed = frame.sequence().wrapping_sub(last).wrapping_sub(1);
@@ -538,12 +546,11 @@ impl Server {
         }
         if holders.is_empty() {
             self.stats.unwatched += 1;
-            return Ok(());
+            return;
         }
         // A buffer the camera gave again cannot still be held: the old entry's frame was the last holder.
         self.inflight
             .insert(frame.index(), InFlight { frame, holders });
-        Ok(())
     }
 
     fn drop_slow(&mut self) {

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// At most this many latency samples are kept (a ring), so long runs keep constant memory.
-const MAX_SAMPLES: usize = 1 << 16;
+use crate::stats::Latencies;
 
 /// Counters of one scanout, updated as frames flow.
 #[derive(Debug, Default, Clone)]
@@ -26,8 +25,7 @@ pub struct KmsStats {
     /// Flips whose event timestamp preceded the frame's capture timestamp (the driver stamps the ideal
     /// vblank time); their latency was taken at event reception instead.
     pub flip_stamped_before_capture: u64,
-    latencies_ns: Vec<u64>,
-    next_sample: usize,
+    latencies: Latencies,
     first_flip: Option<Duration>,
     last_flip: Option<Duration>,
     last_sequence: Option<u32>,
@@ -104,25 +102,13 @@ impl KmsStats {
         self.first_flip.get_or_insert(when);
         self.last_flip = Some(when);
         if let Some(l) = latency {
-            let ns = l.as_nanos().min(u128::from(u64::MAX)) as u64;
-            if self.latencies_ns.len() < MAX_SAMPLES {
-                self.latencies_ns.push(ns);
-            } else {
-                self.latencies_ns[self.next_sample] = ns;
-                self.next_sample = (self.next_sample + 1) % MAX_SAMPLES;
-            }
+            self.latencies.record(l);
         }
     }
 
     /// Latency percentile `p` (0..=100) in milliseconds, nearest rank.
     pub fn latency_percentile_ms(&self, p: f64) -> Option<f64> {
-        if self.latencies_ns.is_empty() {
-            return None;
-        }
-        let mut v = self.latencies_ns.clone();
-        v.sort_unstable();
-        let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
-        Some(v[rank.min(v.len()) - 1] as f64 / 1e6)
+        self.latencies.percentile_ms(p)
     }
 
     /// Flips per second between the first and last flip.
@@ -136,7 +122,7 @@ impl KmsStats {
     }
 
     pub(crate) fn latency_samples(&self) -> usize {
-        self.latencies_ns.len()
+        self.latencies.len()
     }
 }
 

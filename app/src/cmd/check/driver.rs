@@ -18,7 +18,7 @@ use super::{
 };
 use crate::capture_opts::open;
 use crate::pipeline::sink::wait_fds;
-use crate::pipeline::{self, Picture, Policy, Progress, Sink, Stop};
+use crate::pipeline::{self, Picture, Progress, Sink, Stop};
 use crate::pixels::{Csc, Sample, View};
 
 /// Camera buffers of a driver run.
@@ -62,22 +62,12 @@ pub(super) fn stream_and_check(
     let path = stream.path().to_path_buf();
     stream.start()?;
     let mut sink = CheckSink::new(&stream, expect, args.frames, r);
-    let cfg = pipeline::Loop {
-        who: "check",
-        dev: &path,
-        capture: &args.capture,
-        io,
-        buffers: BUFFERS,
-        reconnect: false,
-        stop: Stop {
-            accepted: Some(u64::from(args.frames.max(1))),
-            ..Stop::default()
-        },
-        trace: None,
-        keys: None,
-        // Every frame in order; corrupt ones are counted by the sink, which gives up itself.
-        policy: Policy::Every { give_up: u32::MAX },
+    let stop = Stop {
+        accepted: Some(u64::from(args.frames.max(1))),
+        ..Stop::default()
     };
+    // Every frame in order; corrupt ones are counted by the sink, which gives up itself.
+    let cfg = pipeline::Loop::every("check", &path, &args.capture, io, BUFFERS, stop, u32::MAX);
     let mut progress = Progress::new(None);
     let (result, stream) = pipeline::run(&mut sink, stream, &mut None, &cfg, &mut progress)?;
     result?;
@@ -237,7 +227,8 @@ impl Sink for CheckSink<'_> {
         // Dropped here: the buffer goes back to the camera.
     }
 
-    fn corrupt(&mut self, sequence: u32) {
+    fn corrupt(&mut self, frame: Frame) {
+        let sequence = frame.sequence();
         // The driver says the data is corrupt: not a frame to check, but counted and reported. Its sequence
         // number is taken, so the next frame's is not counted as a driver drop. (vivid may give the next good
         // frame the same number again: that is not a step back.)
