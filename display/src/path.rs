@@ -9,7 +9,7 @@ use dmacam_capture::colour::{Colorimetry, Encoding, Range};
 use dmacam_capture::Fourcc;
 
 use crate::formats::{lookup, DRM_FORMAT_MOD_INVALID};
-use crate::viewer::Capabilities;
+use crate::viewer::capabilities::Capabilities;
 
 /// What the user asked for (`--path`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -23,12 +23,12 @@ use wayland_protocols::wp::presentation_time::client::wp_presentation;
 use wayland_protocols::wp::viewporter::client::wp_viewporter;
 
 use super::capabilities::Capabilities;
-use super::colour::Representation;
-use super::decorations::Decorations;
 use super::error::DisplayError;
+use super::frame::Decorations;
 use super::layout::{RegionData, ViewportData};
 use super::options::ViewerOptions;
 use super::presentation::PresentationGlobal;
+use super::representation::Representation;
 use super::state::{DmabufBuffers, Globals, Input, Layout, PresentationState, ShmBuffers, State};
 use crate::formats::drm_of_shm;
 use crate::stats::Stats;

@@ -6,18 +6,20 @@
 //!
 //! The viewer never blocks: [`Viewer::poll`] polls the Wayland fd together with the producer's fds.
 
-mod capabilities;
+pub(crate) mod capabilities;
 mod colour;
 mod connection;
 mod decorations;
 mod dmabuf;
 mod error;
+mod frame;
 mod globals;
 mod input;
 mod layout;
 mod options;
 mod pointer;
 mod presentation;
+mod representation;
 mod shm;
 mod state;
 
@@ -33,8 +35,8 @@ use wayland_client::{Connection, EventQueue, Proxy};
 use crate::stats::Stats;
 
 pub use capabilities::Capabilities;
-pub use decorations::{FrameScript, FrameStep};
 pub use error::DisplayError;
+pub use frame::{FrameScript, FrameStep};
 pub use layout::fit_rect;
 pub use options::{BufferMode, Picture, ViewerOptions};
 use smithay_client_toolkit::reexports::csd_frame::DecorationsFrame;

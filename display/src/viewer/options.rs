@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dmacam_capture::{Dmabuf, Fourcc};
 
-use super::decorations::FrameScript;
+use super::frame::FrameScript;
 use crate::trace::FrameTrace;
 
 /// How the viewer hands frames to the compositor.

@@ -23,10 +23,10 @@ use wayland_protocols::wp::presentation_time::client::wp_presentation;
 use wayland_protocols::wp::viewporter::client::wp_viewport;
 
 use super::capabilities::Capabilities;
-use super::colour::Representation;
-use super::decorations::Decorations;
 use super::error::DisplayError;
+use super::frame::Decorations;
 use super::options::{BufferMode, Picture};
+use super::representation::Representation;
 use crate::stats::Stats;
 
 // Field order is drop order (after the `Drop` of `Viewer`): the registry's, shm's, dma-buf's and the seat's
@@ -38,7 +38,7 @@ pub(super) struct State {
     pub(super) shm: ShmBuffers,
     pub(super) dmabuf: DmabufBuffers,
     pub(super) input: Input,
-    pub(super) decorations: Decorations,
+    pub(super) decorations: Decorations<State>,
     pub(super) layout: Layout,
     pub(super) presentation: PresentationState,
     pub(super) representation: Representation,
