@@ -1,7 +1,6 @@
-//! The crate's two error types that hold each other: [`StreamError`] (a remote source's failure is a
-//! [`ShareError`]) and [`ShareError`] (a served camera's failure is a [`StreamError`]). Both live here so that
-//! `stream` and `share` need not use each other; they are re-exported as `stream::StreamError` and
-//! `share::ShareError`.
+//! The crate's stream and sharing error types: [`StreamError`] (a remote source's failure is a
+//! [`ShareError`]) and [`ShareError`]. Both live here so that `stream` and `share` need not use each other;
+//! they are re-exported as `stream::StreamError` and `share::ShareError`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -130,6 +129,4 @@ pub enum ShareError {
         code: EndCode,
         reason: String,
     },
-    #[error(transparent)]
-    Camera(Box<StreamError>),
 }
