@@ -220,7 +220,8 @@ pub struct Summary {
     pub replaced: u64,
     pub discarded: u64,
     pub sequence_gaps: u64,
-    /// Presented frames per second, from the presentation timestamps.
+    /// Frames shown per second: between the first and the last shown, on CLOCK_MONOTONIC (Wayland: when each
+    /// presentation event arrived; the null output: when each picture was let go).
     pub fps: Option<f64>,
     pub latency_ms_p50: Option<f64>,
     pub latency_ms_p95: Option<f64>,
@@ -277,7 +278,8 @@ impl Stats {
         self.last_sequence = Some(sequence);
     }
 
-    /// A picture was presented at `when` (CLOCK_MONOTONIC), `latency` after its capture.
+    /// A picture was presented, as the client learnt at `when` (CLOCK_MONOTONIC), `latency` after its
+    /// capture.
     pub fn record_presented(&mut self, when: Duration, latency: Option<Duration>) {
         self.presented += 1;
         self.first_present.get_or_insert(when);
