@@ -127,10 +127,12 @@ END {
     print "  shim on VIDIOC_DQBUF that also stops it with SIGINT). All of them drop a new frame while the compositor has"
     print "  not yet asked for one (frame callback); dmacam's gpu path also passes over frames that arrive while the"
     print "  software GPU converts (newest frame wins). **Passed over** = taken − shown."
-    print "- **shown fps** is the window's frames shown per second of wall time. **Weston's ceiling** is that rate for"
-    print "  weston-simple-dmabuf-v4l, the cheapest client there is (it does nothing but hand the camera's dma-buf over"
-    print "  in each frame callback): no client can be shown faster by this Weston, so a display row near the ceiling"
-    print "  measures Weston, not the client. dmacam's own presentation-feedback rate is in brackets."
+    print "- **shown fps** is the window's frames shown per second of wall time; dmacam's own presentation-feedback"
+    print "  rate is in brackets. **weston-simple-dmabuf-v4l fps** is that rate for the simplest client there is (it"
+    print "  does nothing but hand the camera's dma-buf over in each frame callback), beside every display row as a"
+    print "  yardstick of what this Weston does with a dma-buf client in the same round. It is not a ceiling: compare"
+    print "  the rows (GStreamer's waylandsink has been shown faster than it in this VM). Where Weston's CPU per frame"
+    print "  shown is many times the client's, the figure is Weston's, not the client's."
     print "- In this VM the \"GPU\" is lavapipe/llvmpipe: shaders run on Mesa's threads **inside the process** (and"
     print "  inside Weston). **Mesa** is those threads' utime+stime (sampled from /proc/PID/task/*/stat every 0.2 s until"
     print "  exit): `llvmpipe-*` threads in any process, and in dmacam every thread but the main one. **own** = CPU −"
@@ -143,7 +145,7 @@ END {
     print ""
     print "## Results (window medians, min–max in brackets)"
     print ""
-    print "| configuration | format | rounds used (long run capped) | **CPU/frame shown ms** | CPU/frame taken ms | own ms | Mesa ms | Weston ms | +Weston ms | window: taken / shown / passed over | shown fps (presented) | Weston's ceiling fps | latency p50/p95/p99 ms | copied B/frame |"
+    print "| configuration | format | rounds used (long run capped) | **CPU/frame shown ms** | CPU/frame taken ms | own ms | Mesa ms | Weston ms | +Weston ms | window: taken / shown / passed over | shown fps (presented) | weston-simple-dmabuf-v4l fps | latency p50/p95/p99 ms | copied B/frame |"
     print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for (fi = 1; fi <= nfmt; fi++) {
         fmt = fmts[fi]
@@ -194,6 +196,14 @@ END {
         if (!(("dump-dmacam" SUBSEP fmt) in seen)) continue
         printf "| %s | %s | %s |\n", label["dump-dmacam"], fmt, rratio(win, "dump-dmacam", "dump-v4l2-ctl", fmt)
     }
+    print ""
+    print "The two do not write on equal terms. `dmacam dump` reads each frame through a mapping of its dma-buf,"
+    print "bracketed by DMA_BUF_IOCTL_SYNC, and stages every byte through its 1 MiB file buffer in small pieces: one"
+    print "user-space copy per byte, because a write straight from a dma-buf mapping fails with EFAULT on 9p and FUSE."
+    print "It then fsyncs the file before renaming it into place, so a finished file is on disk. `v4l2-ctl` writes"
+    print "straight from its mmap'd V4L2 buffers and leaves the file to the kernel's flusher. The extra is in user"
+    print "time (the staging copy) and in system time (the sync ioctls, the fsync's writeback, the mapping's faults);"
+    print "each run's split is in its `times` file under the raw data's `runs/` (the children's line: user, sys)."
     print ""
     print "## Targets, against this measurement"
     print ""
