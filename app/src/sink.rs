@@ -136,6 +136,8 @@ pub struct FileSink {
     /// For png/ppm: frame files already in place (removed if the sink is dropped unfinished).
     written: Vec<PathBuf>,
     finished: bool,
+    /// Raw frames go from the mapping straight to the file until a write of a mapping fails with EFAULT.
+    direct: bool,
     /// Frames written, and what the CPU did with their bytes.
     frames: u64,
     touched: CpuTouch,
@@ -218,6 +220,7 @@ impl FileSink {
             stream,
             written: Vec::new(),
             finished: false,
+            direct: true,
             frames: 0,
             touched: CpuTouch::default(),
         })
@@ -241,24 +244,22 @@ impl FileSink {
                 let dest = &self.path;
                 let used = frame.bytesused();
                 let offs = frame.data_offset();
-                frame.read(|mem| -> Result<()> {
+                let direct = &mut self.direct;
+                let staged = frame.read(|mem| -> Result<u64> {
+                    let mut staged = 0;
                     for (i, bytes) in mem.iter().enumerate() {
                         let end = (used[i] as usize).min(bytes.len());
                         let start = (offs[i] as usize).min(end);
-                        // Through the buffer in small pieces: a large write straight from the dma-buf
-                        // mapping (a PFN map for some exporters) fails with EFAULT on filesystems that
-                        // pin the source pages (9p, FUSE).
-                        for chunk in bytes[start..end].chunks(CHUNK) {
-                            w.write_all(chunk)
-                                .with_context(|| format!("writing {}", dest.display()))?;
-                        }
+                        staged += write_raw(w, &bytes[start..end], direct)
+                            .with_context(|| format!("writing {}", dest.display()))?;
                     }
-                    Ok(())
+                    Ok(staged)
                 })??;
-                // Staged through the file buffer (chunks smaller than it), then written.
+                // Straight from the mapping to the file (the kernel reads it), or staged through the
+                // file buffer where the file system refuses that.
                 CpuTouch {
                     read: payload,
-                    written: payload,
+                    written: staged,
                     file: payload,
                 }
             }
@@ -328,6 +329,7 @@ impl FileSink {
     /// The CPU work the writer does on each frame, in words.
     pub fn cpu_work(&self) -> &'static str {
         match self.kind {
+            Kind::Raw if self.direct => "file write",
             Kind::Raw => "file buffer",
             Kind::Y4m => "Y4M repack, file buffer",
             Kind::Png => "R'G'B' conversion, PNG encoding",
@@ -376,6 +378,39 @@ impl Drop for FileSink {
             }
         }
     }
+}
+
+/// Writes `bytes` (a frame's plane, mapped) to the file. While `direct`, the writer's buffer is flushed
+/// and the mapping is handed to write(2) as it is, as `v4l2-ctl --stream-to` does. A write straight from a
+/// dma-buf mapping (a PFN map for some exporters) fails with EFAULT on file systems that pin the source
+/// pages (9p, FUSE); from then on (`direct` turns false) the bytes are staged through the writer's buffer
+/// in pieces smaller than it. Returns the bytes staged.
+fn write_raw(w: &mut BufWriter<File>, bytes: &[u8], direct: &mut bool) -> std::io::Result<u64> {
+    let mut done = 0;
+    if *direct {
+        w.flush()?;
+        let file = w.get_mut();
+        while done < bytes.len() {
+            match file.write(&bytes[done..]) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::EFAULT) => {
+                    tracing::debug!(
+                        "writing from the mapping failed (EFAULT); staging from now on"
+                    );
+                    *direct = false;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let rest = &bytes[done..];
+    for chunk in rest.chunks(CHUNK) {
+        w.write_all(chunk)?;
+    }
+    Ok(rest.len() as u64)
 }
 
 /// One frame as planar Y, Cb, Cr in the format's own subsampling (no resampling).
