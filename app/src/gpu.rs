@@ -3,7 +3,7 @@
 //! output buffer was still on (or on its way to) the screen.
 
 use std::collections::VecDeque;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +12,12 @@ use anyhow::Context;
 use dmacam_capture::monotonic_ns;
 use dmacam_capture::stream::StreamError;
 use dmacam_capture::{Dmabuf, Format, Frame, Source};
-use dmacam_display::Intake;
+use dmacam_display::{Fences, Intake};
 use dmacam_render::{
     Colorimetry, Mode, OutputFrame, Pending, ProcessSpec, RenderError, Renderer, SpecError,
 };
 
+use crate::pipeline::Acquire;
 use crate::trace::{FrameRecord, GpuRecord, TraceFile};
 
 /// Output buffers: one on screen, one committed and waiting for release (or a flip), one pending, one being
@@ -48,6 +49,9 @@ struct InFlight {
     frame: Frame,
     index: u32,
     record: Option<FrameRecord>,
+    /// Its output was handed over at submission with the GPU's fence ([`GpuStage::start`]): when it is
+    /// done, only the camera buffer goes back.
+    handed_over: bool,
 }
 
 /// A finished conversion: the output, its dma-buf, and the sequence, capture time and trace record of the
@@ -59,6 +63,9 @@ pub struct Converted {
     pub sequence: u32,
     pub timestamp: Option<Duration>,
     pub record: Option<FrameRecord>,
+    /// For an output handed over while the GPU is still writing it: its acquire fence and the slot for the
+    /// display's release fence. Empty for a finished one.
+    pub fences: Fences,
 }
 
 /// The render stage of the gpu path.
@@ -70,6 +77,12 @@ pub struct GpuStage {
     pub spec: ProcessSpec,
     /// Camera frames skipped because every output buffer was still held.
     pub ring_full: u64,
+    /// Attaching the GPU's fence to an output dma-buf failed (said once).
+    attach_failed: bool,
+    /// The driver's exported fences are not kernel sync_files (said once).
+    not_sync_file: bool,
+    /// Fences go to the display even when already signalled (`DMACAM_DISPLAY_SYNC`: [`Self::force_fences`]).
+    forced: bool,
 }
 
 impl GpuStage {
@@ -120,6 +133,9 @@ impl GpuStage {
             colour,
             spec,
             ring_full: 0,
+            attach_failed: false,
+            not_sync_file: false,
+            forced: false,
         })
     }
 
@@ -185,6 +201,10 @@ impl GpuStage {
     /// Starts converting `frame` (from `dev`) on the GPU; its camera buffer is held until the conversion is
     /// done. When every output buffer is still held, the frame is skipped instead: counted as passed over
     /// in `intake`, its trace `record` written as it is.
+    ///
+    /// For a display that takes a picture the GPU is still writing (`acquire`), and where the driver exported
+    /// the submission's fence as a sync_file, the output is returned at once with that fence (the display
+    /// waits for it, not the loop); else it comes from [`GpuStage::finished`] once the GPU is done.
     pub fn start(
         &mut self,
         frame: Frame,
@@ -192,7 +212,8 @@ impl GpuStage {
         trace: Option<&Arc<TraceFile>>,
         mut record: Option<FrameRecord>,
         intake: &mut Intake,
-    ) -> anyhow::Result<()> {
+        acquire: Option<Acquire>,
+    ) -> anyhow::Result<Option<Converted>> {
         let index = frame.index() as u32;
         let submitted = monotonic_ns();
         match self
@@ -203,13 +224,40 @@ impl GpuStage {
                 if let Some(r) = record.as_mut() {
                     r.t_gpu_submit_ns = Some(submitted);
                 }
+                let early = acquire.and_then(|a| self.hand_over(&pending, a));
+                let Some((out, fences, sync)) = early else {
+                    self.in_flight.push_back(InFlight {
+                        pending,
+                        frame,
+                        index,
+                        record,
+                        handed_over: false,
+                    });
+                    return Ok(None);
+                };
+                if let Some(r) = record.as_mut() {
+                    let mut g = GpuRecord::new(&self.renderer, index, &out);
+                    g.completion = pending.completion().into();
+                    g.display_sync = sync.into();
+                    g.gpu_busy_at_handover = Some(!pending.is_done());
+                    r.gpu = Some(g);
+                }
+                let converted = Converted {
+                    dmabuf: out.dmabuf().cloned(),
+                    out,
+                    sequence: frame.sequence(),
+                    timestamp: frame.capture_time(),
+                    record,
+                    fences,
+                };
                 self.in_flight.push_back(InFlight {
                     pending,
                     frame,
                     index,
-                    record,
+                    record: None,
+                    handed_over: true,
                 });
-                Ok(())
+                Ok(Some(converted))
             }
             Err(RenderError::RingExhausted { ring }) => {
                 self.ring_full += 1;
@@ -222,10 +270,89 @@ impl GpuStage {
                 if let (Some(t), Some(r)) = (trace, record.as_ref()) {
                     t.write(r);
                 }
-                Ok(())
+                Ok(None)
             }
             Err(e) => Err(anyhow::anyhow!("{}: render stage: {e}", dev.display())),
         }
+    }
+
+    /// Hands the GPU's fences to the display however the run asked (`DMACAM_DISPLAY_SYNC`), even where the
+    /// driver's export waits for the GPU or the fence has signalled by the time of the handover: to exercise
+    /// the display's fence mechanisms.
+    pub fn force_fences(&mut self) {
+        if !self.forced {
+            self.forced = true;
+            self.renderer.keep_exporting_fences();
+        }
+    }
+
+    /// The output of `pending` with its fences, for a display that takes it before the GPU is done, and the
+    /// trace's word for how (`explicit`, `implicit-attached`; `signalled` when the GPU had finished before
+    /// the fence could be exported); `None` where that cannot be (the driver exports no sync_files, the
+    /// output has no dma-buf, the fence could not be attached).
+    fn hand_over(
+        &mut self,
+        pending: &dmacam_render::Pending,
+        acquire: Acquire,
+    ) -> Option<(OutputFrame, Fences, &'static str)> {
+        if pending.done_at_export() {
+            // Finished before its fence could be exported: a finished picture, nothing to wait for.
+            let out = self.renderer.output_in_flight(pending)?;
+            out.dmabuf()?;
+            return Some((out, Fences::default(), "signalled"));
+        }
+        let sync = pending.sync_file()?;
+        if !dmacam_capture::fence::is_sync_file(sync) {
+            // A compositor posts a protocol error for a fence that is not a kernel sync_file, and KMS
+            // refuses the commit: such a driver's pictures go over once the GPU is done.
+            if !self.not_sync_file {
+                tracing::warn!(
+                    "the Vulkan driver's SYNC_FD fence is not a kernel sync_file; pictures go to the display \
+                     once the GPU is done"
+                );
+            }
+            self.not_sync_file = true;
+            return None;
+        }
+        let out = self.renderer.output_in_flight(pending)?;
+        let dmabuf = out.dmabuf()?;
+        if !self.forced && dmacam_capture::fence::is_signalled(sync) {
+            // Done already: a finished picture (a compositor's fence path has a cost of its own).
+            return Some((out, Fences::default(), "signalled"));
+        }
+        let fence = match sync.try_clone_to_owned() {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot duplicate the GPU's sync_file ({e}); waiting for the GPU instead"
+                );
+                return None;
+            }
+        };
+        let (word, fence) = match acquire {
+            Acquire::Explicit => ("explicit", Some(fence)),
+            Acquire::Implicit => {
+                // The output is one dma-buf (XRGB8888, one plane).
+                let plane = dmabuf.planes.first()?;
+                if let Err(e) = dmacam_capture::fence::attach_write_fence(plane.fd.as_fd(), sync) {
+                    if !self.attach_failed {
+                        tracing::warn!(
+                            "cannot attach the GPU's fence to the output dma-buf (DMA_BUF_IOCTL_IMPORT_SYNC_FILE: \
+                             {e}); pictures go to the display once the GPU is done"
+                        );
+                    }
+                    self.attach_failed = true;
+                    return None;
+                }
+                // The fence rides on the dma-buf: the display is not given it.
+                ("implicit-attached", None)
+            }
+        };
+        let fences = Fences {
+            acquire: fence.map(Arc::new),
+            release: Some(out.release_fence()),
+        };
+        Some((out, fences, word))
     }
 
     /// The conversions that have finished, in the order they were started: each camera buffer goes back to
@@ -236,6 +363,13 @@ impl GpuStage {
         let mut done = Vec::new();
         while self.in_flight.front().is_some_and(|f| f.pending.is_done()) {
             let f = self.in_flight.pop_front().expect("checked above");
+            if f.handed_over {
+                // Its output is with the display already; the camera buffer goes back now.
+                self.renderer
+                    .retire(f.pending)
+                    .map_err(|e| anyhow::anyhow!("{}: render stage: {e}", dev.display()))?;
+                continue;
+            }
             let completion = f.pending.completion();
             let out = self
                 .renderer
@@ -257,6 +391,7 @@ impl GpuStage {
                 sequence,
                 timestamp,
                 record,
+                fences: Fences::default(),
             });
         }
         Ok(done)

@@ -55,6 +55,8 @@ pub struct GpuRecord {
     /// The exported output dma-buf and its index in the output ring.
     pub output: Option<BufId>,
     pub output_index: usize,
+    /// When the loop learnt the GPU was done, or, for an output handed over at submission with the GPU's
+    /// fence, when it was handed over.
     pub t_done_ns: u64,
     /// How the loop learnt the GPU was done: `sync-file` (the submission's fence exported as a sync_file the
     /// loop polls, where the driver offers it), `waiter-thread` (else a thread waits for the fence and wakes
@@ -62,6 +64,19 @@ pub struct GpuRecord {
     /// `cpu-wait` (the caller waited; traces written before `dump` ran on the loop).
     #[serde(default)]
     pub completion: String,
+    /// How the display learnt that the output was written: `explicit` (handed over at once with the GPU's
+    /// sync_file as its acquire fence: the compositor's explicit sync, KMS's IN_FENCE_FD), `implicit-attached`
+    /// (handed over at once, the sync_file attached to the output dma-buf for an implicit-sync reader),
+    /// `cpu-wait` (handed over only once the loop saw the GPU done, or the display waited for it on the
+    /// CPU: the wl_shm copy, a legacy KMS flip), or `signalled` (handed over at once, the GPU having finished
+    /// before its fence could be exported: nothing to wait for).
+    #[serde(default)]
+    pub display_sync: String,
+    /// For an output handed over at submission (`explicit`, `implicit-attached`, `signalled`): whether the GPU was still
+    /// at work on it then (its sync_file not yet signalled), i.e. whether the display really got a fence to
+    /// wait on rather than a finished picture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_busy_at_handover: Option<bool>,
 }
 
 impl GpuRecord {
@@ -85,6 +100,8 @@ impl GpuRecord {
             output_index: out.buffer_index(),
             t_done_ns: monotonic_ns(),
             completion: "waiter-thread".into(),
+            display_sync: "cpu-wait".into(),
+            gpu_busy_at_handover: None,
         }
     }
 }
@@ -293,6 +310,10 @@ impl ViewTrace {
         let submitted = monotonic_ns();
         let display = FrameTrace::new(move |d: &DisplayRecord| {
             rec.cpu_bytes_copied += d.cpu_bytes_copied;
+            // What the display did with the GPU's fence, in its own words, where it said.
+            if let (Some(g), Some(sync)) = (rec.gpu.as_mut(), d.sync) {
+                g.display_sync = sync.to_owned();
+            }
             rec.display = Some(DisplayPart {
                 kind: d.kind.map(str::to_owned),
                 wl_buffer: d.wl_buffer,

@@ -21,6 +21,7 @@ pub mod decode;
 pub mod device;
 pub mod dmabuf;
 mod error;
+pub mod fence;
 pub mod format;
 mod frame;
 pub mod jpeg;

@@ -128,14 +128,7 @@ fn run() -> anyhow::Result<()> {
                 }
             }
         };
-        let holder = Some(holder);
-        viewer.submit(Picture {
-            dmabuf,
-            sequence,
-            timestamp,
-            holder,
-            trace: None,
-        })?;
+        viewer.submit(Picture::new(dmabuf, sequence, timestamp, holder))?;
     }
     let s = viewer.stats();
     println!(

@@ -21,6 +21,6 @@ pub use path::{colour_mismatch, select_path, BufferPath, PathDecision, PathInput
 pub use stats::{CpuWrites, DecodeSummary, Intake, SourceWrite, Stats, Summary};
 pub use trace::{DisplayRecord, FrameTrace};
 pub use viewer::{
-    BufferMode, Capabilities, DisplayError, FrameScript, Picture, Viewer, ViewerOptions,
+    BufferMode, Capabilities, DisplayError, Fences, FrameScript, Picture, Viewer, ViewerOptions,
 };
 pub use wayland_probe::{probe_wayland, ProbeError, WaylandReport};

@@ -36,6 +36,10 @@ pub struct DisplayRecord {
     pub replaced: bool,
     /// Bytes the CPU copied for it (the shm path).
     pub cpu_bytes_copied: u64,
+    /// How the output learnt that a picture handed over in flight was written: `explicit` (the acquire fence
+    /// went to the compositor, zwp_linux_explicit_synchronization_v1, or to KMS as IN_FENCE_FD) or `cpu-wait`
+    /// (the output waited for it itself: the shm copy). `None` when the picture came finished.
+    pub sync: Option<&'static str>,
 }
 
 type OnDone = Box<dyn FnOnce(&DisplayRecord) + Send>;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use dmacam_display::kms::Scanout;
 
-use super::sink::{poll_fds, Picture, Sink};
+use super::sink::{poll_fds, Acquire, Picture, Sink};
 
 /// How long a disconnect waits for the flip in flight before the pictures go back.
 const RELEASE_WAIT: Duration = Duration::from_secs(2);
@@ -38,5 +38,11 @@ impl Sink for Scanout<Picture> {
 
     fn release_frames(&mut self) -> Result<()> {
         Ok(Scanout::release_frames(self, RELEASE_WAIT)?)
+    }
+
+    /// The flip waits for the GPU (IN_FENCE_FD) where the commit is atomic; the scanout waits on the CPU
+    /// where it is not, and the trace says which.
+    fn acquire(&self) -> Option<Acquire> {
+        Some(Acquire::Explicit)
     }
 }

@@ -29,7 +29,7 @@ use dmacam_render::ProcessSpec;
 use crate::capture_opts::CaptureOpts;
 use crate::gpu::GpuStage;
 use crate::trace::{FrameRecord, TraceFile};
-pub use sink::{Output, Picture, Sink, Start};
+pub use sink::{Acquire, Output, Picture, Sink, Start};
 
 /// How long the loop waits for the sink and the source at a time.
 const POLL: Duration = Duration::from_millis(100);
@@ -213,6 +213,7 @@ fn stream_loop(
     let mut finishing: Option<Instant> = None;
     let mut scripted_keys = cfg.keys.clone();
     let buffers = stream.buffer_count();
+    let forced_sync = Acquire::forced();
     loop {
         if crate::signals::stop_requested() {
             tracing::info!("signal received: stopping");
@@ -323,8 +324,8 @@ fn stream_loop(
             }
             Some(g) => {
                 // The newest frame waiting is converted (a display's policy; files take every frame); the
-                // picture it gives is handed over when the GPU is done, with that frame's own sequence and
-                // capture time.
+                // picture it gives is handed over with that frame's own sequence and capture time: at once
+                // with the GPU's fence where the sink takes that, else when the GPU is done.
                 let frame = match cfg.policy {
                     Policy::Newest => {
                         let f =
@@ -334,7 +335,15 @@ fn stream_loop(
                     }
                     Policy::Every { .. } => frame,
                 };
-                g.start(frame, dev, trace, record, &mut progress.intake)?;
+                if matches!(forced_sync, Some(Some(_))) {
+                    g.force_fences();
+                }
+                let acquire = forced_sync.unwrap_or_else(|| sink.acquire());
+                if let Some(c) =
+                    g.start(frame, dev, trace, record, &mut progress.intake, acquire)?
+                {
+                    show_one(sink, c, trace)?;
+                }
             }
         }
         for key in scripted_keys.take().unwrap_or_default().chars() {
@@ -381,14 +390,10 @@ fn show(
     timestamp: Option<Duration>,
     holder: Box<dyn std::any::Any + Send>,
 ) -> Result<()> {
-    let picture = Picture {
-        dmabuf,
-        sequence,
-        timestamp,
-        holder: Some(holder),
-        trace: None,
-    };
-    sink.deliver(picture, trace.zip(record))
+    sink.deliver(
+        Picture::new(dmabuf, sequence, timestamp, holder),
+        trace.zip(record),
+    )
 }
 
 /// Shows every conversion of `gpu` that has finished, in order.
@@ -399,23 +404,31 @@ fn show_converted(
     trace: Option<&Arc<TraceFile>>,
 ) -> Result<()> {
     for c in gpu.finished(dev)? {
-        let Some(dmabuf) = c.dmabuf else {
-            // Kept in host memory (the driver cannot export): only a CPU reader takes it.
-            sink.deliver_host(c.out, c.sequence, trace.zip(c.record))?;
-            continue;
-        };
-        let holder: Box<dyn std::any::Any + Send> = Box::new(c.out);
-        show(
-            sink,
-            trace,
-            c.record,
-            dmabuf,
-            c.sequence,
-            c.timestamp,
-            holder,
-        )?;
+        show_one(sink, c, trace)?;
     }
     Ok(())
+}
+
+/// Hands one conversion to the sink: its output dma-buf (with its fences, if the GPU is still writing it),
+/// or, kept in host memory, to a CPU reader.
+fn show_one(
+    sink: &mut dyn Sink,
+    c: crate::gpu::Converted,
+    trace: Option<&Arc<TraceFile>>,
+) -> Result<()> {
+    let Some(dmabuf) = c.dmabuf else {
+        // Kept in host memory (the driver cannot export): only a CPU reader takes it.
+        return sink.deliver_host(c.out, c.sequence, trace.zip(c.record));
+    };
+    let picture = Picture {
+        dmabuf,
+        sequence: c.sequence,
+        timestamp: c.timestamp,
+        holder: Some(Box::new(c.out)),
+        trace: None,
+        fences: c.fences,
+    };
+    sink.deliver(picture, trace.zip(c.record))
 }
 
 /// Keys that step a camera control: lower case steps down, upper case up.

@@ -95,6 +95,41 @@ pub trait Sink {
     /// After [`Sink::refused`]: the render stage was brought up (`Ok`, it converts from now on) or cannot
     /// be (`Err`, why).
     fn fell_back(&mut self, _why: &str, _gpu: Result<(), String>) {}
+    /// Whether the sink takes a picture the GPU is still writing, and how it learns when it is written
+    /// ([`Acquire`]); `None` (this default): the loop hands pictures over only once the GPU is done.
+    fn acquire(&self) -> Option<Acquire> {
+        None
+    }
+}
+
+/// How a display learns that a picture handed over in flight is written (its `Fences::acquire`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquire {
+    /// It hands the fence on itself: a compositor with explicit sync, KMS's IN_FENCE_FD (trace: `explicit`).
+    Explicit,
+    /// It reads the dma-buf with implicit sync: the loop attaches the fence to the dma-buf
+    /// (DMA_BUF_IOCTL_IMPORT_SYNC_FILE; trace: `implicit-attached`).
+    Implicit,
+}
+
+impl Acquire {
+    /// What `DMACAM_DISPLAY_SYNC` asks instead of the sink's own answer (a diagnostic switch: `cpu-wait`
+    /// hands pictures over only once the GPU is done, `implicit` attaches the fence even where the
+    /// compositor takes it explicitly); `None`: not set.
+    pub fn forced() -> Option<Option<Acquire>> {
+        match std::env::var("DMACAM_DISPLAY_SYNC").ok()?.as_str() {
+            "" => None,
+            "cpu-wait" => Some(None),
+            "implicit" => Some(Some(Acquire::Implicit)),
+            "explicit" => Some(Some(Acquire::Explicit)),
+            other => {
+                tracing::warn!(
+                    "DMACAM_DISPLAY_SYNC={other}: not cpu-wait, implicit or explicit; ignored"
+                );
+                None
+            }
+        }
+    }
 }
 
 /// For sinks whose events come on an fd: polls `fds` for reading for up to `timeout` and returns each one's

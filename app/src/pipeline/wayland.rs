@@ -11,7 +11,7 @@ use dmacam_display::{
     colour_mismatch, select_path, BufferMode, BufferPath, PathInputs, PathRequest, Summary, Viewer,
 };
 
-use super::sink::{Output, Picture, Sink, Start};
+use super::sink::{Acquire, Output, Picture, Sink, Start};
 use crate::gpu::GpuStage;
 
 /// A Wayland window fed by the loop.
@@ -89,6 +89,16 @@ impl Sink for WaylandSink {
             Err(e) => eprintln!(
                 "dmacam view: {why}; the gpu path is unavailable too ({e}): staying on wl_shm"
             ),
+        }
+    }
+
+    /// The compositor takes the GPU's fence with the buffer where it offers explicit sync; else the fence
+    /// is attached to the dma-buf for its implicit sync. The wl_shm copy waits for the GPU itself.
+    fn acquire(&self) -> Option<Acquire> {
+        match (self.viewer.mode(), self.viewer.explicit_sync()) {
+            (BufferMode::Dmabuf, true) => Some(Acquire::Explicit),
+            (BufferMode::Dmabuf, false) => Some(Acquire::Implicit),
+            (BufferMode::Shm, _) => None,
         }
     }
 }

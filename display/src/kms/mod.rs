@@ -17,6 +17,7 @@ mod choice;
 mod colour;
 mod commit;
 mod error;
+mod frame;
 mod import;
 mod output;
 mod poll;

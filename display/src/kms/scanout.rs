@@ -20,7 +20,7 @@
 //! the last picture stays on screen: its framebuffer alone is kept (the kernel holds the memory through the
 //! imported GEM handles) until a flip of the next producer's first frame has replaced it.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,49 +32,15 @@ use super::card::Card;
 use super::colour::{self, PlaneColour};
 use super::commit::{self, OutputProps, Request, Saved};
 use super::error::KmsError;
+pub use super::frame::ScanoutFrame;
+use super::frame::IN_FENCE_FD;
 use super::import::{Framebuffer, ImportCache, ImportCounts};
 use super::output::{mode_name, Output, OutputRequest, Placement};
 use super::poll::wait_readable;
 use super::stats::{KmsStats, KmsSummary};
 use super::writeback::{self, WritebackImage};
 use crate::formats::drm_format_for;
-use crate::trace::FrameTrace;
 use dmacam_capture::{monotonic_now, monotonic_ns};
-
-/// A frame the scanout can show. The frame is held (and its buffer kept from the producer) until the flip
-/// that replaced it on screen has completed.
-pub trait ScanoutFrame {
-    /// The frame's memory.
-    fn dmabuf(&self) -> &Dmabuf;
-    /// When the frame was captured, on CLOCK_MONOTONIC, if known (for the latency statistics).
-    fn capture_time(&self) -> Option<Duration>;
-    /// The producer's sequence number, if any (gaps count as drops).
-    fn sequence(&self) -> Option<u32> {
-        None
-    }
-    /// The frame's trace record (`--trace`), filled in as it travels: framebuffer, commit, flip, replaced.
-    fn trace(&self) -> Option<&Arc<FrameTrace>> {
-        None
-    }
-}
-
-impl ScanoutFrame for crate::Picture {
-    fn dmabuf(&self) -> &Dmabuf {
-        &self.dmabuf
-    }
-
-    fn capture_time(&self) -> Option<Duration> {
-        self.timestamp
-    }
-
-    fn sequence(&self) -> Option<u32> {
-        Some(self.sequence)
-    }
-
-    fn trace(&self) -> Option<&Arc<FrameTrace>> {
-        self.trace.as_ref()
-    }
-}
 
 /// The inodes of the distinct dma-bufs behind `d`'s planes (what the framebuffer was imported from).
 fn inodes(d: &Dmabuf) -> Vec<u64> {
@@ -263,6 +229,19 @@ impl<F: ScanoutFrame> Scanout<F> {
         }
         let path = self.card.path().to_path_buf();
         let atomic = self.card.info().atomic;
+        // A frame still being written: an atomic flip waits for its fence in the kernel (IN_FENCE_FD); any
+        // other commit only once the CPU has waited for it.
+        let in_fence = frame
+            .acquire_fence()
+            .filter(|_| atomic && self.props.plane.handle(IN_FENCE_FD).is_some())
+            .map(|f| f.as_raw_fd());
+        let sync = match in_fence {
+            Some(_) => Some("explicit"),
+            None => frame.wait_acquire().then_some("cpu-wait"),
+        };
+        if let (Some(t), Some(sync)) = (frame.trace(), sync) {
+            t.update(|r| r.sync = Some(sync));
+        }
         match (self.placement, atomic) {
             (Some(placement), true) => {
                 let mut req = Request::new(&self.card);
@@ -273,6 +252,7 @@ impl<F: ScanoutFrame> Scanout<F> {
                     Some(fb.id()),
                     &placement,
                 )?;
+                self.set_in_fence(&mut req, in_fence)?;
                 req.commit(AtomicCommitFlags::NONBLOCK | AtomicCommitFlags::PAGE_FLIP_EVENT)
                     .map_err(|source| KmsError::Commit {
                         path,
@@ -289,7 +269,7 @@ impl<F: ScanoutFrame> Scanout<F> {
                     }
                 })?;
             }
-            (None, true) => self.atomic_modeset(&fb)?,
+            (None, true) => self.atomic_modeset(&fb, in_fence)?,
             (None, false) => {
                 self.legacy_modeset(&fb)?;
                 self.stats.committed += 1;
@@ -315,7 +295,21 @@ impl<F: ScanoutFrame> Scanout<F> {
 
     /// The first atomic commit: mode, connector, plane; the placement is the first candidate the driver
     /// accepts in a test commit.
-    fn atomic_modeset(&mut self, fb: &Framebuffer) -> Result<(), KmsError> {
+    /// Makes the commit `req` wait for `fence` (a sync_file's fd), if any.
+    fn set_in_fence(&self, req: &mut Request<'_>, fence: Option<RawFd>) -> Result<(), KmsError> {
+        match fence {
+            // The property is a signed range: the fd's value, sign-extended.
+            Some(fd) => req.set(
+                self.output.plane,
+                &self.props.plane,
+                IN_FENCE_FD,
+                i64::from(fd) as u64,
+            ),
+            None => Ok(()),
+        }
+    }
+
+    fn atomic_modeset(&mut self, fb: &Framebuffer, fence: Option<RawFd>) -> Result<(), KmsError> {
         let path = self.card.path().to_path_buf();
         let blob: u64 = self
             .card
@@ -330,7 +324,8 @@ impl<F: ScanoutFrame> Scanout<F> {
             let req = self.modeset_request(blob, fb, &placement)?;
             match req.commit(AtomicCommitFlags::ALLOW_MODESET | AtomicCommitFlags::TEST_ONLY) {
                 Ok(()) => {
-                    let req = self.modeset_request(blob, fb, &placement)?;
+                    let mut req = self.modeset_request(blob, fb, &placement)?;
+                    self.set_in_fence(&mut req, fence)?;
                     req.commit(
                         AtomicCommitFlags::ALLOW_MODESET
                             | AtomicCommitFlags::NONBLOCK

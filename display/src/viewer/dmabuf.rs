@@ -164,8 +164,12 @@ impl State {
                         r.committed_ns = Some(monotonic_ns());
                     });
                 }
-                if let Some(h) = frame.holder.take() {
-                    entry.holders.push(h);
+                // With its acquire fence the holder waits for this commit's own release; else for the
+                // wl_buffer's.
+                if !self.explicit.commit(&mut frame, qh) {
+                    if let Some(h) = frame.holder.take() {
+                        entry.holders.push(h);
+                    }
                 }
                 self.request_feedback(frame.timestamp, frame.trace.take(), qh);
                 true

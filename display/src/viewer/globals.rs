@@ -30,6 +30,7 @@ use super::options::ViewerOptions;
 use super::presentation::PresentationGlobal;
 use super::representation::Representation;
 use super::state::{DmabufBuffers, Globals, Input, Layout, PresentationState, ShmBuffers, State};
+use super::sync::ExplicitSync;
 use crate::formats::drm_of_shm;
 use crate::stats::Stats;
 
@@ -89,6 +90,7 @@ impl State {
         }
         window.commit();
         let feedback_obj = dmabuf.get_surface_feedback(&video, qh).ok();
+        let explicit = ExplicitSync::bind(globals, &video, qh);
         let linux_dmabuf_version = dmabuf.version();
 
         Ok(State {
@@ -139,6 +141,7 @@ impl State {
                 feedback_outstanding: 0,
             },
             representation,
+            explicit,
             caps: Capabilities {
                 linux_dmabuf_version,
                 viewporter: viewporter.is_some(),

@@ -22,6 +22,7 @@ mod presentation;
 mod representation;
 mod shm;
 mod state;
+mod sync;
 
 use std::io;
 use std::os::fd::BorrowedFd;
@@ -38,7 +39,7 @@ pub use capabilities::Capabilities;
 pub use error::DisplayError;
 pub use frame::{FrameScript, FrameStep};
 pub use layout::fit_rect;
-pub use options::{BufferMode, Picture, ViewerOptions};
+pub use options::{BufferMode, Fences, Picture, ViewerOptions};
 use smithay_client_toolkit::reexports::csd_frame::DecorationsFrame;
 
 use connection::{connect, disconnected, display_name, poll_fds};
@@ -170,6 +171,7 @@ impl Viewer {
     pub fn release_frames(&mut self) {
         let st = &mut self.state;
         st.presentation.pending = None;
+        st.explicit.release_all();
         let mut idle = Vec::new();
         for (key, e) in st.dmabuf.entries.iter_mut() {
             e.holders.clear();
@@ -188,6 +190,12 @@ impl Viewer {
             }
         }
         st.shm.mappings.clear();
+    }
+
+    /// Whether pictures handed over with an acquire fence ([`crate::Fences`]) give it to the compositor
+    /// (zwp_linux_explicit_synchronization_v1), in dma-buf mode; else the viewer would have to wait for it.
+    pub fn explicit_sync(&self) -> bool {
+        self.state.explicit.offered() && self.state.mode == BufferMode::Dmabuf
     }
 
     /// Whether the window is fullscreen (as last configured).

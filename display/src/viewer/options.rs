@@ -1,9 +1,11 @@
 //! What an application hands the viewer: its [`ViewerOptions`] and [`BufferMode`], and each [`Picture`] to show.
 
 use std::any::Any;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dmacam_capture::fence::ReleaseFence;
 use dmacam_capture::{Dmabuf, Fourcc};
 
 use super::frame::FrameScript;
@@ -68,6 +70,60 @@ pub struct Picture {
     pub holder: Option<Box<dyn Any + Send>>,
     /// The frame's display record for `--trace`, filled in by the viewer (see [`crate::trace`]).
     pub trace: Option<Arc<FrameTrace>>,
+    /// The fences of a picture handed over before its producer (the GPU) has finished writing it.
+    pub fences: Fences,
+}
+
+impl Picture {
+    /// A finished picture with no trace: `dmabuf`, the sequence and capture time of its frame, and the holder
+    /// that keeps its buffer busy.
+    pub fn new(
+        dmabuf: Dmabuf,
+        sequence: u32,
+        timestamp: Option<Duration>,
+        holder: Box<dyn Any + Send>,
+    ) -> Picture {
+        Picture {
+            dmabuf,
+            sequence,
+            timestamp,
+            holder: Some(holder),
+            trace: None,
+            fences: Fences::default(),
+        }
+    }
+}
+
+/// The fences that come with a [`Picture`] handed over while its producer is still writing it: the output
+/// must not read the pixels before `acquire` has signalled (a compositor is given it as an acquire fence,
+/// KMS as the plane's IN_FENCE_FD; an output that can do neither waits for it), and puts the fence it lets the
+/// buffer go with, if any, into `release`. Both empty for a finished picture.
+#[derive(Debug, Clone, Default)]
+pub struct Fences {
+    /// A sync_file that signals when the pixels are written.
+    pub acquire: Option<Arc<OwnedFd>>,
+    /// Where the output puts its release fence (the producer writes the buffer again only once it signalled).
+    pub release: Option<Arc<ReleaseFence>>,
+}
+
+impl Fences {
+    /// Waits (on the CPU, up to `timeout`) for the acquire fence, for an output that cannot hand it on;
+    /// returns whether there was one to wait for.
+    pub fn wait_acquire(&self, timeout: Duration) -> bool {
+        use std::os::fd::AsFd;
+        let Some(fd) = &self.acquire else {
+            return false;
+        };
+        let start = std::time::Instant::now();
+        while !dmacam_capture::fence::is_signalled(fd.as_fd()) && start.elapsed() < timeout {
+            let mut fds = [nix::poll::PollFd::new(
+                fd.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16));
+        }
+        true
+    }
 }
 
 impl std::fmt::Debug for Picture {

@@ -29,6 +29,15 @@ impl State {
         info: &FormatInfo,
         qh: &QueueHandle<State>,
     ) -> bool {
+        // A picture still being written by its producer is copied only once it is done: the CPU waits here.
+        if frame
+            .fences
+            .wait_acquire(std::time::Duration::from_secs(10))
+        {
+            if let Some(t) = &frame.trace {
+                t.update(|r| r.sync = Some("cpu-wait"));
+            }
+        }
         let d = &frame.dmabuf;
         let (w, h) = (d.width, d.height);
         let native = self.caps.shm_formats.contains(&info.drm);

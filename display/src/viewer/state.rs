@@ -27,6 +27,7 @@ use super::error::DisplayError;
 use super::frame::Decorations;
 use super::options::{BufferMode, Picture};
 use super::representation::Representation;
+use super::sync::ExplicitSync;
 use crate::stats::Stats;
 
 // Field order is drop order (after the `Drop` of `Viewer`): the registry's, shm's, dma-buf's and the seat's
@@ -42,6 +43,7 @@ pub(super) struct State {
     pub(super) layout: Layout,
     pub(super) presentation: PresentationState,
     pub(super) representation: Representation,
+    pub(super) explicit: ExplicitSync,
     pub(super) caps: Capabilities,
     pub(super) mode: BufferMode,
     pub(super) allow_fallback: bool,

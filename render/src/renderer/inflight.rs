@@ -153,11 +153,29 @@ pub(super) enum Completion {
     /// The fence's completion exported as a sync_file (the fence itself was reset by the export); readable
     /// once the GPU is done.
     SyncFile(OwnedFd),
+    /// The driver exported no sync_file, the submission being done already: an eventfd, readable at once,
+    /// stands in.
+    Signalled(OwnedFd),
+}
+
+impl Completion {
+    /// Whether it has signalled already (a sync_file or its stand-in; the waiter's word otherwise).
+    pub(super) fn signalled(&self) -> bool {
+        match self {
+            Completion::Waiter(d) => d.is_set(),
+            Completion::SyncFile(fd) | Completion::Signalled(fd) => {
+                readable(fd.as_fd(), 0).unwrap_or(true)
+            }
+        }
+    }
 }
 
 /// Exports the fence of a frame just submitted as a sync_file. A driver may give no fd (-1) for work
 /// already done: then an eventfd that is readable at once stands in, so there is always an fd to poll.
-pub(super) fn export_sync_file(shared: &Shared, fence: vk::Fence) -> Result<OwnedFd, RenderError> {
+pub(super) fn export_sync_file(
+    shared: &Shared,
+    fence: vk::Fence,
+) -> Result<Completion, RenderError> {
     let ext = shared.gpu.fence_fd.as_ref().ok_or(RenderError::Vk {
         what: "vkGetFenceFdKHR",
         source: vk::Result::ERROR_FEATURE_NOT_PRESENT,
@@ -173,7 +191,7 @@ pub(super) fn export_sync_file(shared: &Shared, fence: vk::Fence) -> Result<Owne
     })?;
     if fd >= 0 {
         // SAFETY: on success the driver gave us a new sync_file fd that nothing else owns.
-        return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        return Ok(Completion::SyncFile(unsafe { OwnedFd::from_raw_fd(fd) }));
     }
     tracing::debug!("the driver exported no sync_file (-1): the submission is already done");
     let efd =
@@ -181,7 +199,7 @@ pub(super) fn export_sync_file(shared: &Shared, fence: vk::Fence) -> Result<Owne
             what: "eventfd for a finished GPU submission",
             source: e.into(),
         })?;
-    Ok(efd.into())
+    Ok(Completion::Signalled(efd.into()))
 }
 
 /// Whether `fd` is readable within `timeout_ms` (0: now).
@@ -226,10 +244,18 @@ pub struct Pending {
 impl Pending {
     /// Whether the GPU has finished (its sync_file is readable, or the waiter has said); never blocks.
     pub fn is_done(&self) -> bool {
+        // A failed poll says "done": completing it then reports the error.
+        self.done.signalled()
+    }
+
+    /// The sync_file the driver exported for this conversion: a consumer that waits on it itself (an
+    /// acquire fence for a compositor, KMS's IN_FENCE_FD) can take the output before the GPU is done
+    /// ([`super::Renderer::output_in_flight`]). `None` where the driver exports none, or the conversion was
+    /// done before it could.
+    pub fn sync_file(&self) -> Option<BorrowedFd<'_>> {
         match &self.done {
-            Completion::Waiter(d) => d.is_set(),
-            // A failed poll says "done": completing it then reports the error.
-            Completion::SyncFile(fd) => readable(fd.as_fd(), 0).unwrap_or(true),
+            Completion::SyncFile(fd) => Some(fd.as_fd()),
+            _ => None,
         }
     }
 
@@ -238,15 +264,21 @@ impl Pending {
     pub fn completion_fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.done {
             Completion::Waiter(_) => None,
-            Completion::SyncFile(fd) => Some(fd.as_fd()),
+            Completion::SyncFile(fd) | Completion::Signalled(fd) => Some(fd.as_fd()),
         }
+    }
+
+    /// Whether the driver had finished the conversion by the time its fence was exported (it gave no
+    /// sync_file): there is nothing for anyone to wait for.
+    pub fn done_at_export(&self) -> bool {
+        matches!(self.done, Completion::Signalled(_))
     }
 
     /// How this conversion's completion reaches its owner: `sync-file` or `waiter-thread`.
     pub fn completion(&self) -> &'static str {
         match &self.done {
             Completion::Waiter(_) => "waiter-thread",
-            Completion::SyncFile(_) => "sync-file",
+            Completion::SyncFile(_) | Completion::Signalled(_) => "sync-file",
         }
     }
 
@@ -266,12 +298,14 @@ impl Pending {
                 r
             }
             // The export reset the fence already.
-            Completion::SyncFile(fd) => wait_sync_file(fd.as_fd(), self.seq),
+            Completion::SyncFile(fd) | Completion::Signalled(fd) => {
+                wait_sync_file(fd.as_fd(), self.seq)
+            }
         };
         match r {
             Ok(()) => Ok(slot),
             Err(e) => {
-                slot.in_use.store(false, Ordering::Release);
+                slot.holds.fetch_sub(1, Ordering::AcqRel);
                 Err(e)
             }
         }
@@ -282,7 +316,7 @@ impl Drop for Pending {
     fn drop(&mut self) {
         if self.slot.is_some() {
             if let Ok(slot) = self.complete() {
-                slot.in_use.store(false, Ordering::Release);
+                slot.holds.fetch_sub(1, Ordering::AcqRel);
             }
         }
     }

@@ -67,7 +67,16 @@ pub struct Renderer {
     mode: Mode,
     ring: usize,
     stats: Stats,
+    /// The driver's SYNC_FD export was seen to wait for the GPU ([`Self::submit`]): completions go to the
+    /// waiter thread instead, unless [`Self::keep_exporting_fences`] was asked.
+    export_waits: bool,
+    keep_exporting: bool,
 }
+
+/// A SYNC_FD export that takes longer than this and gives a fence that has already signalled is taken for a
+/// driver that waits for the GPU before it exports (lavapipe does: ARCHITECTURE.md, "Fences to the
+/// display"); a driver with real fences exports in microseconds.
+const EXPORT_WAITS: std::time::Duration = std::time::Duration::from_millis(2);
 
 impl Renderer {
     /// Sets up the device, the layouts for the chosen import path, and (lazily: the shader variants at their
@@ -84,6 +93,8 @@ impl Renderer {
         let shared = Arc::new(create_shared(gpu, path)?);
         Ok(Renderer {
             waiter: None,
+            export_waits: false,
+            keep_exporting: false,
             imports: HashMap::new(),
             upload: None,
             slots: vec![],
@@ -151,7 +162,11 @@ impl Renderer {
         spec: &ProcessSpec,
     ) -> Result<OutputFrame, RenderError> {
         let (slot, seq) = self.record(frame, index, colour, spec, true)?;
-        Ok(OutputFrame { slot, seq })
+        Ok(OutputFrame {
+            slot,
+            seq,
+            in_flight: false,
+        })
     }
 
     /// [`Self::process`] without waiting: the conversion is submitted and returned in flight. The GPU reads
@@ -164,16 +179,29 @@ impl Renderer {
         colour: Colorimetry,
         spec: &ProcessSpec,
     ) -> Result<Pending, RenderError> {
-        let sync_file = self.shared.gpu.fence_fd.is_some();
+        let sync_file =
+            self.shared.gpu.fence_fd.is_some() && (!self.export_waits || self.keep_exporting);
         if !sync_file && self.waiter.is_none() {
             self.waiter = Some(Waiter::start(self.shared.clone())?);
         }
         let (slot, seq) = self.record(frame, index, colour, spec, false)?;
+        let export_start = std::time::Instant::now();
         let exported = sync_file
             .then(|| inflight::export_sync_file(&self.shared, slot.fence))
             .transpose();
+        if let Ok(Some(done)) = &exported {
+            let took = export_start.elapsed();
+            if !self.export_waits && took > EXPORT_WAITS && done.signalled() {
+                tracing::info!(
+                    "the Vulkan driver's SYNC_FD fence export waited {} ms for the GPU and gave a signalled \
+                     fence: GPU completions go to the waiter thread (the loop must not wait in the export)",
+                    took.as_millis()
+                );
+                self.export_waits = true;
+            }
+        }
         let done = match exported {
-            Ok(Some(fd)) => Completion::SyncFile(fd),
+            Ok(Some(done)) => done,
             Ok(None) => Completion::Waiter(self.watch(slot.fence, seq)?),
             Err(e) => {
                 // The fence still has its submission pending: the waiter thread waits for it instead.
@@ -190,6 +218,17 @@ impl Renderer {
             seq,
             done,
         })
+    }
+
+    /// Exports every submission's fence as a sync_file even where the driver was seen to wait for the GPU
+    /// to do so (to exercise a display's fence mechanisms with it: `DMACAM_DISPLAY_SYNC`).
+    pub fn keep_exporting_fences(&mut self) {
+        self.keep_exporting = true;
+    }
+
+    /// Whether the driver's SYNC_FD export was seen to wait for the GPU (see [`Self::submit`]).
+    pub fn export_waits(&self) -> bool {
+        self.export_waits
     }
 
     /// Hands `fence` (of frame `seq`, just submitted) to the waiter thread, starting it if need be.
@@ -222,11 +261,34 @@ impl Renderer {
         }
     }
 
+    /// The output of a conversion still on the GPU, for a consumer that waits for it itself on
+    /// [`Pending::sync_file`] (a compositor given it as an acquire fence, KMS as the plane's IN_FENCE_FD, an
+    /// implicit-sync reader through the dma-buf's attached fence). Its pixels are not for the CPU; the slot is
+    /// written again only once this frame is dropped and the conversion retired ([`Self::retire`]).
+    pub fn output_in_flight(&self, pending: &Pending) -> Option<OutputFrame> {
+        let slot = pending.slot.clone()?;
+        slot.holds.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Some(OutputFrame {
+            slot,
+            seq: pending.seq,
+            in_flight: true,
+        })
+    }
+
+    /// Ends a finished conversion whose output was taken in flight ([`Self::output_in_flight`]).
+    pub fn retire(&mut self, pending: Pending) -> Result<(), RenderError> {
+        self.finish(pending).map(drop)
+    }
+
     /// The output of a finished conversion (waits for it if it is not [`Pending::is_done`] yet).
     pub fn finish(&mut self, mut pending: Pending) -> Result<OutputFrame, RenderError> {
         let seq = pending.seq;
         let slot = pending.complete()?;
-        Ok(OutputFrame { slot, seq })
+        Ok(OutputFrame {
+            slot,
+            seq,
+            in_flight: false,
+        })
     }
 
     /// Imports (once) and records `frame` into a free output slot and submits it; with `wait`, waits for it.
@@ -267,8 +329,7 @@ impl Renderer {
         let slot = self.acquire_slot(out_w, out_h)?;
         // A frame that fails before or in its submission gives its slot back.
         let release = |e: RenderError| {
-            slot.in_use
-                .store(false, std::sync::atomic::Ordering::Release);
+            slot.holds.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
             e
         };
         let imported = self.imports.get_mut(&index).expect("inserted above");
@@ -449,7 +510,11 @@ impl Renderer {
             self.stats.cpu_bytes_copied += slot.size;
         }
         self.stats.frames += 1;
-        Ok(OutputFrame { slot, seq })
+        Ok(OutputFrame {
+            slot,
+            seq,
+            in_flight: false,
+        })
     }
 
     /// Drops every cached import (e.g. after the capture stage re-allocated its buffers).

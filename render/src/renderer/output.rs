@@ -3,10 +3,11 @@
 //! slot (rebuilding the ring when the output size changes).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use ash::vk;
+use dmacam_capture::fence::ReleaseFence;
 use dmacam_capture::{Dmabuf, DmabufPlane, Fourcc, DRM_FORMAT_MOD_LINEAR};
 
 use super::options::Mode;
@@ -34,7 +35,11 @@ pub(super) struct OutputSlot {
     pub(super) set: vk::DescriptorSet,
     pub(super) cmd: vk::CommandBuffer,
     pub(super) fence: vk::Fence,
-    pub(super) in_use: AtomicBool,
+    /// Who holds the slot: its conversion in flight ([`super::Pending`]) and each [`OutputFrame`] of it. The
+    /// slot is written again only when none does and its [`ReleaseFence`] (if the display gave one) has
+    /// signalled.
+    pub(super) holds: AtomicU32,
+    pub(super) release: Arc<ReleaseFence>,
     pub(super) used: AtomicBool,
 }
 
@@ -61,11 +66,15 @@ pub fn output_stride(width: u32) -> u32 {
 }
 
 /// A processed frame: XRGB8888, LINEAR. The GPU has finished with it (and with the camera buffer it came
-/// from). The output buffer is not reused until this value is dropped, so keep it until the consumer
-/// (compositor, KMS, file writer) has released the buffer.
+/// from), unless it was taken while still in flight ([`super::Renderer::output_in_flight`]: for a consumer
+/// that waits on the conversion's sync_file itself). The output buffer is not reused until this value is
+/// dropped, so keep it until the consumer (compositor, KMS, file writer) has released the buffer; a release
+/// fence the consumer gives back goes into [`OutputFrame::release_fence`].
 pub struct OutputFrame {
     pub(super) slot: Arc<OutputSlot>,
     pub(super) seq: u64,
+    /// Taken before the GPU was done: its pixels are not for the CPU.
+    pub(super) in_flight: bool,
 }
 
 impl OutputFrame {
@@ -95,6 +104,9 @@ impl OutputFrame {
     /// The pixels through the Vulkan mapping, when the output memory is host-visible (always on lavapipe).
     /// The dma-buf path reads them through the exported dma-buf instead (`dmacam_capture::Mapping`).
     pub fn host_pixels(&self) -> Option<&[u8]> {
+        if self.in_flight {
+            return None;
+        }
         let p = self.slot.mapped.as_ref()?;
         // SAFETY: the mapping covers `size` bytes of memory owned by the slot, which this frame keeps alive;
         // the frame's fence has signalled and a host-read barrier was recorded, and the GPU does not write the
@@ -103,9 +115,17 @@ impl OutputFrame {
     }
 }
 
+impl OutputFrame {
+    /// Where the consumer puts the fence it released the buffer with: the buffer is written again only
+    /// once that has signalled.
+    pub fn release_fence(&self) -> Arc<ReleaseFence> {
+        self.slot.release.clone()
+    }
+}
+
 impl Drop for OutputFrame {
     fn drop(&mut self) {
-        self.slot.in_use.store(false, Ordering::Release);
+        self.slot.holds.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -144,9 +164,12 @@ pub(super) fn acquire_slot(
         }
     }
     for s in slots.iter() {
-        if s.in_use
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        // Held by nobody, and the display's release fence (if any) has signalled.
+        if s.holds.load(Ordering::Acquire) == 0
+            && s.release.ready()
+            && s.holds
+                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
         {
             return Ok(s.clone());
         }
@@ -337,7 +360,8 @@ fn create_slot(
         set,
         cmd,
         fence,
-        in_use: AtomicBool::new(false),
+        holds: AtomicU32::new(0),
+        release: Arc::default(),
         used: AtomicBool::new(false),
     })
 }

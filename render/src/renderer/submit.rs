@@ -177,7 +177,7 @@ pub(super) fn submit(
     };
     let exported = slot.dmabuf.is_some();
     let first_out = !slot.used.swap(true, Ordering::AcqRel);
-    // SAFETY: the command buffer belongs to this slot, which this renderer holds exclusively (in_use), and
+    // SAFETY: the command buffer belongs to this slot, which this renderer holds exclusively (holds), and
     // its previous submission was waited for; every handle recorded is live until the fence has signalled
     // (waited for below, or by the holder of the frame in flight: `inflight`).
     unsafe {

@@ -273,7 +273,10 @@ fn kms_gpu_path_converts_yuyv_for_the_plane() {
     let stats = results_dir().join("kms-gpu.json");
     let trace = results_dir().join("kms-gpu.jsonl");
     let _ = std::fs::remove_file(&wb);
+    // The GPU's sync_file goes to vkms as the plane's IN_FENCE_FD (asked for: the test-bed's lavapipe
+    // exports only fences that have signalled, which dmacam otherwise hands over as finished pictures).
     let out = run(dmacam()
+        .env("DMACAM_DISPLAY_SYNC", "explicit")
         .args([
             "view", "--output", "kms", "--format", "YUYV", "--size", "640x480",
         ])
@@ -289,6 +292,12 @@ fn kms_gpu_path_converts_yuyv_for_the_plane() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("path gpu"), "{err}");
     check_kms_trace(&trace, true, 20);
+    for line in std::fs::read_to_string(&trace).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["display"]["presented"] == true {
+            assert_eq!(v["gpu"]["display_sync"], "explicit", "IN_FENCE_FD: {line}");
+        }
+    }
     let s = stats_json(&stats);
     assert!(s["path"].as_str().unwrap().starts_with("gpu"), "{s}");
     assert_eq!(s["cpu_bytes_copied_total"], 0, "{s}");

@@ -176,13 +176,12 @@ fn show_bars(
         if !viewer.in_flight() {
             alive.fetch_add(1, Ordering::SeqCst);
             viewer
-                .submit(Picture {
-                    dmabuf: bufs[seq as usize % 2].clone(),
-                    sequence: seq,
-                    timestamp: Some(monotonic_now()),
-                    holder: Some(Box::new(Holder(alive.clone()))),
-                    trace: None,
-                })
+                .submit(Picture::new(
+                    bufs[seq as usize % 2].clone(),
+                    seq,
+                    Some(monotonic_now()),
+                    Box::new(Holder(alive.clone())),
+                ))
                 .expect("submit");
             seq += 1;
         }

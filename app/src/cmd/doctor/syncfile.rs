@@ -2,49 +2,27 @@
 //! (`DMA_BUF_IOCTL_EXPORT_SYNC_FILE` / `DMA_BUF_IOCTL_IMPORT_SYNC_FILE`, Linux 6.0), tried on a udmabuf: the
 //! way an implicit-sync compositor can be made to wait on the GPU rather than on dmacam.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 
 use dmacam_capture::alloc::Allocator;
+use dmacam_capture::fence::{attach_write_fence, export_fences};
 use serde_json::{json, Value};
 
-/// `struct dma_buf_export_sync_file` / `struct dma_buf_import_sync_file` (the same layout).
-#[repr(C)]
-struct SyncFileArg {
-    flags: u32,
-    fd: i32,
-}
-
-const DMA_BUF_SYNC_WRITE: u32 = 2;
-
-nix::ioctl_readwrite!(export_sync_file, b'b', 2, SyncFileArg);
-nix::ioctl_write_ptr!(import_sync_file, b'b', 3, SyncFileArg);
-
-/// Exports the (signalled) write fence of a fresh udmabuf as a sync_file and attaches it back as the write
+/// Exports the (signalled) fences of a fresh udmabuf as a sync_file and attaches it back as the write
 /// fence. Each step is `"yes"` or the reason it failed.
 pub(super) fn probe() -> Value {
     let buf = match Allocator::udmabuf("/dev/udmabuf").and_then(|a| a.alloc(4096)) {
         Ok(b) => b,
         Err(e) => return json!({ "error": format!("no udmabuf to try it on: {e}") }),
     };
-    let mut arg = SyncFileArg {
-        flags: DMA_BUF_SYNC_WRITE,
-        fd: -1,
-    };
-    // SAFETY: `buf` is a live dma-buf fd and `arg` matches the kernel's struct for this ioctl.
-    let sync = match unsafe { export_sync_file(buf.as_raw_fd(), &mut arg) } {
-        // SAFETY: on success the kernel gave us a new sync_file fd that nothing else owns.
-        Ok(_) => unsafe { OwnedFd::from_raw_fd(arg.fd) },
+    let sync = match export_fences(buf.as_fd()) {
+        Ok(fd) => fd,
         Err(e) => {
             return json!({ "export": format!("DMA_BUF_IOCTL_EXPORT_SYNC_FILE: {e}"), "import": "not tried" })
         }
     };
-    let arg = SyncFileArg {
-        flags: DMA_BUF_SYNC_WRITE,
-        fd: sync.as_raw_fd(),
-    };
-    // SAFETY: both fds are live; the kernel only reads `arg`.
-    let import = match unsafe { import_sync_file(buf.as_raw_fd(), &arg) } {
-        Ok(_) => "yes".to_owned(),
+    let import = match attach_write_fence(buf.as_fd(), sync.as_fd()) {
+        Ok(()) => "yes".to_owned(),
         Err(e) => format!("DMA_BUF_IOCTL_IMPORT_SYNC_FILE: {e}"),
     };
     json!({ "export": "yes", "import": import })
