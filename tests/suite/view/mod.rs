@@ -541,7 +541,18 @@ fn view_vivid_passthrough_yuyv() {
     assert_eq!(s["cpu_bytes_copied_total"], 0, "{s}");
     assert_eq!(s["cpu_bytes_copied_per_frame"], 0.0, "{s}");
     assert!(s["frames_shown"].as_u64().unwrap() >= 5, "{s}");
-    assert!(s["latency_ms_p50"].as_f64().unwrap() > 0.0, "{s}");
+    // vivid stamps a frame with its ideal time, which can run up to a frame period ahead of its delivery:
+    // where Weston presents sooner than that (it now keeps up, on no-AVX llvmpipe), presentation comes
+    // "before" capture and no latency can be measured; each such frame is counted as stamped before capture,
+    // and the latency must then be missing rather than made up. Otherwise it is positive.
+    let stamped_early = s["stamped_before_capture"].as_u64().unwrap();
+    match s["latency_ms_p50"].as_f64() {
+        Some(l) => assert!(l > 0.0, "{s}"),
+        None => assert!(
+            stamped_early > 0 && s["latency_samples"] == 0,
+            "no latency and no frame stamped before capture: {s}"
+        ),
+    }
     // One wl_buffer per V4L2 buffer at most (6 requested), created once.
     let n = s["dmabuf_wl_buffers"].as_u64().unwrap();
     assert!((1..=8).contains(&n), "{s}");
