@@ -8,6 +8,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
+use std::time::Duration;
 
 mod raw {
     //! `DMA_BUF_IOCTL_EXPORT_SYNC_FILE` / `DMA_BUF_IOCTL_IMPORT_SYNC_FILE` from `<linux/dma-buf.h>`.
@@ -23,17 +24,24 @@ mod raw {
 }
 
 /// Whether the fence behind `fd` (a sync_file, or any fd that becomes readable when its work is done) has
-/// signalled; never blocks. A failed poll counts as signalled: whoever waits on it then sees the error.
-pub fn is_signalled(fd: BorrowedFd<'_>) -> bool {
+/// signalled within `timeout` (zero: now), by poll(2); an interrupted poll is retried.
+pub fn poll_signalled(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let ms = timeout.as_millis().min(u128::from(u16::MAX)) as u16;
     let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
     loop {
-        match poll(&mut fds, PollTimeout::ZERO) {
-            Ok(n) => return n > 0,
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(n) => return Ok(n > 0),
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return true,
+            Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Whether the fence behind `fd` has signalled; never blocks. A failed poll counts as signalled: whoever
+/// waits on it then sees the error.
+pub fn is_signalled(fd: BorrowedFd<'_>) -> bool {
+    poll_signalled(fd, Duration::ZERO).unwrap_or(true)
 }
 
 /// Whether `fd` is a kernel sync_file (its anonymous inode says `sync_file`), not some other fd that merely

@@ -61,6 +61,6 @@ impl ScanoutFrame for crate::Picture {
     }
 
     fn wait_acquire(&self) -> bool {
-        self.fences.wait_acquire(Duration::from_secs(10))
+        self.fences.wait_acquire()
     }
 }

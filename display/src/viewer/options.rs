@@ -107,21 +107,19 @@ pub struct Fences {
 }
 
 impl Fences {
-    /// Waits (on the CPU, up to `timeout`) for the acquire fence, for an output that cannot hand it on;
-    /// returns whether there was one to wait for.
-    pub fn wait_acquire(&self, timeout: Duration) -> bool {
+    /// How long an output that cannot hand the acquire fence on waits for it at most.
+    const ACQUIRE_WAIT: Duration = Duration::from_secs(10);
+
+    /// Waits (on the CPU, up to [`Self::ACQUIRE_WAIT`]) for the acquire fence, for an output that cannot
+    /// hand it on; returns whether there was one to wait for.
+    pub fn wait_acquire(&self) -> bool {
         use std::os::fd::AsFd;
         let Some(fd) = &self.acquire else {
             return false;
         };
-        let start = std::time::Instant::now();
-        while !dmacam_capture::fence::is_signalled(fd.as_fd()) && start.elapsed() < timeout {
-            let mut fds = [nix::poll::PollFd::new(
-                fd.as_fd(),
-                nix::poll::PollFlags::POLLIN,
-            )];
-            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16));
-        }
+        // A failed poll or a fence past the bound: the output reads what is there (as a timed-out
+        // implicit-sync reader would).
+        let _ = dmacam_capture::fence::poll_signalled(fd.as_fd(), Self::ACQUIRE_WAIT);
         true
     }
 }

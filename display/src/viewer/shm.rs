@@ -30,10 +30,7 @@ impl State {
         qh: &QueueHandle<State>,
     ) -> bool {
         // A picture still being written by its producer is copied only once it is done: the CPU waits here.
-        if frame
-            .fences
-            .wait_acquire(std::time::Duration::from_secs(10))
-        {
+        if frame.fences.wait_acquire() {
             if let Some(t) = &frame.trace {
                 t.update(|r| r.sync = Some("cpu-wait"));
             }

@@ -204,20 +204,11 @@ pub(super) fn export_sync_file(
 
 /// Whether `fd` is readable within `timeout_ms` (0: now).
 fn readable(fd: BorrowedFd<'_>, timeout_ms: u16) -> Result<bool, RenderError> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-    loop {
-        match poll(&mut fds, PollTimeout::from(timeout_ms)) {
-            Ok(n) => return Ok(n > 0),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => {
-                return Err(RenderError::Os {
-                    what: "poll on a GPU sync_file",
-                    source: e.into(),
-                })
-            }
-        }
-    }
+    let timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
+    dmacam_capture::fence::poll_signalled(fd, timeout).map_err(|source| RenderError::Os {
+        what: "poll on a GPU sync_file",
+        source,
+    })
 }
 
 /// Waits up to [`FENCE_TIMEOUT_NS`] for the sync_file of frame `seq`.
