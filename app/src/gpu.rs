@@ -79,8 +79,9 @@ pub struct GpuStage {
     pub ring_full: u64,
     /// Attaching the GPU's fence to an output dma-buf failed (said once).
     attach_failed: bool,
-    /// The driver's exported fences are not kernel sync_files (said once).
-    not_sync_file: bool,
+    /// Whether the driver's exported fences are kernel sync_files: learnt from the first one (a driver's
+    /// fences are all of one kind), said once if not.
+    sync_files: Option<bool>,
     /// Fences go to the display even when already signalled (`DMACAM_DISPLAY_SYNC`: [`Self::force_fences`]).
     forced: bool,
 }
@@ -134,7 +135,7 @@ impl GpuStage {
             spec,
             ring_full: 0,
             attach_failed: false,
-            not_sync_file: false,
+            sync_files: None,
             forced: false,
         })
     }
@@ -302,16 +303,19 @@ impl GpuStage {
             return Some((out, Fences::default(), "signalled"));
         }
         let sync = pending.sync_file()?;
-        if !dmacam_capture::fence::is_sync_file(sync) {
-            // A compositor posts a protocol error for a fence that is not a kernel sync_file, and KMS
-            // refuses the commit: such a driver's pictures go over once the GPU is done.
-            if !self.not_sync_file {
+        let sync_files = *self.sync_files.get_or_insert_with(|| {
+            let is = dmacam_capture::fence::is_sync_file(sync);
+            if !is {
                 tracing::warn!(
                     "the Vulkan driver's SYNC_FD fence is not a kernel sync_file; pictures go to the display \
                      once the GPU is done"
                 );
             }
-            self.not_sync_file = true;
+            is
+        });
+        if !sync_files {
+            // A compositor posts a protocol error for a fence that is not a kernel sync_file, and KMS
+            // refuses the commit.
             return None;
         }
         let out = self.renderer.output_in_flight(pending)?;
