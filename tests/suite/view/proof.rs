@@ -98,6 +98,43 @@ fn view_list_pipeline_explains_each_format() {
     );
 }
 
+/// Runs `view --path gpu` on vivid's YUYV 640x360 at `fps` under `weston` (with `DMACAM_DISPLAY_SYNC` set
+/// to `sync`, if given) until Weston has presented 4 of its frames, with `--stats-json` and `--trace` named
+/// after `name`; checks it succeeded and showed them, and returns the summary and the trace's lines.
+fn gpu_view_traced(
+    weston: &Weston,
+    fps: &str,
+    name: &str,
+    sync: Option<&str>,
+) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let trace = results_dir().join(format!("{name}.jsonl"));
+    let json = results_dir().join(format!("{name}.json"));
+    let _ = std::fs::remove_file(&trace);
+    let mut cmd = dmacam();
+    weston.env(&mut cmd);
+    if let Some(a) = sync {
+        cmd.env("DMACAM_DISPLAY_SYNC", a);
+    }
+    let out = dmacam_tests::run(
+        cmd.args(["view", "-d", VIVID, "--format", "YUYV", "--size", "640x360"])
+            .args(["--fps", fps, "--path", "gpu", "--stats-json"])
+            .arg(&json)
+            .arg("--trace")
+            .arg(&trace)
+            .args(dmacam_tests::until_shown(4)),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{name}: {err}");
+    let s = read_summary(&json);
+    weston.assert_shown(&s, 4, &format!("view --path gpu ({name})"));
+    let records = std::fs::read_to_string(&trace)
+        .expect("trace")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("trace line is JSON"))
+        .collect();
+    (s, records)
+}
+
 /// The gpu path shows the newest frame waiting, not the one it took first (a conversion under TCG is slower
 /// than the camera): the latency it counts for a shown frame must be that frame's own, presentation minus its
 /// own capture time. Frames passed over are in the trace too, without a display part.
@@ -105,28 +142,7 @@ fn view_list_pipeline_explains_each_format() {
 fn view_gpu_latency_is_the_shown_frames_own() {
     require_vm();
     let weston = Weston::start("wayland-5", &[]);
-    let trace = results_dir().join("view-gpu-latency.jsonl");
-    let json = results_dir().join("view-gpu-latency.json");
-    let _ = std::fs::remove_file(&trace);
-    let mut cmd = dmacam();
-    weston.env(&mut cmd);
-    let out = dmacam_tests::run(
-        cmd.args(["view", "-d", VIVID, "--format", "YUYV", "--size", "640x360"])
-            .args(["--fps", "30", "--path", "gpu", "--stats-json"])
-            .arg(&json)
-            .arg("--trace")
-            .arg(&trace)
-            .args(dmacam_tests::until_shown(4)),
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    let s = read_summary(&json);
-    weston.assert_shown(&s, 4, "view --path gpu");
-    let records: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
-        .expect("trace")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("trace line is JSON"))
-        .collect();
+    let (s, records) = gpu_view_traced(&weston, "30", "view-gpu-latency", None);
     let passed_over = records.iter().filter(|r| r["display"].is_null()).count();
     assert!(
         passed_over > 0,
@@ -171,29 +187,9 @@ fn view_gpu_hands_its_fence_to_the_display() {
         (Some("cpu-wait"), &["cpu-wait"][..]),
     ] {
         let tag = asked.unwrap_or("default");
-        let trace = results_dir().join(format!("view-gpu-sync-{tag}.jsonl"));
-        let json = results_dir().join(format!("view-gpu-sync-{tag}.json"));
-        let _ = std::fs::remove_file(&trace);
-        let mut cmd = dmacam();
-        weston.env(&mut cmd);
-        if let Some(a) = asked {
-            cmd.env("DMACAM_DISPLAY_SYNC", a);
-        }
-        let out = dmacam_tests::run(
-            cmd.args(["view", "-d", VIVID, "--format", "YUYV", "--size", "640x360"])
-                .args(["--fps", "15", "--path", "gpu", "--stats-json"])
-                .arg(&json)
-                .arg("--trace")
-                .arg(&trace)
-                .args(dmacam_tests::until_shown(4)),
-        );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{tag}: {err}");
-        weston.assert_shown(&read_summary(&json), 4, &format!("view --path gpu ({tag})"));
-        let shown: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
-            .expect("trace")
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("trace line is JSON"))
+        let (_, records) = gpu_view_traced(&weston, "15", &format!("view-gpu-sync-{tag}"), asked);
+        let shown: Vec<serde_json::Value> = records
+            .into_iter()
             .filter(|r| r["display"]["presented"] == true)
             .collect();
         assert!(shown.len() >= 4, "{tag}: {shown:?}");
