@@ -1,11 +1,13 @@
-// dmacam render stage: camera pixels -> XRGB8888. The part every shader variant shares: the push constants,
-// the output buffer and the colour maths.
+// dmacam render stage: camera pixels -> XRGB8888. The part every shader variant shares: the push constants
+// and the colour maths.
 //
 // build.rs compiles one variant per (source reader, input format, operation), each the concatenation of
 // a reader (src_buffer.wgsl or src_image.wgsl), this file, a few generated lines that set the format's
-// parameters (byte order, chroma subsampling and plane order as constants), pick its reader (`fetch`) and say
-// whether to filter (`BILINEAR`), the format family's file (fmt_*.wgsl) and one operation file (op_*.wgsl)
-// holding `main`. Nothing in the hot path switches on the format: each variant reads exactly one.
+// parameters (byte order, chroma subsampling and plane order as constants), pick its reader (`fetch`), say
+// whether to filter (`BILINEAR`) and declare the output, the format family's file (fmt_*.wgsl), wide.wgsl for
+// the variants that write four pixels per store, and the operation (op_*.wgsl: one file holding `main`, or
+// op_transform.wgsl and one of its two mains). Nothing in the hot path switches on the format: each variant
+// reads exactly one.
 //
 // Readers define, for plane 0, 1 or 2 of the camera frame read in place (row `row`, byte `xb` of the row):
 //   src_byte(plane, xb, row) -> u32   one byte
@@ -42,7 +44,8 @@ struct Params {
 
 var<immediate> p: Params;
 
-@group(1) @binding(0) var<storage, read_write> dst: array<u32>;
+// The output buffer (group 1, binding 0) is declared by the generated lines: `dst`, one XRGB8888 pixel per
+// element, or, for the wide variants (wide.wgsl), `dst4`, four pixels per element.
 
 // Luma code to 0..1.
 fn luma(y: u32) -> f32 {

@@ -1,18 +1,15 @@
-// The general operation: crop, mirror, quarter turns and scaling, one invocation per output pixel. The
-// generated `BILINEAR` constant says whether this variant filters (the renderer uses it only when the image is
-// actually resampled); without it the nearest source pixel is taken.
+// The general operation: crop, mirror, quarter turns and scaling, output pixel by output pixel: one per
+// invocation (op_transform_one.wgsl) or, where the output's width is a multiple of 4, four neighbours of a row
+// per invocation, written by one store (op_transform_wide.wgsl). The generated `BILINEAR` constant says
+// whether this variant filters (the renderer uses it only when the image is actually resampled); without it
+// the nearest source pixel is taken.
 //
 // Output pixel (dx, dy) is mapped back to the source in this order (the inverse of crop -> mirror -> rotate ->
 // scale): undo the rotation (quarter turns clockwise), undo the mirror, then scale into the crop rectangle.
 // Pixels are converted to RGB before filtering, and bilinear weights apply to converted, clamped RGB.
 
-@compute @workgroup_size(8, 8, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let dx = gid.x;
-    let dy = gid.y;
-    if (dx >= p.dst_w || dy >= p.dst_h) {
-        return;
-    }
+// Output pixel (dx, dy) as one XRGB8888 word.
+fn transformed(dx: u32, dy: u32) -> u32 {
     let turns = p.transform & 3u;
     // Size of the scaled image before rotation.
     var sw = p.dst_w;
@@ -61,5 +58,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let c11 = clamp(fetch(p.crop_x + x1, p.crop_y + y1), vec3<f32>(0.0), vec3<f32>(1.0));
         rgb = mix(mix(c00, c10, ax), mix(c01, c11, ax), ay);
     }
-    dst[dy * p.dst_stride_px + dx] = pack(rgb);
+    return pack(rgb);
 }

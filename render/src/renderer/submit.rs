@@ -96,7 +96,7 @@ pub(super) fn make_params(
     };
     Ok(Work {
         variant: chosen,
-        groups: variant::workgroups(format, chosen.op, grid.0, grid.1),
+        groups: variant::workgroups(format, chosen, grid.0, grid.1),
         params,
     })
 }

@@ -38,17 +38,27 @@ pub(super) struct Variant {
     /// Pixels are read as whole words (`fetch_words` in `fmt_*.wgsl`): the format has a word reader and the
     /// frame's plane offsets and strides are aligned to it. Always so for [`Op::Fast`] of formats that have one.
     pub(super) words: bool,
+    /// Four output pixels per store (`wide.wgsl`): [`Op::Fast`] without a quarter turn on a crop whose width
+    /// is a multiple of 8 (eight pixels of a row per invocation), the others on an output whose width is a
+    /// multiple of 4. lavapipe stores lane by lane, 32 bits at a time: this is most of a 1:1 conversion's
+    /// cost there.
+    pub(super) wide: bool,
 }
 
 impl Variant {
     /// The operation's name in `render/build.rs`.
     fn name(self) -> &'static str {
-        match (self.op, self.words) {
-            (Op::Fast, _) => "fast",
-            (Op::Nearest, false) => "nearest",
-            (Op::Nearest, true) => "nearest_w",
-            (Op::Bilinear, false) => "bilinear",
-            (Op::Bilinear, true) => "bilinear_w",
+        match (self.op, self.words, self.wide) {
+            (Op::Fast, _, false) => "fast",
+            (Op::Fast, _, true) => "fast_wide",
+            (Op::Nearest, false, false) => "nearest",
+            (Op::Nearest, false, true) => "nearest_wide",
+            (Op::Nearest, true, false) => "nearest_w",
+            (Op::Nearest, true, true) => "nearest_w_wide",
+            (Op::Bilinear, false, false) => "bilinear",
+            (Op::Bilinear, false, true) => "bilinear_wide",
+            (Op::Bilinear, true, false) => "bilinear_w",
+            (Op::Bilinear, true, true) => "bilinear_w_wide",
         }
     }
 }
@@ -103,22 +113,34 @@ pub(super) fn choose(
     } else {
         Op::Bilinear
     };
+    let wide = match op {
+        Op::Fast => turns % 2 == 0 && crop.width % 8 == 0,
+        Op::Nearest | Op::Bilinear => out.0 % 4 == 0,
+    };
     Variant {
         op,
         words: words == Some(true),
+        wide,
     }
 }
 
 /// Workgroups (of 8x8 invocations) for a `width`×`height` grid: the crop for [`Op::Fast`], else the output.
-pub(super) fn workgroups(format: SourceFormat, op: Op, width: u32, height: u32) -> (u32, u32) {
-    let (x, y) = match (op, format.family()) {
-        (Op::Fast, Family::Packed422) => (width.div_ceil(2), height),
-        (Op::Fast, Family::SemiPlanar { .. } | Family::Planar420) => {
-            (width.div_ceil(2), height.div_ceil(2))
-        }
-        _ => (width, height),
+pub(super) fn workgroups(format: SourceFormat, v: Variant, width: u32, height: u32) -> (u32, u32) {
+    // Pixels across and rows per invocation.
+    let (across, rows) = match (v.op, format.family()) {
+        (Op::Fast, Family::SemiPlanar { .. } | Family::Planar420) => (2, 2),
+        (Op::Fast, Family::Packed422) => (2, 1),
+        _ => (1, 1),
     };
-    (x.div_ceil(8), y.div_ceil(8))
+    let across = match (v.wide, v.op) {
+        (false, _) => across,
+        (true, Op::Fast) => 8,
+        (true, _) => 4,
+    };
+    (
+        width.div_ceil(across).div_ceil(8),
+        height.div_ceil(rows).div_ceil(8),
+    )
 }
 
 /// The compute pipelines built so far for one import path's reader.
@@ -234,10 +256,12 @@ mod tests {
                 );
                 for op in [Op::Fast, Op::Nearest, Op::Bilinear] {
                     for words in [false, true].into_iter().filter(|&w| !w || has_words) {
-                        let v = Variant { op, words };
-                        pipelines.get(format, v).unwrap_or_else(|e| {
-                            panic!("{} {format:?} {}: {e}", path.name(), v.name())
-                        });
+                        for wide in [false, true] {
+                            let v = Variant { op, words, wide };
+                            pipelines.get(format, v).unwrap_or_else(|e| {
+                                panic!("{} {format:?} {}: {e}", path.name(), v.name())
+                            });
+                        }
                     }
                 }
             }
@@ -265,23 +289,31 @@ mod tests {
         let yuyv = SourceFormat::Yuyv;
         let row = [(0, 128)];
         for (spec, crop, planes, want) in [
-            ("convert", full, &row[..], "fast"),
-            ("scale=64x48", full, &row, "fast"),
-            ("convert", Rect { x: 1, ..full }, &row, "nearest_w"),
-            ("convert", full, &[(2, 128)], "nearest"),
-            ("convert", full, &[(0, 130)], "nearest"),
+            ("convert", full, &row[..], "fast_wide"),
+            ("convert", Rect { width: 60, ..full }, &row, "fast"),
+            ("scale=64x48", full, &row, "fast_wide"),
+            ("convert", Rect { x: 1, ..full }, &row, "nearest_w_wide"),
+            ("convert", full, &[(2, 128)], "nearest_wide"),
+            ("convert", full, &[(0, 130)], "nearest_wide"),
+            (
+                "convert",
+                Rect { width: 61, ..full },
+                &[(0, 130)],
+                "nearest",
+            ),
             ("rotate=90", full, &row, "fast"),
-            ("mirror", full, &row, "fast"),
-            ("mirror=hv,rotate=180", full, &row, "fast"),
+            ("mirror", full, &row, "fast_wide"),
+            ("mirror=hv,rotate=180", full, &row, "fast_wide"),
             (
                 "mirror,scale=64x48",
                 Rect { x: 1, ..full },
                 &row,
-                "nearest_w",
+                "nearest_w_wide",
             ),
             ("scale=65x48", full, &row, "bilinear_w"),
             ("scale=65x48", full, &[(0, 130)], "bilinear"),
             ("scale=65x48,filter=nearest", full, &row, "nearest_w"),
+            ("scale=64x40", full, &row, "bilinear_w_wide"),
         ] {
             assert_eq!(
                 name(yuyv, spec, crop, planes),
@@ -291,38 +323,44 @@ mod tests {
         }
         let nv12 = SourceFormat::Nv12;
         let planes = [(0, 66), (66 * 48, 66)];
-        assert_eq!(name(nv12, "convert", full, &planes), "fast");
+        assert_eq!(name(nv12, "convert", full, &planes), "fast_wide");
         assert_eq!(
             name(nv12, "convert", Rect { y: 1, ..full }, &planes),
-            "nearest_w"
+            "nearest_w_wide"
         );
         assert_eq!(
             name(nv12, "convert", full, &[(0, 65), (65 * 48, 65)]),
-            "nearest"
+            "nearest_wide"
         );
         let odd = Rect { x: 1, ..full };
         assert_eq!(
             name(SourceFormat::Rgb3, "rotate=180", odd, &[(3, 93)]),
-            "fast"
+            "fast_wide"
         );
         assert_eq!(
             name(SourceFormat::Rgb3, "scale=32x48", odd, &[(3, 93)]),
-            "bilinear"
+            "bilinear_wide"
         );
         assert_eq!(
             name(SourceFormat::Bgrx, "convert", full, &[(0, 258)]),
-            "nearest"
+            "nearest_wide"
         );
         // 4:2:2 semi-planar blocks take one chroma sample per row: an odd crop y still fits.
         let odd_y = Rect { y: 1, ..full };
-        assert_eq!(name(SourceFormat::Nv61, "convert", odd_y, &planes), "fast");
+        assert_eq!(
+            name(SourceFormat::Nv61, "convert", odd_y, &planes),
+            "fast_wide"
+        );
         assert_eq!(
             name(SourceFormat::Nv21, "convert", odd_y, &planes),
-            "nearest_w"
+            "nearest_w_wide"
         );
         // Three planes: luma is read in pairs, chroma by the byte, so only the luma rows must be even.
         let yu12 = [(0, 64), (64 * 48, 33), (64 * 48 + 33 * 24, 33)];
-        assert_eq!(name(SourceFormat::Yu12, "convert", full, &yu12), "fast");
+        assert_eq!(
+            name(SourceFormat::Yu12, "convert", full, &yu12),
+            "fast_wide"
+        );
         assert_eq!(name(SourceFormat::Yv12, "rotate=90", full, &yu12), "fast");
         assert_eq!(
             name(
@@ -331,20 +369,39 @@ mod tests {
                 full,
                 &[(0, 65), (0, 33), (0, 33)]
             ),
-            "nearest"
+            "nearest_wide"
         );
-        assert_eq!(name(SourceFormat::Yu12, "convert", odd_y, &yu12), "nearest");
+        assert_eq!(
+            name(SourceFormat::Yu12, "convert", odd_y, &yu12),
+            "nearest_wide"
+        );
         assert_eq!(
             name(SourceFormat::Xrgb, "convert", full, &[(0, 256)]),
-            "fast"
+            "fast_wide"
         );
         assert_eq!(
             name(SourceFormat::Rgbx, "scale=32x24", full, &[(0, 256)]),
-            "bilinear_w"
+            "bilinear_w_wide"
         );
-        assert_eq!(workgroups(SourceFormat::Yv12, Op::Fast, 17, 17), (2, 2));
-        assert_eq!(workgroups(yuyv, Op::Fast, 17, 9), (2, 2));
-        assert_eq!(workgroups(nv12, Op::Fast, 17, 17), (2, 2));
-        assert_eq!(workgroups(nv12, Op::Bilinear, 17, 17), (3, 3));
+        let v = |op, wide| Variant {
+            op,
+            words: true,
+            wide,
+        };
+        assert_eq!(
+            workgroups(SourceFormat::Yv12, v(Op::Fast, false), 17, 17),
+            (2, 2)
+        );
+        assert_eq!(workgroups(yuyv, v(Op::Fast, false), 17, 9), (2, 2));
+        assert_eq!(workgroups(nv12, v(Op::Fast, false), 17, 17), (2, 2));
+        assert_eq!(workgroups(nv12, v(Op::Bilinear, false), 17, 17), (3, 3));
+        // Wide: eight pixels across per invocation unscaled (two rows for the block formats), four otherwise.
+        assert_eq!(workgroups(yuyv, v(Op::Fast, true), 128, 9), (2, 2));
+        assert_eq!(workgroups(nv12, v(Op::Fast, true), 128, 34), (2, 3));
+        assert_eq!(
+            workgroups(SourceFormat::Grey, v(Op::Fast, true), 64, 8),
+            (1, 1)
+        );
+        assert_eq!(workgroups(nv12, v(Op::Bilinear, true), 36, 8), (2, 1));
     }
 }
