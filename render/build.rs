@@ -3,7 +3,8 @@
 //! shader switches on the format at run time. A variant is: the reader, `common.wgsl`, a few generated lines
 //! setting the format's parameters, naming its reader and declaring the output, the format family's file
 //! (`fmt_*.wgsl`), `wide.wgsl` for the wide variants (four pixels per store), and the operation's file (or
-//! `op_transform.wgsl` and one of its two mains). Each operation comes narrow and wide (`*_wide.wgsl`).
+//! `op_transform.wgsl` and one of its two mains). Each operation comes narrow and wide (`*_wide.wgsl`), and
+//! the unscaled one also wide over columns for a quarter turn (`*_columns.wgsl`).
 //! `shaders.rs` in `OUT_DIR` lists them for `renderer/variant.rs`.
 
 use std::fmt::Write as _;
@@ -209,6 +210,13 @@ fn main() {
                     (format.fast.to_owned(), "op_transform_one.wgsl")
                 };
                 let fast = load(&fast_file);
+                // The wide unscaled variant for a quarter turn: over columns.
+                let columns_file = format.fast.replace(".wgsl", "_columns.wgsl");
+                let columns = if wide {
+                    load(&columns_file)
+                } else {
+                    String::new()
+                };
                 let general = format!("{transform}\n{}", load(transform_main));
                 // (operation name, its files, its source, whether it reads words). The fast path needs
                 // aligned rows, so it reads words wherever a word reader exists.
@@ -222,6 +230,9 @@ fn main() {
                     ops.push(("nearest_w", general_files.clone(), &general, true));
                     ops.push(("bilinear_w", general_files.clone(), &general, true));
                 }
+                if wide {
+                    ops.push(("fast_columns", columns_file, &columns, format.words));
+                }
                 for (op, op_files, op_src, words) in ops {
                     let out_src = if wide { wide_out.as_str() } else { "" };
                     let source = format!(
@@ -234,7 +245,7 @@ fn main() {
                     );
                     let spirv = compile(&label, &source);
                     let bytes: Vec<u8> = spirv.iter().flat_map(|w| w.to_le_bytes()).collect();
-                    let op = if wide {
+                    let op = if wide && op != "fast_columns" {
                         format!("{op}_wide")
                     } else {
                         op.to_owned()

@@ -1,8 +1,8 @@
-// Unscaled, for the luma + chroma-plane formats without a quarter turn (wide.wgsl): one invocation converts
-// an 8x2 block, four luma pairs per row and their chroma (shared by both rows for 4:2:0, C_VSHIFT 1; one per
-// row for 4:2:2), and writes each row as two 4-pixel stores. The crop's x is even (and its y for 4:2:0), its
-// width a multiple of 8, and the planes read in pairs have even offsets and strides (the renderer picks
-// op_block.wgsl otherwise).
+// Unscaled, for the luma + chroma-plane formats without a quarter turn, four pixels per store (wide.wgsl): one
+// invocation converts an 8x2 block, four luma pairs per row and their chroma (shared by both rows for 4:2:0,
+// C_VSHIFT 1; one per row for 4:2:2), and writes each row as two 4-pixel stores. The crop's x is even (and its
+// y for 4:2:0), its width a multiple of 8, and the planes read in pairs have even offsets and strides (the
+// renderer picks op_block.wgsl otherwise; op_block_columns.wgsl for a quarter turn).
 
 // Pixels x..x+3 (x even) of source row y: two luma pairs, `c0` and `c1` their chroma.
 fn row4(x: u32, y: u32, c0: vec3<f32>, c1: vec3<f32>) -> vec4<u32> {

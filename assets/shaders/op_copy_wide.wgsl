@@ -1,6 +1,7 @@
-// Unscaled, for formats with one pixel per sample (GREY and the packed RGB formats) without a quarter turn
-// (wide.wgsl): one invocation converts eight pixels of a row and writes them as two 4-pixel stores. The
-// crop's width is a multiple of 8 (the renderer picks op_copy.wgsl otherwise).
+// Unscaled, for formats with one pixel per sample (GREY and the packed RGB formats) without a quarter turn,
+// four pixels per store (wide.wgsl): one invocation converts eight pixels of a row and writes them as two
+// 4-pixel stores. The crop's width is a multiple of 8 (the renderer picks op_copy.wgsl otherwise;
+// op_copy_columns.wgsl for a quarter turn).
 
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

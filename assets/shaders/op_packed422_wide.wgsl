@@ -1,6 +1,7 @@
-// Unscaled, for packed 4:2:2 without a quarter turn (wide.wgsl): one invocation converts eight pixels, four
-// 32-bit source words, and writes them as two 4-pixel stores. The crop's x is even and its width a multiple
-// of 8; the plane offset and stride are multiples of 4 (the renderer picks op_packed422.wgsl otherwise).
+// Unscaled, for packed 4:2:2 without a quarter turn, four pixels per store (wide.wgsl): one invocation
+// converts eight pixels of a row, four 32-bit source words, and writes them as two 4-pixel stores. The crop's
+// x is even and its width a multiple of 8; the plane offset and stride are multiples of 4 (the renderer picks
+// op_packed422.wgsl otherwise; op_packed422_columns.wgsl for a quarter turn).
 
 // The four pixels of two source words.
 fn pixels4(w0: u32, w1: u32) -> vec4<u32> {

@@ -5,9 +5,13 @@
 
 @group(1) @binding(0) var<storage, read_write> dst4: array<vec4<u32>>;
 
-// For the unscaled wide variants (no quarter turn; the crop's width a multiple of 8): pixels dx..dx+7 of the
-// crop's row dy (dx a multiple of 8), `a` the first four, written where the mirrors put them (a half turn
-// is both mirrors).
+// The unscaled wide variants run over the crop in one of two ways: without a quarter turn, eight pixels of a
+// row per invocation (op_*_wide.wgsl, `store8`; the crop's width a multiple of 8); with one, a crop row becomes
+// an output column, so two columns of four rows per invocation (op_*_columns.wgsl, `store_turned4`; the crop's
+// height a multiple of 4). They are separate variants: lavapipe runs both sides of a branch on a push constant.
+
+// Without a quarter turn: pixels dx..dx+7 of the crop's row dy (dx a multiple of 8), `a` the first four,
+// written where the mirrors put them (a half turn is both mirrors).
 fn store8(dx: u32, dy: u32, a: vec4<u32>, b: vec4<u32>) {
     let half = (p.transform & 3u) == 2u;
     let mirror_x = ((p.transform & 4u) != 0u) != half;
@@ -21,5 +25,23 @@ fn store8(dx: u32, dy: u32, a: vec4<u32>, b: vec4<u32>) {
         let o = row + (dx >> 2u);
         dst4[o] = a;
         dst4[o + 1u] = b;
+    }
+}
+
+// With a quarter turn: pixels (x, dy)..(x, dy + 3) of the crop (dy a multiple of 4), which the turn puts side
+// by side in one output row, written there after the mirrors.
+fn store_turned4(x: u32, dy: u32, c: vec4<u32>) {
+    let mx = select(x, p.crop_w - 1u - x, (p.transform & 4u) != 0u);
+    let mirror_y = (p.transform & 8u) != 0u;
+    // The lowest of the four mirrored rows, and the pixels in the order of their mirrored rows.
+    let my0 = select(dy, p.crop_h - 4u - dy, mirror_y);
+    let m = select(c, c.wzyx, mirror_y);
+    let row = p.dst_stride_px >> 2u;
+    if ((p.transform & 3u) == 1u) {
+        // Clockwise: mirrored (mx, my) goes to (crop_h - 1 - my, mx); columns fall as rows rise.
+        dst4[mx * row + ((p.crop_h - 4u - my0) >> 2u)] = m.wzyx;
+    } else {
+        // Three quarters: (my, crop_w - 1 - mx).
+        dst4[(p.crop_w - 1u - mx) * row + (my0 >> 2u)] = m;
     }
 }

@@ -39,15 +39,22 @@ pub(super) struct Variant {
     /// frame's plane offsets and strides are aligned to it. Always so for [`Op::Fast`] of formats that have one.
     pub(super) words: bool,
     /// Four output pixels per store (`wide.wgsl`): [`Op::Fast`] without a quarter turn on a crop whose width
-    /// is a multiple of 8 (eight pixels of a row per invocation), the others on an output whose width is a
-    /// multiple of 4. lavapipe stores lane by lane, 32 bits at a time: this is most of a 1:1 conversion's
-    /// cost there.
+    /// is a multiple of 8 (eight pixels of a row per invocation) or with one on a crop whose height is a
+    /// multiple of 4 (`columns`), the others on an output whose width is a multiple of 4. lavapipe stores
+    /// lane by lane, 32 bits at a time: this is most of a 1:1 conversion's cost there.
     pub(super) wide: bool,
+    /// The wide [`Op::Fast`] for a quarter turn: two columns of four rows per invocation, which the turn
+    /// makes two output rows (`op_*_columns.wgsl`). A variant of its own: lavapipe would run both ways
+    /// of a branch on the transform.
+    pub(super) columns: bool,
 }
 
 impl Variant {
     /// The operation's name in `render/build.rs`.
     fn name(self) -> &'static str {
+        if self.columns {
+            return "fast_columns";
+        }
         match (self.op, self.words, self.wide) {
             (Op::Fast, _, false) => "fast",
             (Op::Fast, _, true) => "fast_wide",
@@ -114,28 +121,33 @@ pub(super) fn choose(
         Op::Bilinear
     };
     let wide = match op {
-        Op::Fast => turns % 2 == 0 && crop.width % 8 == 0,
+        Op::Fast if turns % 2 == 1 => crop.height % 4 == 0,
+        Op::Fast => crop.width % 8 == 0,
         Op::Nearest | Op::Bilinear => out.0 % 4 == 0,
     };
     Variant {
         op,
         words: words == Some(true),
         wide,
+        columns: wide && op == Op::Fast && turns % 2 == 1,
     }
 }
 
 /// Workgroups (of 8x8 invocations) for a `width`×`height` grid: the crop for [`Op::Fast`], else the output.
 pub(super) fn workgroups(format: SourceFormat, v: Variant, width: u32, height: u32) -> (u32, u32) {
+    let block = matches!(
+        format.family(),
+        Family::SemiPlanar { .. } | Family::Planar420
+    );
     // Pixels across and rows per invocation.
-    let (across, rows) = match (v.op, format.family()) {
-        (Op::Fast, Family::SemiPlanar { .. } | Family::Planar420) => (2, 2),
-        (Op::Fast, Family::Packed422) => (2, 1),
-        _ => (1, 1),
-    };
-    let across = match (v.wide, v.op) {
-        (false, _) => across,
-        (true, Op::Fast) => 8,
-        (true, _) => 4,
+    let (across, rows) = match (v.op, v.wide) {
+        (Op::Fast, false) if block => (2, 2),
+        (Op::Fast, false) if format.family() == Family::Packed422 => (2, 1),
+        (Op::Fast, true) if v.columns => (2, 4),
+        (Op::Fast, true) if block => (8, 2),
+        (Op::Fast, true) => (8, 1),
+        (_, false) => (1, 1),
+        (_, true) => (4, 1),
     };
     (
         width.div_ceil(across).div_ceil(8),
@@ -256,8 +268,16 @@ mod tests {
                 );
                 for op in [Op::Fast, Op::Nearest, Op::Bilinear] {
                     for words in [false, true].into_iter().filter(|&w| !w || has_words) {
-                        for wide in [false, true] {
-                            let v = Variant { op, words, wide };
+                        for (wide, columns) in [(false, false), (true, false), (true, true)] {
+                            if columns && op != Op::Fast {
+                                continue;
+                            }
+                            let v = Variant {
+                                op,
+                                words,
+                                wide,
+                                columns,
+                            };
                             pipelines.get(format, v).unwrap_or_else(|e| {
                                 panic!("{} {format:?} {}: {e}", path.name(), v.name())
                             });
@@ -301,7 +321,14 @@ mod tests {
                 &[(0, 130)],
                 "nearest",
             ),
-            ("rotate=90", full, &row, "fast"),
+            ("rotate=90", full, &row, "fast_columns"),
+            ("rotate=90", Rect { height: 46, ..full }, &row, "fast"),
+            (
+                "rotate=270",
+                Rect { width: 60, ..full },
+                &row,
+                "fast_columns",
+            ),
             ("mirror", full, &row, "fast_wide"),
             ("mirror=hv,rotate=180", full, &row, "fast_wide"),
             (
@@ -361,7 +388,10 @@ mod tests {
             name(SourceFormat::Yu12, "convert", full, &yu12),
             "fast_wide"
         );
-        assert_eq!(name(SourceFormat::Yv12, "rotate=90", full, &yu12), "fast");
+        assert_eq!(
+            name(SourceFormat::Yv12, "rotate=90", full, &yu12),
+            "fast_columns"
+        );
         assert_eq!(
             name(
                 SourceFormat::Yu12,
@@ -383,25 +413,30 @@ mod tests {
             name(SourceFormat::Rgbx, "scale=32x24", full, &[(0, 256)]),
             "bilinear_w_wide"
         );
-        let v = |op, wide| Variant {
+        let v = |op, wide, columns| Variant {
             op,
             words: true,
             wide,
+            columns,
         };
+        let yv12 = SourceFormat::Yv12;
+        assert_eq!(workgroups(yv12, v(Op::Fast, false, false), 17, 17), (2, 2));
+        assert_eq!(workgroups(yuyv, v(Op::Fast, false, false), 17, 9), (2, 2));
+        assert_eq!(workgroups(nv12, v(Op::Fast, false, false), 17, 17), (2, 2));
         assert_eq!(
-            workgroups(SourceFormat::Yv12, v(Op::Fast, false), 17, 17),
-            (2, 2)
+            workgroups(nv12, v(Op::Bilinear, false, false), 17, 17),
+            (3, 3)
         );
-        assert_eq!(workgroups(yuyv, v(Op::Fast, false), 17, 9), (2, 2));
-        assert_eq!(workgroups(nv12, v(Op::Fast, false), 17, 17), (2, 2));
-        assert_eq!(workgroups(nv12, v(Op::Bilinear, false), 17, 17), (3, 3));
-        // Wide: eight pixels across per invocation unscaled (two rows for the block formats), four otherwise.
-        assert_eq!(workgroups(yuyv, v(Op::Fast, true), 128, 9), (2, 2));
-        assert_eq!(workgroups(nv12, v(Op::Fast, true), 128, 34), (2, 3));
+        // Wide: eight pixels across per invocation unscaled (two rows for the block formats), or two columns
+        // of four rows turned; four pixels across otherwise.
+        assert_eq!(workgroups(yuyv, v(Op::Fast, true, false), 128, 9), (2, 2));
+        assert_eq!(workgroups(nv12, v(Op::Fast, true, false), 128, 34), (2, 3));
+        let grey = SourceFormat::Grey;
+        assert_eq!(workgroups(grey, v(Op::Fast, true, false), 64, 8), (1, 1));
+        assert_eq!(workgroups(nv12, v(Op::Fast, true, true), 34, 36), (3, 2));
         assert_eq!(
-            workgroups(SourceFormat::Grey, v(Op::Fast, true), 64, 8),
-            (1, 1)
+            workgroups(nv12, v(Op::Bilinear, true, false), 36, 8),
+            (2, 1)
         );
-        assert_eq!(workgroups(nv12, v(Op::Bilinear, true), 36, 8), (2, 1));
     }
 }

@@ -234,6 +234,8 @@ fn render_crop_mirror_rotate_scale_on_dmabufs() {
         "rotate=90",
         "rotate=180",
         "rotate=270",
+        "crop=96x60+16+6,mirror,rotate=90",
+        "crop=96x60+16+6,flip,rotate=270",
         "scale=200x110",
         "scale=50x30",
         "crop=96x60+16+6,mirror,rotate=90,scale=80x120",
