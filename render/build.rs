@@ -4,7 +4,8 @@
 //! setting the format's parameters, naming its reader and declaring the output, the format family's file
 //! (`fmt_*.wgsl`), `wide.wgsl` for the wide variants (four pixels per store), and the operation's file (or
 //! `op_transform.wgsl` and one of its two mains). Each operation comes narrow and wide (`*_wide.wgsl`), and
-//! the unscaled one also wide over columns for a quarter turn (`*_columns.wgsl`).
+//! the unscaled one also wide over columns for a quarter turn (`*_columns.wgsl`), bilinear scaling also wide
+//! with taps shared between neighbouring pixels (`op_bilinear_rows.wgsl`).
 //! `shaders.rs` in `OUT_DIR` lists them for `renderer/variant.rs`.
 
 use std::fmt::Write as _;
@@ -217,6 +218,12 @@ fn main() {
                 } else {
                     String::new()
                 };
+                // The wide bilinear variant for images not narrowed, without a quarter turn: taps shared.
+                let rows = if wide {
+                    load("op_bilinear_rows.wgsl")
+                } else {
+                    String::new()
+                };
                 let general = format!("{transform}\n{}", load(transform_main));
                 // (operation name, its files, its source, whether it reads words). The fast path needs
                 // aligned rows, so it reads words wherever a word reader exists.
@@ -232,6 +239,11 @@ fn main() {
                 }
                 if wide {
                     ops.push(("fast_columns", columns_file, &columns, format.words));
+                    let rows_file = "op_bilinear_rows.wgsl".to_owned();
+                    ops.push(("bilinear_rows", rows_file.clone(), &rows, false));
+                    if format.words {
+                        ops.push(("bilinear_rows_w", rows_file, &rows, true));
+                    }
                 }
                 for (op, op_files, op_src, words) in ops {
                     let out_src = if wide { wide_out.as_str() } else { "" };
@@ -245,7 +257,9 @@ fn main() {
                     );
                     let spirv = compile(&label, &source);
                     let bytes: Vec<u8> = spirv.iter().flat_map(|w| w.to_le_bytes()).collect();
-                    let op = if wide && op != "fast_columns" {
+                    let own_name =
+                        matches!(op, "fast_columns" | "bilinear_rows" | "bilinear_rows_w");
+                    let op = if wide && !own_name {
                         format!("{op}_wide")
                     } else {
                         op.to_owned()

@@ -29,6 +29,9 @@ pub(super) enum Op {
     Nearest,
     /// The same with bilinear filtering, for frames actually resampled.
     Bilinear,
+    /// Bilinear without a quarter turn where the output is at least as wide as the crop, always wide: four
+    /// neighbouring output pixels share five source columns' taps (`op_bilinear_rows.wgsl`).
+    BilinearRows,
 }
 
 /// One shader variant of a format.
@@ -66,6 +69,8 @@ impl Variant {
             (Op::Bilinear, false, true) => "bilinear_wide",
             (Op::Bilinear, true, false) => "bilinear_w",
             (Op::Bilinear, true, true) => "bilinear_w_wide",
+            (Op::BilinearRows, false, _) => "bilinear_rows",
+            (Op::BilinearRows, true, _) => "bilinear_rows_w",
         }
     }
 }
@@ -123,7 +128,13 @@ pub(super) fn choose(
     let wide = match op {
         Op::Fast if turns % 2 == 1 => crop.height % 4 == 0,
         Op::Fast => crop.width % 8 == 0,
-        Op::Nearest | Op::Bilinear => out.0 % 4 == 0,
+        Op::Nearest | Op::Bilinear | Op::BilinearRows => out.0 % 4 == 0,
+    };
+    // Not narrowed across and not turned: four neighbouring pixels' taps lie within five source columns.
+    let op = if op == Op::Bilinear && wide && turns % 2 == 0 && crop.width <= out.0 {
+        Op::BilinearRows
+    } else {
+        op
     };
     Variant {
         op,
@@ -266,10 +277,10 @@ mod tests {
                     format.family(),
                     Family::Planar420 | Family::Pixel { bpp: 1 | 3 }
                 );
-                for op in [Op::Fast, Op::Nearest, Op::Bilinear] {
+                for op in [Op::Fast, Op::Nearest, Op::Bilinear, Op::BilinearRows] {
                     for words in [false, true].into_iter().filter(|&w| !w || has_words) {
                         for (wide, columns) in [(false, false), (true, false), (true, true)] {
-                            if columns && op != Op::Fast {
+                            if (columns && op != Op::Fast) || (!wide && op == Op::BilinearRows) {
                                 continue;
                             }
                             let v = Variant {
@@ -340,7 +351,11 @@ mod tests {
             ("scale=65x48", full, &row, "bilinear_w"),
             ("scale=65x48", full, &[(0, 130)], "bilinear"),
             ("scale=65x48,filter=nearest", full, &row, "nearest_w"),
-            ("scale=64x40", full, &row, "bilinear_w_wide"),
+            ("scale=64x40", full, &row, "bilinear_rows_w"),
+            ("scale=128x96", full, &[(0, 130)], "bilinear_rows"),
+            ("mirror,scale=128x36", full, &row, "bilinear_rows_w"),
+            ("scale=60x48", full, &row, "bilinear_w_wide"),
+            ("rotate=90,scale=96x128", full, &row, "bilinear_w_wide"),
         ] {
             assert_eq!(
                 name(yuyv, spec, crop, planes),

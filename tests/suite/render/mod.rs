@@ -237,6 +237,7 @@ fn render_crop_mirror_rotate_scale_on_dmabufs() {
         "crop=96x60+16+6,mirror,rotate=90",
         "crop=96x60+16+6,flip,rotate=270",
         "scale=200x110",
+        "mirror=hv,scale=200x110",
         "scale=50x30",
         "crop=96x60+16+6,mirror,rotate=90,scale=80x120",
         "crop=100x50+3+20,mirror=v,rotate=270,scale=64x64,filter=nearest",
