@@ -21,11 +21,12 @@ include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Op {
     /// Unscaled (crop, mirrors, quarter turns): several pixels per invocation where the format packs them
-    /// (`op_packed422.wgsl`, `op_block.wgsl`), one otherwise (`op_copy.wgsl`); no resampling.
+    /// (`op_packed422.wgsl`, `op_block.wgsl`), one otherwise (`op_copy.wgsl`); eight or two columns of four
+    /// when wide (`op_*_wide.wgsl`, `op_*_columns.wgsl`); no resampling.
     Fast,
-    /// Crop, mirror, quarter turns and nearest-neighbour scaling, one invocation per output pixel
-    /// (`op_transform.wgsl`): for unscaled frames whose crop or rows [`Op::Fast`] cannot take, and for
-    /// `filter=nearest`.
+    /// Crop, mirror, quarter turns and nearest-neighbour scaling, output pixel by output pixel, one per
+    /// invocation or four when wide (`op_transform.wgsl`): for unscaled frames whose crop or rows
+    /// [`Op::Fast`] cannot take, and for `filter=nearest`.
     Nearest,
     /// The same with bilinear filtering, for frames actually resampled.
     Bilinear,
