@@ -24,17 +24,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (dx >= p.dst_w || dy >= p.dst_h) {
         return;
     }
-    let half = (p.transform & 3u) == 2u;
-    let mirror_x = ((p.transform & 4u) != 0u) != half;
-    let mirror_y = ((p.transform & 8u) != 0u) != half;
+    let mirror = unturned_mirrors();
     // Into the crop rectangle, in source pixel centres: one row pair for all four.
-    let y = select(dy, p.dst_h - 1u - dy, mirror_y);
+    let y = select(dy, p.dst_h - 1u - dy, mirror.y);
     let fy = clamp((f32(y) + 0.5) * p.scale_y - 0.5, 0.0, f32(p.crop_h - 1u));
     let y0 = u32(floor(fy));
     let y1 = min(y0 + 1u, p.crop_h - 1u);
     let ay = fy - f32(y0);
     let xs = vec4<u32>(dx, dx + 1u, dx + 2u, dx + 3u);
-    let x = select(xs, vec4<u32>(p.dst_w - 1u) - xs, mirror_x);
+    let x = select(xs, vec4<u32>(p.dst_w - 1u) - xs, mirror.x);
     let fx = clamp((vec4<f32>(x) + 0.5) * p.scale_x - 0.5, vec4<f32>(0.0), vec4<f32>(f32(p.crop_w - 1u)));
     let x0 = vec4<u32>(floor(fx));
     let ax = fx - floor(fx);

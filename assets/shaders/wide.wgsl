@@ -10,14 +10,19 @@
 // an output column, so two columns of four rows per invocation (op_*_columns.wgsl, `store_turned4`; the crop's
 // height a multiple of 4). They are separate variants: lavapipe runs both sides of a branch on a push constant.
 
-// Without a quarter turn: pixels dx..dx+7 of the crop's row dy (dx a multiple of 8), `a` the first four,
-// written where the mirrors put them (a half turn is both mirrors).
-fn store8(dx: u32, dy: u32, a: vec4<u32>, b: vec4<u32>) {
+// For a transform without a quarter turn: whether it mirrors across (x) and down (y), a half turn being both
+// mirrors.
+fn unturned_mirrors() -> vec2<bool> {
     let half = (p.transform & 3u) == 2u;
-    let mirror_x = ((p.transform & 4u) != 0u) != half;
-    let mirror_y = ((p.transform & 8u) != 0u) != half;
-    let row = select(dy, p.crop_h - 1u - dy, mirror_y) * (p.dst_stride_px >> 2u);
-    if (mirror_x) {
+    return vec2<bool>(((p.transform & 4u) != 0u) != half, ((p.transform & 8u) != 0u) != half);
+}
+
+// Without a quarter turn: pixels dx..dx+7 of the crop's row dy (dx a multiple of 8), `a` the first four,
+// written where the mirrors put them.
+fn store8(dx: u32, dy: u32, a: vec4<u32>, b: vec4<u32>) {
+    let mirror = unturned_mirrors();
+    let row = select(dy, p.crop_h - 1u - dy, mirror.y) * (p.dst_stride_px >> 2u);
+    if (mirror.x) {
         let o = row + ((p.crop_w - 8u - dx) >> 2u);
         dst4[o] = b.wzyx;
         dst4[o + 1u] = a.wzyx;

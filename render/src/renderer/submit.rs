@@ -10,7 +10,7 @@ use ash::vk;
 use super::output::OutputSlot;
 use super::pipeline::{Params, Shared};
 use super::util::color_range;
-use super::variant::{self, Op, Variant};
+use super::variant::{self, Variant};
 use crate::conv::{colour_params, Colorimetry, SourceFormat};
 use crate::device::vkerr;
 use crate::spec::ProcessSpec;
@@ -55,7 +55,7 @@ pub(super) fn make_params(
     let transform = turns | (spec.mirror_x as u32) << 2 | (spec.mirror_y as u32) << 3;
     // The unscaled variants run over the crop's pixels (turned, the output's are its transpose), the others
     // over the output's.
-    let grid = if chosen.op == Op::Fast {
+    let grid = if chosen.op.over_crop() {
         (crop.width, crop.height)
     } else {
         (slot.width, slot.height)

@@ -21,9 +21,13 @@ include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Op {
     /// Unscaled (crop, mirrors, quarter turns): several pixels per invocation where the format packs them
-    /// (`op_packed422.wgsl`, `op_block.wgsl`), one otherwise (`op_copy.wgsl`); eight or two columns of four
-    /// when wide (`op_*_wide.wgsl`, `op_*_columns.wgsl`); no resampling.
+    /// (`op_packed422.wgsl`, `op_block.wgsl`), one otherwise (`op_copy.wgsl`); eight of a row when wide
+    /// (`op_*_wide.wgsl`); no resampling.
     Fast,
+    /// Unscaled with a quarter turn, always wide: two columns of four rows per invocation, which the turn
+    /// makes two output rows (`op_*_columns.wgsl`). A variant of its own, not a branch in the wide
+    /// [`Op::Fast`]: lavapipe would run both ways of a branch on the transform.
+    FastColumns,
     /// Crop, mirror, quarter turns and nearest-neighbour scaling, output pixel by output pixel, one per
     /// invocation or four when wide (`op_transform.wgsl`): for unscaled frames whose crop or rows
     /// [`Op::Fast`] cannot take, and for `filter=nearest`.
@@ -35,6 +39,14 @@ pub(super) enum Op {
     BilinearRows,
 }
 
+impl Op {
+    /// Whether the variant runs over the crop's pixels (the unscaled ones, which fold mirrors and turns into
+    /// where they write) rather than over the output's.
+    pub(super) fn over_crop(self) -> bool {
+        matches!(self, Op::Fast | Op::FastColumns)
+    }
+}
+
 /// One shader variant of a format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct Variant {
@@ -44,24 +56,18 @@ pub(super) struct Variant {
     pub(super) words: bool,
     /// Four output pixels per store (`wide.wgsl`): [`Op::Fast`] without a quarter turn on a crop whose width
     /// is a multiple of 8 (eight pixels of a row per invocation) or with one on a crop whose height is a
-    /// multiple of 4 (`columns`), the others on an output whose width is a multiple of 4. lavapipe stores
-    /// lane by lane, 32 bits at a time: this is most of a 1:1 conversion's cost there.
+    /// multiple of 4 ([`Op::FastColumns`]), the others on an output whose width is a multiple of 4. lavapipe
+    /// stores lane by lane, 32 bits at a time: this is most of a 1:1 conversion's cost there.
     pub(super) wide: bool,
-    /// The wide [`Op::Fast`] for a quarter turn: two columns of four rows per invocation, which the turn
-    /// makes two output rows (`op_*_columns.wgsl`). A variant of its own: lavapipe would run both ways
-    /// of a branch on the transform.
-    pub(super) columns: bool,
 }
 
 impl Variant {
     /// The operation's name in `render/build.rs`.
     fn name(self) -> &'static str {
-        if self.columns {
-            return "fast_columns";
-        }
         match (self.op, self.words, self.wide) {
             (Op::Fast, _, false) => "fast",
             (Op::Fast, _, true) => "fast_wide",
+            (Op::FastColumns, _, _) => "fast_columns",
             (Op::Nearest, false, false) => "nearest",
             (Op::Nearest, false, true) => "nearest_wide",
             (Op::Nearest, true, false) => "nearest_w",
@@ -129,23 +135,23 @@ pub(super) fn choose(
     let wide = match op {
         Op::Fast if turns % 2 == 1 => crop.height % 4 == 0,
         Op::Fast => crop.width % 8 == 0,
-        Op::Nearest | Op::Bilinear | Op::BilinearRows => out.0 % 4 == 0,
+        _ => out.0 % 4 == 0,
     };
-    // Not narrowed across and not turned: four neighbouring pixels' taps lie within five source columns.
-    let op = if op == Op::Bilinear && wide && turns % 2 == 0 && crop.width <= out.0 {
-        Op::BilinearRows
-    } else {
-        op
+    let op = match op {
+        Op::Fast if wide && turns % 2 == 1 => Op::FastColumns,
+        // Not narrowed across and not turned: four neighbouring pixels' taps lie within five source columns.
+        Op::Bilinear if wide && turns % 2 == 0 && crop.width <= out.0 => Op::BilinearRows,
+        op => op,
     };
     Variant {
         op,
         words: words == Some(true),
         wide,
-        columns: wide && op == Op::Fast && turns % 2 == 1,
     }
 }
 
-/// Workgroups (of 8x8 invocations) for a `width`×`height` grid: the crop for [`Op::Fast`], else the output.
+/// Workgroups (of 8x8 invocations) for a `width`×`height` grid: the crop where [`Op::over_crop`], else the
+/// output.
 pub(super) fn workgroups(format: SourceFormat, v: Variant, width: u32, height: u32) -> (u32, u32) {
     let block = matches!(
         format.family(),
@@ -155,7 +161,7 @@ pub(super) fn workgroups(format: SourceFormat, v: Variant, width: u32, height: u
     let (across, rows) = match (v.op, v.wide) {
         (Op::Fast, false) if block => (2, 2),
         (Op::Fast, false) if format.family() == Family::Packed422 => (2, 1),
-        (Op::Fast, true) if v.columns => (2, 4),
+        (Op::FastColumns, _) => (2, 4),
         (Op::Fast, true) if block => (8, 2),
         (Op::Fast, true) => (8, 1),
         (_, false) => (1, 1),
@@ -278,18 +284,21 @@ mod tests {
                     format.family(),
                     Family::Planar420 | Family::Pixel { bpp: 1 | 3 }
                 );
-                for op in [Op::Fast, Op::Nearest, Op::Bilinear, Op::BilinearRows] {
+                let ops = [
+                    Op::Fast,
+                    Op::FastColumns,
+                    Op::Nearest,
+                    Op::Bilinear,
+                    Op::BilinearRows,
+                ];
+                for op in ops {
                     for words in [false, true].into_iter().filter(|&w| !w || has_words) {
-                        for (wide, columns) in [(false, false), (true, false), (true, true)] {
-                            if (columns && op != Op::Fast) || (!wide && op == Op::BilinearRows) {
+                        for wide in [false, true] {
+                            // These two come wide only.
+                            if !wide && matches!(op, Op::FastColumns | Op::BilinearRows) {
                                 continue;
                             }
-                            let v = Variant {
-                                op,
-                                words,
-                                wide,
-                                columns,
-                            };
+                            let v = Variant { op, words, wide };
                             pipelines.get(format, v).unwrap_or_else(|e| {
                                 panic!("{} {format:?} {}: {e}", path.name(), v.name())
                             });
@@ -429,30 +438,23 @@ mod tests {
             name(SourceFormat::Rgbx, "scale=32x24", full, &[(0, 256)]),
             "bilinear_w_wide"
         );
-        let v = |op, wide, columns| Variant {
+        let v = |op, wide| Variant {
             op,
             words: true,
             wide,
-            columns,
         };
         let yv12 = SourceFormat::Yv12;
-        assert_eq!(workgroups(yv12, v(Op::Fast, false, false), 17, 17), (2, 2));
-        assert_eq!(workgroups(yuyv, v(Op::Fast, false, false), 17, 9), (2, 2));
-        assert_eq!(workgroups(nv12, v(Op::Fast, false, false), 17, 17), (2, 2));
-        assert_eq!(
-            workgroups(nv12, v(Op::Bilinear, false, false), 17, 17),
-            (3, 3)
-        );
+        assert_eq!(workgroups(yv12, v(Op::Fast, false), 17, 17), (2, 2));
+        assert_eq!(workgroups(yuyv, v(Op::Fast, false), 17, 9), (2, 2));
+        assert_eq!(workgroups(nv12, v(Op::Fast, false), 17, 17), (2, 2));
+        assert_eq!(workgroups(nv12, v(Op::Bilinear, false), 17, 17), (3, 3));
         // Wide: eight pixels across per invocation unscaled (two rows for the block formats), or two columns
         // of four rows turned; four pixels across otherwise.
-        assert_eq!(workgroups(yuyv, v(Op::Fast, true, false), 128, 9), (2, 2));
-        assert_eq!(workgroups(nv12, v(Op::Fast, true, false), 128, 34), (2, 3));
+        assert_eq!(workgroups(yuyv, v(Op::Fast, true), 128, 9), (2, 2));
+        assert_eq!(workgroups(nv12, v(Op::Fast, true), 128, 34), (2, 3));
         let grey = SourceFormat::Grey;
-        assert_eq!(workgroups(grey, v(Op::Fast, true, false), 64, 8), (1, 1));
-        assert_eq!(workgroups(nv12, v(Op::Fast, true, true), 34, 36), (3, 2));
-        assert_eq!(
-            workgroups(nv12, v(Op::Bilinear, true, false), 36, 8),
-            (2, 1)
-        );
+        assert_eq!(workgroups(grey, v(Op::Fast, true), 64, 8), (1, 1));
+        assert_eq!(workgroups(nv12, v(Op::FastColumns, true), 34, 36), (3, 2));
+        assert_eq!(workgroups(nv12, v(Op::Bilinear, true), 36, 8), (2, 1));
     }
 }
